@@ -1,0 +1,317 @@
+//! API errors as `application/problem+json` (RFC 9457).
+//!
+//! Every failure a client can act on has a stable `type` (a relative URI under `/problems/`), the
+//! fitting status and a sentence saying what went wrong. Domain errors are turned into a
+//! [`Problem`] in one place per domain (`From` impls next to each module's handlers). Internal
+//! failures are logged with their cause chain and answered with an opaque 500 or 503.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::db::DbError;
+use crate::validation::{FieldError, ValidationError};
+
+/// The kinds of failure, each with its stable `type`, title and status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    MalformedJson,
+    Validation,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    SessionFull,
+    SessionCancelled,
+    SessionStarted,
+    AlreadyBooked,
+    RegistrationClosed,
+    CapacityBelowTaken,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Unavailable,
+    Internal,
+}
+
+impl Kind {
+    pub fn slug(self) -> &'static str {
+        match self {
+            Self::MalformedJson => "malformed-json",
+            Self::Validation => "validation",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not-found",
+            Self::MethodNotAllowed => "method-not-allowed",
+            Self::SessionFull => "session-full",
+            Self::SessionCancelled => "session-cancelled",
+            Self::SessionStarted => "session-started",
+            Self::AlreadyBooked => "already-booked",
+            Self::RegistrationClosed => "registration-closed",
+            Self::CapacityBelowTaken => "capacity-below-taken",
+            Self::Conflict => "conflict",
+            Self::PayloadTooLarge => "payload-too-large",
+            Self::UnsupportedMediaType => "unsupported-media-type",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::MalformedJson => "The request body is not valid JSON",
+            Self::Validation => "Some fields are not valid",
+            Self::Unauthorized => "An organiser token is required",
+            Self::Forbidden => "Your role does not allow this",
+            Self::NotFound => "Not found",
+            Self::MethodNotAllowed => "Method not allowed",
+            Self::SessionFull => "The session is full",
+            Self::SessionCancelled => "The session is cancelled",
+            Self::SessionStarted => "The session has started",
+            Self::AlreadyBooked => "Already booked",
+            Self::RegistrationClosed => "Registration is closed",
+            Self::CapacityBelowTaken => "Capacity below seats taken",
+            Self::Conflict => "Conflict",
+            Self::PayloadTooLarge => "The request body is too large",
+            Self::UnsupportedMediaType => "Unsupported media type",
+            Self::Unavailable => "The service is busy",
+            Self::Internal => "Internal error",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::MalformedJson => StatusCode::BAD_REQUEST,
+            Self::Validation => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::SessionFull
+            | Self::SessionCancelled
+            | Self::SessionStarted
+            | Self::AlreadyBooked
+            | Self::RegistrationClosed
+            | Self::CapacityBelowTaken
+            | Self::Conflict => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// A problem details object.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// Stable identifier of the kind of failure, e.g. `/problems/session-full`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    /// What went wrong in this case, in a sentence.
+    pub detail: String,
+    /// For `validation`: every field at fault.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// For failures about one session (`session-full`, `already-booked`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_title: Option<String>,
+    #[serde(skip)]
+    status_code: Option<StatusCode>,
+}
+
+impl Problem {
+    pub fn new(kind: Kind, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!("/problems/{}", kind.slug()),
+            title: kind.title().to_owned(),
+            status: kind.status().as_u16(),
+            detail: detail.into(),
+            errors: Vec::new(),
+            session_id: None,
+            session_title: None,
+            status_code: Some(kind.status()),
+        }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(Kind::NotFound, format!("{what} was not found"))
+    }
+
+    pub fn with_session(mut self, id: i64, title: &str) -> Self {
+        self.session_id = Some(id);
+        self.session_title = Some(title.to_owned());
+        self
+    }
+
+    /// A failure of ours: logged with its whole cause chain, answered without internals.
+    pub fn internal(err: &(dyn std::error::Error + 'static)) -> Self {
+        tracing::error!(error = %chain(err), "request failed");
+        Self::new(
+            Kind::Internal,
+            "Something went wrong on our side; nothing was changed. Please try again.",
+        )
+    }
+
+    pub fn kind_slug(&self) -> &str {
+        self.kind.trim_start_matches("/problems/")
+    }
+}
+
+/// `error: cause: cause …`, for logs.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.kind_slug(), self.status, self.detail)
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        self.status_code
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        if self.status_code() == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.json(self)
+    }
+}
+
+impl From<ValidationError> for Problem {
+    fn from(err: ValidationError) -> Self {
+        let detail = match err.0.as_slice() {
+            [one] => format!("{}: {}", one.field, one.message),
+            many => format!("{} fields are not valid", many.len()),
+        };
+        let mut problem = Self::new(Kind::Validation, detail);
+        problem.errors = err.0;
+        problem
+    }
+}
+
+impl From<DbError> for Problem {
+    fn from(err: DbError) -> Self {
+        match err {
+            DbError::Pool(_) => {
+                tracing::warn!(error = %chain(&err), "no database connection in time");
+                Self::new(
+                    Kind::Unavailable,
+                    "The service is busy; nothing was changed. Please try again shortly.",
+                )
+            }
+            other => Self::internal(&other),
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for Problem {
+    fn from(err: actix_web::error::BlockingError) -> Self {
+        Self::internal(&err)
+    }
+}
+
+/// OpenAPI response sets for the failures many routes share, so each route lists its own
+/// outcomes and names these instead of repeating them.
+pub mod responses {
+    use std::collections::BTreeMap;
+
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+    use utoipa::IntoResponses;
+
+    fn problems(list: &[(u16, &str)]) -> BTreeMap<String, RefOr<Response>> {
+        list.iter()
+            .map(|(status, description)| {
+                let content = ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build();
+                let response = ResponseBuilder::new()
+                    .description(*description)
+                    .content("application/problem+json", content)
+                    .build();
+                (status.to_string(), RefOr::T(response))
+            })
+            .collect()
+    }
+
+    /// A JSON body that is missing, too large, not JSON, malformed or has invalid fields.
+    pub struct BodyProblems;
+
+    impl IntoResponses for BodyProblems {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            problems(&[
+                (400, "The body is not valid JSON"),
+                (413, "The body is too large"),
+                (415, "The body is not sent as JSON"),
+                (
+                    422,
+                    "Some fields are not valid (`validation`, with `errors`)",
+                ),
+            ])
+        }
+    }
+
+    /// No valid organiser token, or a role that does not allow the action.
+    pub struct AuthProblems;
+
+    impl IntoResponses for AuthProblems {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            problems(&[
+                (401, "No valid organiser token (`unauthorized`)"),
+                (
+                    403,
+                    "The organiser's role does not allow this (`forbidden`)",
+                ),
+            ])
+        }
+    }
+
+    /// What the path names does not exist.
+    pub struct NotFound;
+
+    impl IntoResponses for NotFound {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            problems(&[(404, "Not found (`not-found`)")])
+        }
+    }
+
+    /// The request conflicts with the current state (the `type` says how).
+    pub struct Conflict;
+
+    impl IntoResponses for Conflict {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            problems(&[(409, "Conflicts with the current state; `type` says how")])
+        }
+    }
+
+    /// The database is out of reach or every connection is busy.
+    pub struct Unavailable;
+
+    impl IntoResponses for Unavailable {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            problems(&[(
+                503,
+                "The service is busy or the database is out of reach (`unavailable`)",
+            )])
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! `/api/v1/events/{slug}/bookings` and `/api/v1/bookings/{manage_token}` for attendees;
+//! bookings and attendee lists for organisers.
+
+use actix_web::{get, post, web, HttpResponse};
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::{
+    Attendee, Booking, BookingError, BookingRequest, BookingStatus, PaymentStatus, SeatState,
+    SessionAttendee,
+};
+use crate::api::auth::Authenticated;
+use crate::api::json::{ApiJson, OptionalJson};
+use crate::api::problem::responses::{AuthProblems, BodyProblems, NotFound, Unavailable};
+use crate::api::{local_time, run, AppState, Kind, Problem};
+use crate::events::Event;
+use crate::organisers::Role;
+use crate::sessions::http::SessionView;
+use crate::validation::{optional_text, required_text, Email, Fields, ValidationError};
+
+pub fn public_routes(cfg: &mut ServiceConfig) {
+    cfg.service(create_booking)
+        .service(get_booking)
+        .service(cancel_booking);
+}
+
+pub fn admin_routes(cfg: &mut ServiceConfig) {
+    cfg.service(event_bookings).service(session_attendees);
+}
+
+/// Who is booking.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttendeeInput {
+    #[schema(example = "Ada Lovelace")]
+    pub name: String,
+    #[schema(example = "ada@example.org")]
+    pub email: String,
+    #[serde(default)]
+    pub organisation: Option<String>,
+}
+
+/// A booking request: one attendee, one or more sessions of the event.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BookingInput {
+    pub attendee: AttendeeInput,
+    #[schema(min_items = 1, max_items = 20)]
+    pub session_ids: Vec<i64>,
+}
+
+impl TryFrom<BookingInput> for BookingRequest {
+    type Error = ValidationError;
+
+    fn try_from(input: BookingInput) -> Result<Self, Self::Error> {
+        let mut f = Fields::new();
+        let name = f.check("attendee.name", required_text(&input.attendee.name, 200));
+        let email = f.check("attendee.email", Email::parse(&input.attendee.email));
+        let organisation = f.check(
+            "attendee.organisation",
+            optional_text(input.attendee.organisation.as_deref(), 200),
+        );
+        let attendee = match (name, email, organisation) {
+            (Some(name), Some(email), Some(organisation)) => Some(Attendee {
+                name,
+                email,
+                organisation,
+            }),
+            _ => None,
+        };
+        let request = attendee.map(|a| BookingRequest::new(a, &input.session_ids));
+        if let Some(Err(e)) = &request {
+            for err in &e.0 {
+                f.add(&err.field, err.message.clone());
+            }
+        }
+        f.finish()?;
+        match request {
+            Some(Ok(request)) => Ok(request),
+            _ => Err(ValidationError::single("body", "is not valid")),
+        }
+    }
+}
+
+/// Which seats to cancel; leave it out (or send no body) to cancel the whole booking.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelInput {
+    #[serde(default)]
+    pub session_ids: Option<Vec<i64>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttendeeView {
+    pub name: String,
+    pub email: String,
+    pub organisation: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeatView {
+    pub session_id: i64,
+    pub title: String,
+    pub room: Option<String>,
+    pub starts_at: DateTime<FixedOffset>,
+    pub ends_at: DateTime<FixedOffset>,
+    pub state: SeatState,
+    pub price_minor: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventRef {
+    pub slug: String,
+    pub name: String,
+}
+
+/// A booking as the attendee (with the manage token) or an organiser sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BookingView {
+    /// Human reference, e.g. `PMO-7K3F9Q`.
+    pub reference: String,
+    pub status: BookingStatus,
+    pub payment_status: PaymentStatus,
+    /// Amount due for the active seats, in minor units.
+    pub total_minor: i64,
+    pub currency: String,
+    pub event: EventRef,
+    pub attendee: AttendeeView,
+    pub seats: Vec<SeatView>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl BookingView {
+    pub fn new(booking: &Booking, event: &Event) -> Self {
+        Self {
+            reference: booking.reference.clone(),
+            status: booking.status,
+            payment_status: booking.payment_status,
+            total_minor: booking.total_minor,
+            currency: booking.currency.clone(),
+            event: EventRef {
+                slug: event.slug.clone(),
+                name: event.name.clone(),
+            },
+            attendee: AttendeeView {
+                name: booking.attendee_name.clone(),
+                email: booking.attendee_email.clone(),
+                organisation: booking.attendee_organisation.clone(),
+            },
+            seats: booking
+                .seats
+                .iter()
+                .map(|s| SeatView {
+                    session_id: s.session_id,
+                    title: s.title.clone(),
+                    room: s.room.clone(),
+                    starts_at: local_time(s.starts_at, event.time_zone),
+                    ends_at: local_time(s.ends_at, event.time_zone),
+                    state: s.state,
+                    price_minor: s.price_minor,
+                })
+                .collect(),
+            created_at: booking.created_at,
+        }
+    }
+}
+
+/// A booking just made. `manage_token` is shown here only: it is the key to the booking.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BookingCreated {
+    pub manage_token: String,
+    #[serde(flatten)]
+    pub booking: BookingView,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionAttendeeView {
+    pub reference: String,
+    pub name: String,
+    pub email: String,
+    pub organisation: Option<String>,
+    pub state: SeatState,
+    pub booked_at: DateTime<Utc>,
+}
+
+impl From<SessionAttendee> for SessionAttendeeView {
+    fn from(a: SessionAttendee) -> Self {
+        Self {
+            reference: a.reference,
+            name: a.name,
+            email: a.email,
+            organisation: a.organisation,
+            state: a.state,
+            booked_at: a.booked_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttendeeList {
+    pub session: SessionView,
+    pub attendees: Vec<SessionAttendeeView>,
+}
+
+impl From<BookingError> for Problem {
+    fn from(err: BookingError) -> Self {
+        match err {
+            BookingError::Event(e) => e.into(),
+            BookingError::RegistrationClosed => Problem::new(
+                Kind::RegistrationClosed,
+                "Registration for this event is not open right now",
+            ),
+            BookingError::Invalid(v) => v.into(),
+            BookingError::SessionCancelled { id, title } => {
+                Problem::new(Kind::SessionCancelled, format!("\"{title}\" is cancelled")).with_session(id, &title)
+            }
+            BookingError::SessionStarted { id, title } => {
+                Problem::new(Kind::SessionStarted, format!("\"{title}\" has already started")).with_session(id, &title)
+            }
+            BookingError::SessionFull { id, title } => Problem::new(
+                Kind::SessionFull,
+                format!("\"{title}\" is full; nothing was booked"),
+            )
+            .with_session(id, &title),
+            BookingError::AlreadyBooked { session: Some((id, title)) } => Problem::new(
+                Kind::AlreadyBooked,
+                format!("This email address already has a seat in \"{title}\"; nothing was booked"),
+            )
+            .with_session(id, &title),
+            BookingError::AlreadyBooked { session: None } => Problem::new(
+                Kind::AlreadyBooked,
+                "This email address already has a seat in one of these sessions; nothing was booked",
+            ),
+            BookingError::NotFound => Problem::not_found("The booking"),
+            BookingError::Session(e) => e.into(),
+            BookingError::Db(e) => e.into(),
+        }
+    }
+}
+
+/// Books one or more sessions for one attendee: all of them, or none.
+#[utoipa::path(
+    tag = "bookings",
+    request_body = BookingInput,
+    params(("slug" = String, Path, description = "The event's slug")),
+    responses(
+        (status = 201, description = "Booked; keep `manage_token`, it is not shown again", body = BookingCreated),
+        BodyProblems, NotFound,
+        (status = 409, description = "`session-full`, `already-booked`, `registration-closed`, `session-cancelled` or `session-started`; nothing was booked", body = Problem, content_type = "application/problem+json"),
+        Unavailable,
+    )
+)]
+#[post("/events/{slug}/bookings")]
+async fn create_booking(
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+    input: ApiJson<BookingInput>,
+) -> Result<HttpResponse, Problem> {
+    let request = BookingRequest::try_from(input.0)?;
+    let slug = slug.into_inner();
+    let prefix = state.settings.bookings.reference_prefix.as_str().to_owned();
+    let booked = run(&state.db, move |conn| {
+        super::book(conn, &slug, &request, &prefix)
+    })
+    .await?;
+    tracing::info!(reference = %booked.booking.reference, seats = booked.booking.seats.len(), "booked");
+    Ok(HttpResponse::Created().json(BookingCreated {
+        manage_token: booked.manage_token,
+        booking: BookingView::new(&booked.booking, &booked.event),
+    }))
+}
+
+/// The booking behind a manage token.
+#[utoipa::path(
+    tag = "bookings",
+    params(("manage_token" = String, Path, description = "The secret returned when booking")),
+    responses((status = 200, description = "The booking", body = BookingView), NotFound, Unavailable)
+)]
+#[get("/bookings/{manage_token}")]
+async fn get_booking(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+) -> Result<web::Json<BookingView>, Problem> {
+    let token = token.into_inner();
+    let (event, booking) = run(&state.db, move |conn| super::find_by_token(conn, &token)).await?;
+    Ok(web::Json(BookingView::new(&booking, &event)))
+}
+
+/// Cancels some seats (`session_ids`) or the whole booking (no body); freed seats return to sale.
+#[utoipa::path(
+    tag = "bookings",
+    request_body(content = Option<CancelInput>, description = "Leave out to cancel every seat"),
+    params(("manage_token" = String, Path, description = "The secret returned when booking")),
+    responses((status = 200, description = "The booking after cancelling", body = BookingView), BodyProblems, NotFound, Unavailable)
+)]
+#[post("/bookings/{manage_token}/cancel")]
+async fn cancel_booking(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+    input: OptionalJson<CancelInput>,
+) -> Result<web::Json<BookingView>, Problem> {
+    let token = token.into_inner();
+    let session_ids = input.0.and_then(|i| i.session_ids);
+    let (event, booking) = run(&state.db, move |conn| {
+        super::cancel(conn, &token, session_ids.as_deref())
+    })
+    .await?;
+    tracing::info!(reference = %booking.reference, "booking cancelled");
+    Ok(web::Json(BookingView::new(&booking, &event)))
+}
+
+/// Every booking of an event, newest first.
+#[utoipa::path(
+    tag = "organiser",
+    params(("slug" = String, Path, description = "The event's slug")),
+    security(("organiser_token" = [])),
+    responses((status = 200, description = "Bookings", body = [BookingView]), AuthProblems, NotFound, Unavailable)
+)]
+#[get("/admin/events/{slug}/bookings")]
+async fn event_bookings(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    slug: web::Path<String>,
+) -> Result<web::Json<Vec<BookingView>>, Problem> {
+    auth.require(Role::Admin)?;
+    let slug = slug.into_inner();
+    let (event, bookings) = run(&state.db, move |conn| super::for_event(conn, &slug)).await?;
+    Ok(web::Json(
+        bookings
+            .iter()
+            .map(|b| BookingView::new(b, &event))
+            .collect(),
+    ))
+}
+
+/// The people holding seats in a session, in booking order.
+#[utoipa::path(
+    tag = "organiser",
+    params(("id" = i64, Path, description = "The session's id")),
+    security(("organiser_token" = [])),
+    responses((status = 200, description = "Attendees", body = AttendeeList), AuthProblems, NotFound, Unavailable)
+)]
+#[get("/admin/sessions/{id}/attendees")]
+async fn session_attendees(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    id: web::Path<i64>,
+) -> Result<web::Json<AttendeeList>, Problem> {
+    auth.require(Role::Admin)?;
+    let id = id.into_inner();
+    let (event, session, attendees) =
+        run(&state.db, move |conn| super::attendees(conn, id)).await?;
+    Ok(web::Json(AttendeeList {
+        session: SessionView::new(&session, &event),
+        attendees: attendees
+            .into_iter()
+            .map(SessionAttendeeView::from)
+            .collect(),
+    }))
+}

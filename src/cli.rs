@@ -1,0 +1,157 @@
+//! The `masterclass` command line: `serve` (the default), `migrate`, `organiser create`, `check`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::bookings::check;
+use crate::config::Settings;
+use crate::db::Db;
+use crate::organisers::{self, NewOrganiser, Role};
+use crate::startup::Application;
+use crate::telemetry;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "masterclass",
+    version,
+    about = "Registration and ticketing for PMO Masterclasses"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the web application and API (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage organiser accounts.
+    Organiser {
+        #[command(subcommand)]
+        command: OrganiserCommand,
+    },
+    /// Recount every session's seats from the seat rows; exit code 1 on any drift.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrganiserCommand {
+    /// Create an organiser and print a new API token (shown once).
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum, default_value_t = Role::Owner)]
+        role: Role,
+    },
+}
+
+/// Runs the command line; the exit code says how it went.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("masterclass: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&settings.log);
+    let outcome = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings),
+        Command::Migrate => migrate(&settings),
+        Command::Organiser {
+            command: OrganiserCommand::Create { email, name, role },
+        } => create_organiser(&settings, &email, &name, role),
+        Command::Check => return check(&settings),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("masterclass: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(settings: Settings) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        let host = settings.server.host.clone();
+        let backend = settings.database.url.redacted();
+        let app = Application::build(settings).await?;
+        println!(
+            "masterclass listening on http://{host}:{} (database {backend})",
+            app.port()
+        );
+        app.run_until_stopped()
+            .await
+            .context("server stopped with an error")
+    })
+}
+
+fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let db = Db::connect(&settings.database).context("cannot open the database (database.url)")?;
+    let applied = db.migrate()?;
+    if applied.is_empty() {
+        println!("database is up to date");
+    } else {
+        println!("applied migrations: {}", applied.join(", "));
+    }
+    Ok(())
+}
+
+fn create_organiser(
+    settings: &Settings,
+    email: &str,
+    name: &str,
+    role: Role,
+) -> anyhow::Result<()> {
+    let new = NewOrganiser::parse(email, name, role)?;
+    let db = Db::connect(&settings.database).context("cannot open the database (database.url)")?;
+    db.migrate()?;
+    let mut conn = db.conn()?;
+    let (organiser, token) = organisers::create_with_token(&mut conn, &new, "cli")?;
+    println!(
+        "created organiser {} <{}> ({})",
+        organiser.name,
+        organiser.email,
+        organiser.role.as_str()
+    );
+    println!("API token (shown once, keep it safe): {}", token.0);
+    Ok(())
+}
+
+fn check(settings: &Settings) -> ExitCode {
+    let counts = Db::connect(&settings.database)
+        .map_err(anyhow::Error::from)
+        .and_then(|db| Ok(check::recount(&mut *db.conn()?)?));
+    let counts = match counts {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("masterclass: cannot recount seats: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let drifted: Vec<_> = counts.iter().filter(|c| c.drifted()).collect();
+    for c in &drifted {
+        println!(
+            "DRIFT session {} \"{}\": counter {} but {} seat rows, capacity {}",
+            c.session_id, c.title, c.taken, c.counted, c.capacity
+        );
+    }
+    println!(
+        "checked {} sessions: {} with drift",
+        counts.len(),
+        drifted.len()
+    );
+    if drifted.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,190 @@
+//! Typed settings, read once at start-up from `config/default.toml`, `config/<MASTERCLASS_ENV>.toml`
+//! and `MASTERCLASS__SECTION__KEY` environment variables, in that order.
+
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::Deserialize;
+
+use crate::db::DatabaseUrl;
+
+/// The built-in defaults, so the binary starts even where no `config/` folder is at hand.
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// Everything the service can be told.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Create a published demo event and a demo organiser when the database has no event yet.
+    pub demo: bool,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub log: LogSettings,
+    pub bookings: BookingSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to listen on.
+    pub host: String,
+    /// Port to listen on; 0 picks a free one (tests).
+    pub port: u16,
+    /// HTTP worker threads; 0 means one per CPU core.
+    pub workers: usize,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Public address of the service, for absolute links.
+    pub public_base_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` or `postgres://…`; the scheme picks the backend.
+    pub url: DatabaseUrl,
+    /// Connections kept by each process.
+    pub pool_size: u32,
+    /// How long to wait for a free connection (and for the first one at start-up).
+    pub connect_timeout_seconds: u64,
+    /// How long an SQLite writer waits for the write lock.
+    pub sqlite_busy_timeout_ms: u32,
+    /// SQLite's `synchronous` pragma.
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    Full,
+    Normal,
+}
+
+impl SqliteSynchronous {
+    pub fn as_pragma(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Normal => "NORMAL",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// A `tracing` filter directive; `RUST_LOG` wins when set.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BookingSettings {
+    /// Letters before the dash in booking references (`PMO` gives `PMO-7K3F9Q`).
+    pub reference_prefix: ReferencePrefix,
+}
+
+/// One to eight upper-case letters or digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferencePrefix(String);
+
+impl ReferencePrefix {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for ReferencePrefix {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        let ok = (1..=8).contains(&raw.len())
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        if ok {
+            Ok(Self(raw))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "{raw:?} is not 1 to 8 upper-case letters or digits"
+            )))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DatabaseUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        DatabaseUrl::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// Why the settings could not be read; the message names the key or file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("MASTERCLASS_ENV={profile} but {} does not exist", path.display())]
+    MissingProfile { profile: String, path: PathBuf },
+    #[error("configuration error: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Reads the settings for the profile in `MASTERCLASS_ENV` (none when unset).
+    pub fn load() -> Result<Self, ConfigError> {
+        let profile = std::env::var("MASTERCLASS_ENV")
+            .ok()
+            .filter(|p| !p.is_empty());
+        let dir = std::env::var_os("MASTERCLASS_CONFIG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("config"));
+        Self::load_from(&dir, profile.as_deref())
+    }
+
+    /// Reads the settings from `dir` for `profile`, then the environment.
+    pub fn load_from(dir: &Path, profile: Option<&str>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new()
+            .merge(Toml::string(DEFAULTS))
+            .merge(Toml::file(dir.join("default.toml")));
+        if let Some(profile) = profile {
+            let path = dir.join(format!("{profile}.toml"));
+            if !path.is_file() {
+                return Err(ConfigError::MissingProfile {
+                    profile: profile.to_owned(),
+                    path,
+                });
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database.url".into()),
+            )
+            .merge(Env::prefixed("MASTERCLASS__").split("__"));
+        figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(describe(e)))
+    }
+}
+
+/// Figment's errors name the key and where its value came from; keep every one of them.
+fn describe(err: figment::Error) -> String {
+    err.into_iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -1,0 +1,292 @@
+//! Everything that differs between SQLite and PostgreSQL lives here: connecting, connection set-up,
+//! migrations and how a write transaction begins. Domain code sees one connection type, [`DbConn`].
+
+pub mod schema;
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, SubsecRound, Utc};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::r2d2::{self, ManageConnection};
+use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, RunQueryDsl};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::DatabaseSettings;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Serialises concurrent `migrate` runs of several processes on one PostgreSQL database.
+const MIGRATION_LOCK_KEY: i64 = 0x6d61_7374_6572;
+
+/// One connection to either backend; queries written once run on both.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Pg(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Which database a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database location, parsed from the configured URL.
+#[derive(Clone)]
+pub struct DatabaseUrl {
+    backend: Backend,
+    /// What the driver is given: the URL itself for PostgreSQL, the file path for SQLite.
+    target: SecretString,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UrlError {
+    #[error("the URL is empty")]
+    Empty,
+    #[error("unsupported scheme (use postgres://, postgresql:// or sqlite://)")]
+    UnknownScheme,
+    #[error("an in-memory SQLite database cannot be shared by a connection pool; name a file")]
+    InMemory,
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> Result<Self, UrlError> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err(UrlError::Empty);
+        }
+        let (backend, target) =
+            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                (Backend::Postgres, url.to_owned())
+            } else if let Some(path) = url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+            {
+                if path.is_empty() || path.contains(":memory:") || path.contains("mode=memory") {
+                    return Err(UrlError::InMemory);
+                }
+                (Backend::Sqlite, path.to_owned())
+            } else if url.contains("://") {
+                return Err(UrlError::UnknownScheme);
+            } else {
+                // A bare path is an SQLite file, as `sqlite3 FILE` would take it.
+                (Backend::Sqlite, url.to_owned())
+            };
+        Ok(Self {
+            backend,
+            target: SecretString::from(target),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The SQLite file path, for creating its folder; `None` for PostgreSQL.
+    pub fn sqlite_path(&self) -> Option<&str> {
+        match self.backend {
+            Backend::Sqlite => Some(self.target.expose_secret()),
+            Backend::Postgres => None,
+        }
+    }
+
+    /// The URL without any password, for logs.
+    pub fn redacted(&self) -> String {
+        let raw = self.target.expose_secret();
+        match self.backend {
+            Backend::Sqlite => format!("sqlite://{raw}"),
+            Backend::Postgres => match (raw.find("://"), raw.rfind('@')) {
+                (Some(scheme_end), Some(at)) if at > scheme_end => {
+                    let userinfo = &raw[scheme_end + 3..at];
+                    let user = userinfo.split(':').next().unwrap_or_default();
+                    format!("{}{}:***{}", &raw[..scheme_end + 3], user, &raw[at..])
+                }
+                _ => raw.to_owned(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("no database connection available")]
+    Pool(#[from] r2d2::PoolError),
+    #[error("database query failed")]
+    Query(#[from] diesel::result::Error),
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    #[error("cannot create the folder for the SQLite database")]
+    Folder(#[source] std::io::Error),
+}
+
+/// Opens connections of the configured backend and prepares each one for use.
+#[derive(Clone)]
+pub struct Manager {
+    url: DatabaseUrl,
+    sqlite_busy_timeout_ms: u32,
+    sqlite_synchronous: String,
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, r2d2::Error> {
+        let target = self.url.target.expose_secret();
+        match self.url.backend {
+            Backend::Postgres => PgConnection::establish(target)
+                .map(DbConn::Pg)
+                .map_err(r2d2::Error::ConnectionError),
+            Backend::Sqlite => {
+                let mut conn =
+                    SqliteConnection::establish(target).map_err(r2d2::Error::ConnectionError)?;
+                // WAL lets readers run beside the one writer; the busy timeout makes a second writer
+                // wait for the first instead of failing; foreign keys are off by default in SQLite.
+                conn.batch_execute(&format!(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON;",
+                    self.sqlite_synchronous, self.sqlite_busy_timeout_ms
+                ))
+                .map_err(r2d2::Error::QueryError)?;
+                Ok(DbConn::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        <DbConn as Connection>::TransactionManager::is_broken_transaction_manager(conn)
+    }
+}
+
+pub type PooledConn = r2d2::PooledConnection<Manager>;
+
+/// The connection pool every request, worker and command goes through.
+#[derive(Clone)]
+pub struct Db {
+    pool: r2d2::Pool<Manager>,
+    backend: Backend,
+}
+
+impl Db {
+    /// Builds the pool and checks that one connection can be made.
+    pub fn connect(settings: &DatabaseSettings) -> Result<Self, DbError> {
+        let url = settings.url.clone();
+        if let Some(path) = url.sqlite_path() {
+            if let Some(parent) = Path::new(path)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(parent).map_err(DbError::Folder)?;
+            }
+        }
+        let manager = Manager {
+            sqlite_busy_timeout_ms: settings.sqlite_busy_timeout_ms,
+            sqlite_synchronous: settings.sqlite_synchronous.as_pragma().to_owned(),
+            url: url.clone(),
+        };
+        let pool = r2d2::Pool::builder()
+            .max_size(settings.pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(settings.connect_timeout_seconds))
+            .build(manager)?;
+        Ok(Self {
+            pool,
+            backend: url.backend(),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A connection from the pool. Blocking: call from `web::block` or `spawn_blocking`.
+    pub fn conn(&self) -> Result<PooledConn, DbError> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Applies every migration not yet applied; safe to run from several processes at once.
+    pub fn migrate(&self) -> Result<Vec<String>, DbError> {
+        let mut conn = self.conn()?;
+        let applied = match &mut *conn {
+            DbConn::Pg(pg) => {
+                diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+                    .execute(pg)?;
+                let result = pg
+                    .run_pending_migrations(POSTGRES_MIGRATIONS)
+                    .map(|v| versions(&v));
+                diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+                    .execute(pg)?;
+                result
+            }
+            DbConn::Sqlite(lite) => lite
+                .run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|v| versions(&v)),
+        };
+        applied.map_err(|e| DbError::Migration(e.to_string()))
+    }
+}
+
+fn versions(applied: &[diesel::migration::MigrationVersion<'_>]) -> Vec<String> {
+    applied.iter().map(|v| v.to_string()).collect()
+}
+
+/// Runs `f` in a transaction meant to write.
+///
+/// On SQLite the transaction starts with `BEGIN IMMEDIATE`, so it takes the write lock before
+/// reading: two writers then queue on the busy timeout instead of one failing with SQLITE_BUSY
+/// when it tries to upgrade a read lock. PostgreSQL needs nothing special: the conditional updates
+/// and row locks inside `f` do the work.
+pub fn write_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConn::Sqlite(lite) => {
+            AnsiTransactionManager::begin_transaction_sql(lite, "BEGIN IMMEDIATE")?
+        }
+        DbConn::Pg(_) => <DbConn as Connection>::TransactionManager::begin_transaction(conn)?,
+    }
+    match f(conn) {
+        Ok(value) => {
+            <DbConn as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(err) => {
+            if let Err(rollback) =
+                <DbConn as Connection>::TransactionManager::rollback_transaction(conn)
+            {
+                tracing::error!(error = %rollback, "rollback failed");
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Whether a failed statement broke a unique constraint.
+pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
+    matches!(
+        err,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
+/// The current time as stored: UTC, to the microsecond (PostgreSQL's precision).
+pub fn now() -> NaiveDateTime {
+    Utc::now().naive_utc().trunc_subsecs(6)
+}
+
+/// A time as stored: UTC, to the microsecond.
+pub fn stored(at: chrono::DateTime<Utc>) -> NaiveDateTime {
+    at.naive_utc().trunc_subsecs(6)
+}

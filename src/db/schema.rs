@@ -1,0 +1,99 @@
+//! Table definitions shared by both backends; the migrations in `migrations/{sqlite,postgres}` create them.
+
+diesel::table! {
+    events (id) {
+        id -> BigInt,
+        slug -> Text,
+        name -> Text,
+        venue -> Text,
+        time_zone -> Text,
+        currency -> Text,
+        registration_opens_at -> Nullable<Timestamp>,
+        registration_closes_at -> Nullable<Timestamp>,
+        status -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> BigInt,
+        event_id -> BigInt,
+        title -> Text,
+        abstract_text -> Text,
+        speakers -> Text,
+        track -> Nullable<Text>,
+        room -> Nullable<Text>,
+        starts_at -> Timestamp,
+        ends_at -> Timestamp,
+        capacity -> Integer,
+        taken -> Integer,
+        price_minor -> BigInt,
+        status -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    organisers (id) {
+        id -> BigInt,
+        email -> Text,
+        name -> Text,
+        role -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> BigInt,
+        organiser_id -> BigInt,
+        token_hash -> Text,
+        label -> Text,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    bookings (id) {
+        id -> BigInt,
+        event_id -> BigInt,
+        reference -> Text,
+        manage_token_hash -> Text,
+        attendee_name -> Text,
+        attendee_email -> Text,
+        attendee_organisation -> Nullable<Text>,
+        total_minor -> BigInt,
+        currency -> Text,
+        status -> Text,
+        payment_status -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    seats (id) {
+        id -> BigInt,
+        booking_id -> BigInt,
+        session_id -> BigInt,
+        attendee_email -> Text,
+        state -> Text,
+        price_minor -> BigInt,
+        created_at -> Timestamp,
+        cancelled_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(sessions -> events (event_id));
+diesel::joinable!(api_tokens -> organisers (organiser_id));
+diesel::joinable!(bookings -> events (event_id));
+diesel::joinable!(seats -> bookings (booking_id));
+diesel::joinable!(seats -> sessions (session_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    events, sessions, organisers, api_tokens, bookings, seats
+);

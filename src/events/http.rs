@@ -1,0 +1,275 @@
+//! `/api/v1/events` (public programme) and `/api/v1/admin/events` (organisers).
+
+use actix_web::{get, patch, post, web, HttpResponse};
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::{Event, EventChanges, EventError, EventStatus, NewEvent, Slug};
+use crate::api::auth::Authenticated;
+use crate::api::json::ApiJson;
+use crate::api::problem::responses::{AuthProblems, BodyProblems, Conflict, NotFound, Unavailable};
+use crate::api::{local_time, nullable, run, AppState, Kind, Problem};
+use crate::organisers::Role;
+use crate::sessions::http::SessionView;
+use crate::sessions::{self};
+use crate::validation::{required_text, time_zone, Currency, Fields};
+
+pub fn public_routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_events).service(get_event);
+}
+
+pub fn admin_routes(cfg: &mut ServiceConfig) {
+    cfg.service(create_event).service(update_event);
+}
+
+/// An event as the API shows it; times in the event's time zone.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    pub slug: String,
+    pub name: String,
+    pub venue: String,
+    /// IANA time zone; every time of the event is shown in it.
+    pub time_zone: String,
+    /// ISO 4217 code; prices are integers in its minor unit.
+    pub currency: String,
+    pub registration_opens_at: Option<DateTime<FixedOffset>>,
+    pub registration_closes_at: Option<DateTime<FixedOffset>>,
+    /// Whether bookings are accepted right now.
+    pub registration_open: bool,
+    pub status: EventStatus,
+}
+
+impl From<&Event> for EventView {
+    fn from(event: &Event) -> Self {
+        Self {
+            slug: event.slug.clone(),
+            name: event.name.clone(),
+            venue: event.venue.clone(),
+            time_zone: event.time_zone.name().to_owned(),
+            currency: event.currency.clone(),
+            registration_opens_at: event
+                .registration_opens_at
+                .map(|t| local_time(t, event.time_zone)),
+            registration_closes_at: event
+                .registration_closes_at
+                .map(|t| local_time(t, event.time_zone)),
+            registration_open: event.registration_open(Utc::now()),
+            status: event.status,
+        }
+    }
+}
+
+/// An event with its published programme.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProgrammeView {
+    #[serde(flatten)]
+    pub event: EventView,
+    /// Published (and cancelled) sessions in time order.
+    pub sessions: Vec<SessionView>,
+}
+
+/// A new event.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventInput {
+    /// 3 to 64 lower-case letters, digits and dashes; used in URLs.
+    #[schema(example = "pmo-masterclasses-2027")]
+    pub slug: String,
+    #[schema(example = "PMO Masterclasses 2027")]
+    pub name: String,
+    pub venue: String,
+    #[schema(example = "Europe/London")]
+    pub time_zone: String,
+    #[schema(example = "GBP")]
+    pub currency: String,
+    #[serde(default)]
+    pub registration_opens_at: Option<DateTime<FixedOffset>>,
+    #[serde(default)]
+    pub registration_closes_at: Option<DateTime<FixedOffset>>,
+    /// `draft` (the default) or `published`.
+    #[serde(default)]
+    pub status: Option<EventStatus>,
+}
+
+impl TryFrom<EventInput> for NewEvent {
+    type Error = crate::validation::ValidationError;
+
+    fn try_from(input: EventInput) -> Result<Self, Self::Error> {
+        let mut f = Fields::new();
+        let slug = f.check("slug", Slug::parse(&input.slug));
+        let name = f.check("name", required_text(&input.name, 200));
+        let venue = f.check("venue", required_text(&input.venue, 300));
+        let zone = f.check("time_zone", time_zone(&input.time_zone));
+        let currency = f.check("currency", Currency::parse(&input.currency));
+        f.finish()?;
+        match (slug, name, venue, zone, currency) {
+            (Some(slug), Some(name), Some(venue), Some(time_zone), Some(currency)) => {
+                Ok(NewEvent {
+                    slug,
+                    name,
+                    venue,
+                    time_zone,
+                    currency,
+                    registration_opens_at: input
+                        .registration_opens_at
+                        .map(|t| t.with_timezone(&Utc)),
+                    registration_closes_at: input
+                        .registration_closes_at
+                        .map(|t| t.with_timezone(&Utc)),
+                    status: input.status.unwrap_or(EventStatus::Draft),
+                })
+            }
+            _ => Err(crate::validation::ValidationError::single(
+                "body",
+                "is not valid",
+            )),
+        }
+    }
+}
+
+/// Changes to an event: only the fields given change; `null` clears a registration time.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventPatch {
+    pub name: Option<String>,
+    pub venue: Option<String>,
+    pub time_zone: Option<String>,
+    pub currency: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub registration_opens_at: Option<Option<DateTime<FixedOffset>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub registration_closes_at: Option<Option<DateTime<FixedOffset>>>,
+    pub status: Option<EventStatus>,
+}
+
+impl TryFrom<EventPatch> for EventChanges {
+    type Error = crate::validation::ValidationError;
+
+    fn try_from(p: EventPatch) -> Result<Self, Self::Error> {
+        let mut f = Fields::new();
+        let changes = EventChanges {
+            name: p.name.and_then(|v| f.check("name", required_text(&v, 200))),
+            venue: p
+                .venue
+                .and_then(|v| f.check("venue", required_text(&v, 300))),
+            time_zone: p
+                .time_zone
+                .and_then(|v| f.check("time_zone", time_zone(&v))),
+            currency: p
+                .currency
+                .and_then(|v| f.check("currency", Currency::parse(&v))),
+            registration_opens_at: p
+                .registration_opens_at
+                .map(|t| t.map(|t| t.with_timezone(&Utc))),
+            registration_closes_at: p
+                .registration_closes_at
+                .map(|t| t.map(|t| t.with_timezone(&Utc))),
+            status: p.status,
+        };
+        f.finish().map(|()| changes)
+    }
+}
+
+impl From<EventError> for Problem {
+    fn from(err: EventError) -> Self {
+        match err {
+            EventError::NotFound(slug) => {
+                Problem::new(Kind::NotFound, format!("There is no event {slug:?}"))
+            }
+            EventError::SlugTaken(slug) => Problem::new(
+                Kind::Conflict,
+                format!("An event with slug {slug:?} exists already"),
+            ),
+            EventError::CurrencyLocked => Problem::new(
+                Kind::Conflict,
+                "The currency cannot change once the event has bookings",
+            ),
+            EventError::Invalid(v) => v.into(),
+            EventError::Db(e) => e.into(),
+        }
+    }
+}
+
+/// Published events.
+#[utoipa::path(tag = "programme", responses((status = 200, description = "Published events", body = [EventView]), Unavailable))]
+#[get("/events")]
+async fn list_events(state: web::Data<AppState>) -> Result<web::Json<Vec<EventView>>, Problem> {
+    let events = run(&state.db, |conn| super::list(conn, false)).await?;
+    Ok(web::Json(events.iter().map(EventView::from).collect()))
+}
+
+/// A published event with its programme and the seats left in each session.
+#[utoipa::path(
+    tag = "programme",
+    params(("slug" = String, Path, description = "The event's slug")),
+    responses(
+        (status = 200, description = "The event and its sessions", body = ProgrammeView),
+        NotFound, Unavailable,
+    )
+)]
+#[get("/events/{slug}")]
+async fn get_event(
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> Result<web::Json<ProgrammeView>, Problem> {
+    let slug = slug.into_inner();
+    let (event, sessions) = run(&state.db, move |conn| sessions::programme(conn, &slug)).await?;
+    Ok(web::Json(ProgrammeView {
+        event: EventView::from(&event),
+        sessions: sessions
+            .iter()
+            .map(|s| SessionView::new(s, &event))
+            .collect(),
+    }))
+}
+
+/// Creates an event (a draft unless `status` says `published`).
+#[utoipa::path(
+    tag = "organiser",
+    request_body = EventInput,
+    security(("organiser_token" = [])),
+    responses(
+        (status = 201, description = "Created", body = EventView),
+        BodyProblems, AuthProblems, Conflict, Unavailable,
+    )
+)]
+#[post("/admin/events")]
+async fn create_event(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    input: ApiJson<EventInput>,
+) -> Result<HttpResponse, Problem> {
+    auth.require(Role::Admin)?;
+    let new = NewEvent::try_from(input.0)?;
+    let event = run(&state.db, move |conn| super::create(conn, &new)).await?;
+    Ok(HttpResponse::Created().json(EventView::from(&event)))
+}
+
+/// Changes an event's details, registration window or status.
+#[utoipa::path(
+    tag = "organiser",
+    request_body = EventPatch,
+    params(("slug" = String, Path, description = "The event's slug")),
+    security(("organiser_token" = [])),
+    responses(
+        (status = 200, description = "Changed", body = EventView),
+        BodyProblems, AuthProblems, NotFound, Conflict, Unavailable,
+    )
+)]
+#[patch("/admin/events/{slug}")]
+async fn update_event(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    slug: web::Path<String>,
+    input: ApiJson<EventPatch>,
+) -> Result<web::Json<EventView>, Problem> {
+    auth.require(Role::Admin)?;
+    let changes = EventChanges::try_from(input.0)?;
+    let slug = slug.into_inner();
+    let event = run(&state.db, move |conn| super::update(conn, &slug, changes)).await?;
+    Ok(web::Json(EventView::from(&event)))
+}

@@ -1,0 +1,20 @@
+//! masterclass: registration and ticketing for PMO Masterclasses.
+//!
+//! Domain modules (`events`, `sessions`, `bookings`, `organisers`) own their rules, queries and
+//! HTTP handlers; `db` holds everything that differs between SQLite and PostgreSQL; `api` the
+//! shared HTTP plumbing; `startup` the one route table.
+
+pub mod api;
+pub mod bookings;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod events;
+pub mod health;
+pub mod organisers;
+pub mod sessions;
+pub mod startup;
+pub mod telemetry;
+pub mod tokens;
+pub mod validation;

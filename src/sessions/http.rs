@@ -1,0 +1,299 @@
+//! `/api/v1/admin/.../sessions`: organisers build and change the programme.
+
+use actix_web::{patch, post, web, HttpResponse};
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::{
+    NewSession, Session, SessionChanges, SessionError, SessionStatus, MAX_CAPACITY, MAX_PRICE_MINOR,
+};
+use crate::api::auth::Authenticated;
+use crate::api::json::ApiJson;
+use crate::api::problem::responses::{AuthProblems, BodyProblems, Conflict, NotFound, Unavailable};
+use crate::api::{local_time, nullable, run, AppState, Kind, Problem};
+use crate::events::http::EventView;
+use crate::events::Event;
+use crate::organisers::Role;
+use crate::validation::{long_text, optional_text, required_text, Fields, ValidationError};
+
+pub fn admin_routes(cfg: &mut ServiceConfig) {
+    cfg.service(create_session).service(update_session);
+}
+
+/// A session as the API shows it; times in the event's time zone.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    pub id: i64,
+    pub title: String,
+    #[serde(rename = "abstract")]
+    pub abstract_text: String,
+    pub speakers: Vec<String>,
+    pub track: Option<String>,
+    pub room: Option<String>,
+    pub starts_at: DateTime<FixedOffset>,
+    pub ends_at: DateTime<FixedOffset>,
+    pub capacity: i32,
+    pub seats_left: i32,
+    /// Price per seat in the currency's minor unit (cents, pence); 0 is free.
+    pub price_minor: i64,
+    pub currency: String,
+    pub status: SessionStatus,
+}
+
+impl SessionView {
+    pub fn new(session: &Session, event: &Event) -> Self {
+        Self {
+            id: session.id,
+            title: session.title.clone(),
+            abstract_text: session.abstract_text.clone(),
+            speakers: session.speakers.clone(),
+            track: session.track.clone(),
+            room: session.room.clone(),
+            starts_at: local_time(session.starts_at, event.time_zone),
+            ends_at: local_time(session.ends_at, event.time_zone),
+            capacity: session.capacity,
+            seats_left: session.seats_left(),
+            price_minor: session.price_minor,
+            currency: event.currency.clone(),
+            status: session.status,
+        }
+    }
+}
+
+/// A session with the event it belongs to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionWithEvent {
+    #[serde(flatten)]
+    pub session: SessionView,
+    pub event: EventView,
+}
+
+/// A new session.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionInput {
+    #[schema(example = "Setting up a PMO that lasts")]
+    pub title: String,
+    #[serde(default, rename = "abstract")]
+    pub abstract_text: String,
+    #[serde(default)]
+    pub speakers: Vec<String>,
+    #[serde(default)]
+    pub track: Option<String>,
+    #[serde(default)]
+    pub room: Option<String>,
+    pub starts_at: DateTime<FixedOffset>,
+    pub ends_at: DateTime<FixedOffset>,
+    #[schema(minimum = 0, maximum = 100000)]
+    pub capacity: i32,
+    /// Price per seat in minor units; 0 (the default) is free.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 100000000)]
+    pub price_minor: i64,
+    /// `published` (the default), `draft` or `cancelled`.
+    #[serde(default)]
+    pub status: Option<SessionStatus>,
+}
+
+fn capacity(value: i32) -> Result<i32, String> {
+    if (0..=MAX_CAPACITY).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("must be between 0 and {MAX_CAPACITY}"))
+    }
+}
+
+fn price(value: i64) -> Result<i64, String> {
+    if (0..=MAX_PRICE_MINOR).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("must be between 0 and {MAX_PRICE_MINOR}"))
+    }
+}
+
+fn speakers(values: &[String]) -> Result<Vec<String>, String> {
+    if values.len() > 20 {
+        return Err("at most 20 speakers".into());
+    }
+    values.iter().map(|v| required_text(v, 200)).collect()
+}
+
+impl TryFrom<SessionInput> for NewSession {
+    type Error = ValidationError;
+
+    fn try_from(input: SessionInput) -> Result<Self, Self::Error> {
+        let mut f = Fields::new();
+        let title = f.check("title", required_text(&input.title, 200));
+        let abstract_text = f.check("abstract", long_text(&input.abstract_text, 10_000));
+        let speakers = f.check("speakers", speakers(&input.speakers));
+        let track = f.check("track", optional_text(input.track.as_deref(), 100));
+        let room = f.check("room", optional_text(input.room.as_deref(), 100));
+        let capacity = f.check("capacity", capacity(input.capacity));
+        let price_minor = f.check("price_minor", price(input.price_minor));
+        f.finish()?;
+        match (
+            title,
+            abstract_text,
+            speakers,
+            track,
+            room,
+            capacity,
+            price_minor,
+        ) {
+            (
+                Some(title),
+                Some(abstract_text),
+                Some(speakers),
+                Some(track),
+                Some(room),
+                Some(capacity),
+                Some(price_minor),
+            ) => Ok(NewSession {
+                title,
+                abstract_text,
+                speakers,
+                track,
+                room,
+                starts_at: input.starts_at.with_timezone(&Utc),
+                ends_at: input.ends_at.with_timezone(&Utc),
+                capacity,
+                price_minor,
+                status: input.status.unwrap_or(SessionStatus::Published),
+            }),
+            _ => Err(ValidationError::single("body", "is not valid")),
+        }
+    }
+}
+
+/// Changes to a session: only the fields given change; `null` clears track or room.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionPatch {
+    pub title: Option<String>,
+    #[serde(rename = "abstract")]
+    pub abstract_text: Option<String>,
+    pub speakers: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub track: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub room: Option<Option<String>>,
+    pub starts_at: Option<DateTime<FixedOffset>>,
+    pub ends_at: Option<DateTime<FixedOffset>>,
+    /// Refused with `capacity-below-taken` when more seats are taken.
+    #[schema(minimum = 0, maximum = 100000)]
+    pub capacity: Option<i32>,
+    #[schema(minimum = 0, maximum = 100000000)]
+    pub price_minor: Option<i64>,
+    /// `cancelled` cancels every seat booked in the session.
+    pub status: Option<SessionStatus>,
+}
+
+impl TryFrom<SessionPatch> for SessionChanges {
+    type Error = ValidationError;
+
+    fn try_from(p: SessionPatch) -> Result<Self, Self::Error> {
+        let mut f = Fields::new();
+        let changes = SessionChanges {
+            title: p
+                .title
+                .and_then(|v| f.check("title", required_text(&v, 200))),
+            abstract_text: p
+                .abstract_text
+                .and_then(|v| f.check("abstract", long_text(&v, 10_000))),
+            speakers: p.speakers.and_then(|v| f.check("speakers", speakers(&v))),
+            track: p
+                .track
+                .and_then(|v| f.check("track", optional_text(v.as_deref(), 100))),
+            room: p
+                .room
+                .and_then(|v| f.check("room", optional_text(v.as_deref(), 100))),
+            starts_at: p.starts_at.map(|t| t.with_timezone(&Utc)),
+            ends_at: p.ends_at.map(|t| t.with_timezone(&Utc)),
+            capacity: p.capacity.and_then(|v| f.check("capacity", capacity(v))),
+            price_minor: p.price_minor.and_then(|v| f.check("price_minor", price(v))),
+            status: p.status,
+        };
+        f.finish().map(|()| changes)
+    }
+}
+
+impl From<SessionError> for Problem {
+    fn from(err: SessionError) -> Self {
+        match err {
+            SessionError::NotFound(id) => Problem::new(Kind::NotFound, format!("There is no session {id}")),
+            SessionError::Event(e) => e.into(),
+            SessionError::CapacityBelowTaken {
+                id,
+                title,
+                taken,
+                requested,
+            } => Problem::new(
+                Kind::CapacityBelowTaken,
+                format!("{taken} seats are taken in \"{title}\"; capacity cannot go down to {requested}"),
+            )
+            .with_session(id, &title),
+            SessionError::Invalid(v) => v.into(),
+            SessionError::Db(e) => e.into(),
+        }
+    }
+}
+
+/// Adds a session to an event (published unless `status` says otherwise).
+#[utoipa::path(
+    tag = "organiser",
+    request_body = SessionInput,
+    params(("slug" = String, Path, description = "The event's slug")),
+    security(("organiser_token" = [])),
+    responses(
+        (status = 201, description = "Created", body = SessionWithEvent),
+        BodyProblems, AuthProblems, NotFound, Unavailable,
+    )
+)]
+#[post("/admin/events/{slug}/sessions")]
+async fn create_session(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    slug: web::Path<String>,
+    input: ApiJson<SessionInput>,
+) -> Result<HttpResponse, Problem> {
+    auth.require(Role::Admin)?;
+    let new = NewSession::try_from(input.0)?;
+    let slug = slug.into_inner();
+    let (event, session) = run(&state.db, move |conn| super::create(conn, &slug, &new)).await?;
+    Ok(HttpResponse::Created().json(SessionWithEvent {
+        session: SessionView::new(&session, &event),
+        event: EventView::from(&event),
+    }))
+}
+
+/// Changes any field of a session: details, times, capacity, price, publication or cancellation.
+#[utoipa::path(
+    tag = "organiser",
+    request_body = SessionPatch,
+    params(("id" = i64, Path, description = "The session's id")),
+    security(("organiser_token" = [])),
+    responses(
+        (status = 200, description = "Changed", body = SessionWithEvent),
+        BodyProblems, AuthProblems, NotFound, Conflict, Unavailable,
+    )
+)]
+#[patch("/admin/sessions/{id}")]
+async fn update_session(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    id: web::Path<i64>,
+    input: ApiJson<SessionPatch>,
+) -> Result<web::Json<SessionWithEvent>, Problem> {
+    auth.require(Role::Admin)?;
+    let changes = SessionChanges::try_from(input.0)?;
+    let id = id.into_inner();
+    let (event, session) = run(&state.db, move |conn| super::update(conn, id, changes)).await?;
+    Ok(web::Json(SessionWithEvent {
+        session: SessionView::new(&session, &event),
+        event: EventView::from(&event),
+    }))
+}

@@ -1,0 +1,345 @@
+//! Sessions: the masterclasses of an event, with their capacity and the counter of seats taken.
+//!
+//! `taken` counts the active seats (held or confirmed). It is only ever changed by a conditional
+//! update in the same transaction as the seat row that justifies it, so concurrent requests and
+//! several processes can never push it past `capacity` (the table's CHECK is the last guard).
+
+pub mod http;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::bookings;
+use crate::db::schema::sessions;
+use crate::db::{self, DbConn, DbError};
+use crate::events::{self, Event, EventError};
+use crate::validation::ValidationError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStatus {
+    Draft,
+    Published,
+    Cancelled,
+}
+
+impl SessionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Published => "published",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    fn from_db(raw: &str) -> Self {
+        match raw {
+            "published" => Self::Published,
+            "cancelled" => Self::Cancelled,
+            _ => Self::Draft,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: i64,
+    pub event_id: i64,
+    pub title: String,
+    pub abstract_text: String,
+    pub speakers: Vec<String>,
+    pub track: Option<String>,
+    pub room: Option<String>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub capacity: i32,
+    pub taken: i32,
+    pub price_minor: i64,
+    pub status: SessionStatus,
+}
+
+impl Session {
+    pub fn seats_left(&self) -> i32 {
+        (self.capacity - self.taken).max(0)
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = sessions)]
+pub(crate) struct SessionRow {
+    id: i64,
+    event_id: i64,
+    title: String,
+    abstract_text: String,
+    speakers: String,
+    track: Option<String>,
+    room: Option<String>,
+    starts_at: NaiveDateTime,
+    ends_at: NaiveDateTime,
+    capacity: i32,
+    taken: i32,
+    price_minor: i64,
+    status: String,
+}
+
+impl From<SessionRow> for Session {
+    fn from(row: SessionRow) -> Self {
+        Self {
+            id: row.id,
+            event_id: row.event_id,
+            title: row.title,
+            abstract_text: row.abstract_text,
+            speakers: serde_json::from_str(&row.speakers).unwrap_or_default(),
+            track: row.track,
+            room: row.room,
+            starts_at: row.starts_at.and_utc(),
+            ends_at: row.ends_at.and_utc(),
+            capacity: row.capacity,
+            taken: row.taken,
+            price_minor: row.price_minor,
+            status: SessionStatus::from_db(&row.status),
+        }
+    }
+}
+
+/// Largest capacity a session may have.
+pub const MAX_CAPACITY: i32 = 100_000;
+/// Largest price, in minor units (one million in the major unit).
+pub const MAX_PRICE_MINOR: i64 = 100_000_000;
+
+/// A valid new session.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub title: String,
+    pub abstract_text: String,
+    pub speakers: Vec<String>,
+    pub track: Option<String>,
+    pub room: Option<String>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub capacity: i32,
+    pub price_minor: i64,
+    pub status: SessionStatus,
+}
+
+/// Changes to a session; `None` leaves a field as it is, `Some(None)` clears an optional one.
+#[derive(Debug, Clone, Default)]
+pub struct SessionChanges {
+    pub title: Option<String>,
+    pub abstract_text: Option<String>,
+    pub speakers: Option<Vec<String>>,
+    pub track: Option<Option<String>>,
+    pub room: Option<Option<String>>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub capacity: Option<i32>,
+    pub price_minor: Option<i64>,
+    pub status: Option<SessionStatus>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("no session {0}")]
+    NotFound(i64),
+    #[error(transparent)]
+    Event(#[from] EventError),
+    #[error("capacity {requested} is below the {taken} seats taken in session {id}")]
+    CapacityBelowTaken {
+        id: i64,
+        title: String,
+        taken: i32,
+        requested: i32,
+    },
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for SessionError {
+    fn from(err: diesel::result::Error) -> Self {
+        Self::Db(err.into())
+    }
+}
+
+fn check_times(starts_at: DateTime<Utc>, ends_at: DateTime<Utc>) -> Result<(), ValidationError> {
+    if ends_at <= starts_at {
+        Err(ValidationError::single(
+            "ends_at",
+            "must be after starts_at",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn speakers_json(speakers: &[String]) -> String {
+    serde_json::to_string(speakers).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// Adds a session to an event.
+#[tracing::instrument(level = "debug", skip(conn, new))]
+pub fn create(
+    conn: &mut DbConn,
+    event_slug: &str,
+    new: &NewSession,
+) -> Result<(Event, Session), SessionError> {
+    check_times(new.starts_at, new.ends_at)?;
+    let event = events::find(conn, event_slug)?;
+    let now = db::now();
+    let row = diesel::insert_into(sessions::table)
+        .values((
+            sessions::event_id.eq(event.id),
+            sessions::title.eq(&new.title),
+            sessions::abstract_text.eq(&new.abstract_text),
+            sessions::speakers.eq(speakers_json(&new.speakers)),
+            sessions::track.eq(&new.track),
+            sessions::room.eq(&new.room),
+            sessions::starts_at.eq(db::stored(new.starts_at)),
+            sessions::ends_at.eq(db::stored(new.ends_at)),
+            sessions::capacity.eq(new.capacity),
+            sessions::taken.eq(0),
+            sessions::price_minor.eq(new.price_minor),
+            sessions::status.eq(new.status.as_str()),
+            sessions::created_at.eq(now),
+            sessions::updated_at.eq(now),
+        ))
+        .returning(sessions::id)
+        .get_result::<i64>(conn)?;
+    Ok((event, find(conn, row)?))
+}
+
+#[derive(AsChangeset, Default)]
+#[diesel(table_name = sessions)]
+struct SessionChangeset {
+    title: Option<String>,
+    abstract_text: Option<String>,
+    speakers: Option<String>,
+    track: Option<Option<String>>,
+    room: Option<Option<String>>,
+    starts_at: Option<NaiveDateTime>,
+    ends_at: Option<NaiveDateTime>,
+    price_minor: Option<i64>,
+    status: Option<String>,
+    updated_at: Option<NaiveDateTime>,
+}
+
+/// Changes a session. A lower capacity is refused when more seats are taken than it allows;
+/// cancelling a session cancels its seats in the same transaction.
+#[tracing::instrument(level = "debug", skip(conn, changes))]
+pub fn update(
+    conn: &mut DbConn,
+    id: i64,
+    changes: SessionChanges,
+) -> Result<(Event, Session), SessionError> {
+    db::write_transaction(conn, |conn| {
+        let current = find(conn, id)?;
+        check_times(
+            changes.starts_at.unwrap_or(current.starts_at),
+            changes.ends_at.unwrap_or(current.ends_at),
+        )?;
+        if let Some(capacity) = changes.capacity {
+            // Conditional, so a booking committed since `current` was read is counted.
+            let changed = diesel::update(sessions::table.find(id))
+                .filter(sessions::taken.le(capacity))
+                .set(sessions::capacity.eq(capacity))
+                .execute(conn)?;
+            if changed == 0 {
+                let now_taken = find(conn, id)?.taken;
+                return Err(SessionError::CapacityBelowTaken {
+                    id,
+                    title: current.title,
+                    taken: now_taken,
+                    requested: capacity,
+                });
+            }
+        }
+        let cancelling = changes.status == Some(SessionStatus::Cancelled)
+            && current.status != SessionStatus::Cancelled;
+        if cancelling {
+            bookings::cancel_session_seats(conn, id)?;
+        }
+        let changeset = SessionChangeset {
+            title: changes.title,
+            abstract_text: changes.abstract_text,
+            speakers: changes.speakers.as_deref().map(speakers_json),
+            track: changes.track,
+            room: changes.room,
+            starts_at: changes.starts_at.map(|t| db::stored(t)),
+            ends_at: changes.ends_at.map(|t| db::stored(t)),
+            price_minor: changes.price_minor,
+            status: changes.status.map(|s| s.as_str().to_owned()),
+            updated_at: Some(db::now()),
+        };
+        diesel::update(sessions::table.find(id))
+            .set(&changeset)
+            .execute(conn)?;
+        let session = find(conn, id)?;
+        let event = events::by_id(conn, session.event_id)?;
+        Ok((event, session))
+    })
+}
+
+pub fn find(conn: &mut DbConn, id: i64) -> Result<Session, SessionError> {
+    sessions::table
+        .find(id)
+        .select(SessionRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(Session::from)
+        .ok_or(SessionError::NotFound(id))
+}
+
+/// The sessions of an event in time order; only published and cancelled ones unless `all`.
+pub fn for_event(conn: &mut DbConn, event_id: i64, all: bool) -> Result<Vec<Session>, DbError> {
+    let mut query = sessions::table
+        .filter(sessions::event_id.eq(event_id))
+        .select(SessionRow::as_select())
+        .order((sessions::starts_at.asc(), sessions::id.asc()))
+        .into_boxed();
+    if !all {
+        query = query.filter(sessions::status.ne(SessionStatus::Draft.as_str()));
+    }
+    Ok(query.load(conn)?.into_iter().map(Session::from).collect())
+}
+
+/// A published event with its public programme.
+pub fn programme(
+    conn: &mut DbConn,
+    event_slug: &str,
+) -> Result<(Event, Vec<Session>), SessionError> {
+    let event = events::find_published(conn, event_slug)?;
+    let sessions = for_event(conn, event.id, false)?;
+    Ok((event, sessions))
+}
+
+/// Sessions by id, for checking a booking request against.
+pub fn by_ids(conn: &mut DbConn, ids: &[i64]) -> Result<Vec<Session>, DbError> {
+    Ok(sessions::table
+        .filter(sessions::id.eq_any(ids))
+        .select(SessionRow::as_select())
+        .order(sessions::id.asc())
+        .load(conn)?
+        .into_iter()
+        .map(Session::from)
+        .collect())
+}
+
+/// Takes one seat if one is left: the only way `taken` goes up.
+pub fn take_seat(conn: &mut DbConn, id: i64) -> Result<bool, DbError> {
+    let changed = diesel::update(sessions::table.find(id))
+        .filter(sessions::taken.lt(sessions::capacity))
+        .set(sessions::taken.eq(sessions::taken + 1))
+        .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// Gives `count` seats back: the only way `taken` goes down.
+pub fn free_seats(conn: &mut DbConn, id: i64, count: i32) -> Result<(), DbError> {
+    diesel::update(sessions::table.find(id))
+        .set(sessions::taken.eq(sessions::taken - count))
+        .execute(conn)?;
+    Ok(())
+}

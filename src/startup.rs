@@ -1,0 +1,164 @@
+//! Building the HTTP application: state, middleware and the one route table.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::dev::{Server, Service};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{web, App, HttpMessage, HttpResponse, HttpServer};
+use anyhow::Context;
+use tracing_actix_web::{RequestId, TracingLogger};
+use utoipa::OpenApi;
+use utoipa_actix_web::{scope, AppExt};
+
+use crate::api::{ApiDoc, AppState, Kind, Problem};
+use crate::config::Settings;
+use crate::db::Db;
+use crate::telemetry::RequestSpan;
+use crate::{bookings, demo, events, health, sessions};
+
+/// A server bound to its port, not yet running.
+pub struct Application {
+    server: Server,
+    port: u16,
+    db: Db,
+}
+
+impl Application {
+    /// Connects to the database, applies migrations, seeds the demo programme when asked, and
+    /// binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = prepare_database(&settings).await?;
+        let address = (settings.server.host.as_str(), settings.server.port);
+        let listener = TcpListener::bind(address).with_context(|| {
+            format!(
+                "cannot listen on {}:{} (server.host, server.port)",
+                address.0, address.1
+            )
+        })?;
+        let port = listener.local_addr()?.port();
+        let workers = settings.server.workers;
+        let state = AppState {
+            db: db.clone(),
+            settings: Arc::new(settings),
+        };
+        let mut server = HttpServer::new(move || {
+            let (app, openapi) = App::new()
+                .into_utoipa_app()
+                .openapi(ApiDoc::openapi())
+                .app_data(web::Data::new(state.clone()))
+                .app_data(web::PathConfig::default().error_handler(|err, _| {
+                    Problem::new(Kind::NotFound, format!("No such resource: {err}")).into()
+                }))
+                .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                    Problem::from(crate::validation::ValidationError::single(
+                        "query",
+                        err.to_string(),
+                    ))
+                    .into()
+                }))
+                .configure(health::routes)
+                .service(
+                    scope::scope("/api/v1")
+                        .configure(events::http::public_routes)
+                        .configure(bookings::http::public_routes)
+                        .configure(events::http::admin_routes)
+                        .configure(sessions::http::admin_routes)
+                        .configure(bookings::http::admin_routes),
+                )
+                .split_for_parts();
+            app.route(
+                "/api/v1/openapi.json",
+                web::get().to(move || {
+                    let doc = openapi.clone();
+                    async move { HttpResponse::Ok().json(doc) }
+                }),
+            )
+            .default_service(web::to(|| async {
+                Err::<HttpResponse, _>(Problem::new(
+                    Kind::NotFound,
+                    "There is nothing at this address",
+                ))
+            }))
+            .wrap_fn(|req, srv| {
+                let started = Instant::now();
+                let method = req.method().clone();
+                let route = req
+                    .match_pattern()
+                    .unwrap_or_else(|| "unmatched".to_owned());
+                let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
+                let call = srv.call(req);
+                async move {
+                    let mut response = call.await?;
+                    let status = response.status().as_u16();
+                    tracing::info!(
+                        method = %method,
+                        route = %route,
+                        status,
+                        ms = %format_args!("{:.2}", started.elapsed().as_secs_f64() * 1000.0),
+                        "handled"
+                    );
+                    if let Some(value) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+                        response
+                            .headers_mut()
+                            .insert(HeaderName::from_static("x-request-id"), value);
+                    }
+                    Ok(response)
+                }
+            })
+            .wrap(TracingLogger::<RequestSpan>::new())
+        })
+        .listen(listener)?;
+        if workers > 0 {
+            server = server.workers(workers);
+        }
+        Ok(Self {
+            server: server.run(),
+            port,
+            db,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn db(&self) -> Db {
+        self.db.clone()
+    }
+
+    /// Serves until the process is told to stop (SIGINT/SIGTERM finish in-flight requests).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Opens the pool, migrates, and creates the demo programme on an empty database.
+async fn prepare_database(settings: &Settings) -> anyhow::Result<Db> {
+    let database = settings.database.clone();
+    let demo = settings.demo;
+    let prefix = settings.bookings.reference_prefix.as_str().to_owned();
+    let (db, demo_token) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let db = Db::connect(&database).with_context(|| {
+            format!(
+                "cannot open the database at {} (database.url)",
+                database.url.redacted()
+            )
+        })?;
+        db.migrate().context("cannot apply database migrations")?;
+        let token = if demo {
+            let mut conn = db.conn()?;
+            demo::seed_if_empty(&mut conn, &prefix).context("cannot create the demo programme")?
+        } else {
+            None
+        };
+        Ok((db, token))
+    })
+    .await??;
+    if let Some(token) = demo_token {
+        // Printed, not logged: a token must not end up in log storage.
+        println!("Demo programme created. Demo organiser API token (shown once): {token}");
+    }
+    Ok(db)
+}
