@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::bookings::check;
 use crate::config::Settings;
-use crate::db::Db;
+use crate::db;
 use crate::organisers::{self, NewOrganiser, Role};
 use crate::startup::Application;
 use crate::telemetry;
@@ -95,8 +95,9 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let db = Db::connect(&settings.database).context("cannot open the database (database.url)")?;
-    let applied = db.migrate()?;
+    let mut conn =
+        db::connect_once(&settings.database).context("cannot open the database (database.url)")?;
+    let applied = db::migrate(&mut conn)?;
     if applied.is_empty() {
         println!("database is up to date");
     } else {
@@ -112,9 +113,9 @@ fn create_organiser(
     role: Role,
 ) -> anyhow::Result<()> {
     let new = NewOrganiser::parse(email, name, role)?;
-    let db = Db::connect(&settings.database).context("cannot open the database (database.url)")?;
-    db.migrate()?;
-    let mut conn = db.conn()?;
+    let mut conn =
+        db::connect_once(&settings.database).context("cannot open the database (database.url)")?;
+    db::migrate(&mut conn)?;
     let (organiser, token) = organisers::create_with_token(&mut conn, &new, "cli")?;
     println!(
         "created organiser {} <{}> ({})",
@@ -127,9 +128,8 @@ fn create_organiser(
 }
 
 fn check(settings: &Settings) -> ExitCode {
-    let counts = Db::connect(&settings.database)
-        .map_err(anyhow::Error::from)
-        .and_then(|db| Ok(check::recount(&mut *db.conn()?)?));
+    let counts =
+        db::connect_once(&settings.database).and_then(|mut conn| check::recount(&mut conn));
     let counts = match counts {
         Ok(c) => c,
         Err(e) => {

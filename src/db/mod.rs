@@ -117,6 +117,8 @@ impl DatabaseUrl {
 pub enum DbError {
     #[error("no database connection available")]
     Pool(#[from] r2d2::PoolError),
+    #[error("cannot connect to the database")]
+    Connect(#[from] r2d2::Error),
     #[error("database query failed")]
     Query(#[from] diesel::result::Error),
     #[error("database migration failed: {0}")]
@@ -180,20 +182,8 @@ pub struct Db {
 impl Db {
     /// Builds the pool and checks that one connection can be made.
     pub fn connect(settings: &DatabaseSettings) -> Result<Self, DbError> {
-        let url = settings.url.clone();
-        if let Some(path) = url.sqlite_path() {
-            if let Some(parent) = Path::new(path)
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-            {
-                std::fs::create_dir_all(parent).map_err(DbError::Folder)?;
-            }
-        }
-        let manager = Manager {
-            sqlite_busy_timeout_ms: settings.sqlite_busy_timeout_ms,
-            sqlite_synchronous: settings.sqlite_synchronous.as_pragma().to_owned(),
-            url: url.clone(),
-        };
+        create_sqlite_folder(&settings.url)?;
+        let manager = manager(settings);
         let pool = r2d2::Pool::builder()
             .max_size(settings.pool_size)
             .min_idle(Some(1))
@@ -201,7 +191,7 @@ impl Db {
             .build(manager)?;
         Ok(Self {
             pool,
-            backend: url.backend(),
+            backend: settings.url.backend(),
         })
     }
 
@@ -217,23 +207,55 @@ impl Db {
     /// Applies every migration not yet applied; safe to run from several processes at once.
     pub fn migrate(&self) -> Result<Vec<String>, DbError> {
         let mut conn = self.conn()?;
-        let applied = match &mut *conn {
-            DbConn::Pg(pg) => {
-                diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
-                    .execute(pg)?;
-                let result = pg
-                    .run_pending_migrations(POSTGRES_MIGRATIONS)
-                    .map(|v| versions(&v));
-                diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
-                    .execute(pg)?;
-                result
-            }
-            DbConn::Sqlite(lite) => lite
-                .run_pending_migrations(SQLITE_MIGRATIONS)
-                .map(|v| versions(&v)),
-        };
-        applied.map_err(|e| DbError::Migration(e.to_string()))
+        migrate(&mut conn)
     }
+}
+
+/// One connection outside any pool, for short commands (`migrate`, `check`): no pool threads
+/// are left connecting in the background when the process exits.
+pub fn connect_once(settings: &DatabaseSettings) -> Result<DbConn, DbError> {
+    create_sqlite_folder(&settings.url)?;
+    Ok(manager(settings).connect()?)
+}
+
+/// Applies every migration not yet applied on `conn`.
+pub fn migrate(conn: &mut DbConn) -> Result<Vec<String>, DbError> {
+    let applied = match conn {
+        DbConn::Pg(pg) => {
+            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+                .execute(pg)?;
+            let result = pg
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| versions(&v));
+            diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+                .execute(pg)?;
+            result
+        }
+        DbConn::Sqlite(lite) => lite
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|v| versions(&v)),
+    };
+    applied.map_err(|e| DbError::Migration(e.to_string()))
+}
+
+fn manager(settings: &DatabaseSettings) -> Manager {
+    Manager {
+        sqlite_busy_timeout_ms: settings.sqlite_busy_timeout_ms,
+        sqlite_synchronous: settings.sqlite_synchronous.as_pragma().to_owned(),
+        url: settings.url.clone(),
+    }
+}
+
+fn create_sqlite_folder(url: &DatabaseUrl) -> Result<(), DbError> {
+    if let Some(path) = url.sqlite_path() {
+        if let Some(parent) = Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(DbError::Folder)?;
+        }
+    }
+    Ok(())
 }
 
 fn versions(applied: &[diesel::migration::MigrationVersion<'_>]) -> Vec<String> {

@@ -1,0 +1,144 @@
+//! Capacity under pressure: many simultaneous bookings never oversell a session, on one server
+//! or on several `serve` processes sharing a PostgreSQL database.
+
+use futures_util::future::join_all;
+use serde_json::Value;
+
+use crate::helpers::{fresh_database, Backend, ServeProcess, TestApp};
+use crate::on_both_backends;
+
+const CAPACITY: i32 = 50;
+const ATTEMPTS: usize = 300;
+
+/// Fires `ATTEMPTS` bookings at once, spread over `addresses`; returns (201s, session-fulls, others).
+async fn flash_sale(
+    client: &reqwest::Client,
+    addresses: &[String],
+    slug: &str,
+    session: i64,
+) -> (usize, usize, Vec<String>) {
+    let attempts = (0..ATTEMPTS).map(|n| {
+        let url = format!("{}/api/v1/events/{slug}/bookings", addresses[n % addresses.len()]);
+        let body = serde_json::json!({
+            "attendee": {"name": format!("Attendee {n}"), "email": format!("attendee{n}@example.org")},
+            "session_ids": [session]
+        });
+        let client = client.clone();
+        async move {
+            let response = client.post(url).json(&body).send().await.expect("request sent");
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            (status, body["type"].as_str().unwrap_or_default().to_owned())
+        }
+    });
+    let outcomes = join_all(attempts).await;
+    let booked = outcomes.iter().filter(|(s, _)| *s == 201).count();
+    let full = outcomes
+        .iter()
+        .filter(|(s, t)| *s == 409 && t == "/problems/session-full")
+        .count();
+    let others = outcomes
+        .iter()
+        .filter(|(s, t)| *s != 201 && !(*s == 409 && t == "/problems/session-full"))
+        .map(|(s, t)| format!("{s} {t}"))
+        .collect();
+    (booked, full, others)
+}
+
+async fn three_hundred_simultaneous_bookings_fill_fifty_seats_exactly(app: TestApp) {
+    let slug = app.published_event("flash-sale").await;
+    let session = app
+        .session(&slug, "PMO reporting and dashboards", CAPACITY, 9500)
+        .await;
+
+    let (booked, full, others) =
+        flash_sale(&app.client, &[app.address.clone()], &slug, session).await;
+
+    assert_eq!(booked, CAPACITY as usize, "exactly the capacity is booked");
+    assert_eq!(
+        full,
+        ATTEMPTS - CAPACITY as usize,
+        "everyone else is told the session is full"
+    );
+    assert!(others.is_empty(), "no other answers: {others:?}");
+    assert_eq!(app.public_session(&slug, session).await["seats_left"], 0);
+    let (code, output) = app.check();
+    assert_eq!(code, 0, "check finds no drift: {output}");
+}
+
+on_both_backends!(three_hundred_simultaneous_bookings_fill_fifty_seats_exactly);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serve_processes_sharing_postgres_never_oversell() {
+    // The organiser setup goes through an in-process app; the sale goes through two processes.
+    let Some(setup) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let slug = setup.published_event("two-processes").await;
+    let session = setup
+        .session(&slug, "Portfolio prioritisation", CAPACITY, 14500)
+        .await;
+    let first = ServeProcess::start(&setup.database_url);
+    let second = ServeProcess::start(&setup.database_url);
+
+    let (booked, full, others) = flash_sale(
+        &setup.client,
+        &[first.address.clone(), second.address.clone()],
+        &slug,
+        session,
+    )
+    .await;
+
+    assert_eq!(
+        booked, CAPACITY as usize,
+        "exactly the capacity is booked across both processes"
+    );
+    assert_eq!(full, ATTEMPTS - CAPACITY as usize);
+    assert!(others.is_empty(), "no other answers: {others:?}");
+    assert_eq!(setup.public_session(&slug, session).await["seats_left"], 0);
+    let (code, output) = setup.check();
+    assert_eq!(code, 0, "check finds no drift: {output}");
+}
+
+#[test]
+fn check_reports_drift_with_exit_code_one() {
+    // A counter that disagrees with its seat rows must be caught, on either backend.
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some((url, _scratch)) = fresh_database(backend) else {
+            continue;
+        };
+        let settings = crate::helpers::test_settings(&url);
+        let db = masterclass::db::Db::connect(&settings.database).expect("connect");
+        db.migrate().expect("migrate");
+        let mut conn = db.conn().expect("conn");
+        use diesel::RunQueryDsl;
+        diesel::sql_query(
+            "INSERT INTO events (slug, name, venue, time_zone, currency, status, created_at, updated_at) \
+             VALUES ('drift', 'Drift', 'Hall', 'UTC', 'EUR', 'published', '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+        )
+        .execute(&mut *conn)
+        .expect("event");
+        diesel::sql_query(
+            "INSERT INTO sessions (event_id, title, abstract_text, speakers, starts_at, ends_at, capacity, taken, price_minor, status, created_at, updated_at) \
+             SELECT id, 'Drifting', '', '[]', '2027-01-01 09:00:00', '2027-01-01 10:00:00', 10, 3, 0, 'published', '2026-01-01 00:00:00', '2026-01-01 00:00:00' FROM events",
+        )
+        .execute(&mut *conn)
+        .expect("session");
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_masterclass"))
+            .arg("check")
+            .env("MASTERCLASS_ENV", "test")
+            .env("MASTERCLASS__DATABASE__URL", &url)
+            .output()
+            .expect("check runs");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{backend:?}: drift gives exit code 1: {text}"
+        );
+        assert!(
+            text.contains("DRIFT session") && text.contains("counter 3 but 0 seat rows"),
+            "{text}"
+        );
+    }
+}
