@@ -4,13 +4,13 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::dev::{Server, Service};
+use actix_web::dev::{Server, Service, ServiceFactory, ServiceRequest};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, App, HttpMessage, HttpResponse, HttpServer};
 use anyhow::Context;
 use tracing_actix_web::{RequestId, TracingLogger};
 use utoipa::OpenApi;
-use utoipa_actix_web::{scope, AppExt};
+use utoipa_actix_web::{scope, AppExt, UtoipaApp};
 
 use crate::api::{ApiDoc, AppState, Kind, Problem};
 use crate::config::Settings;
@@ -43,38 +43,27 @@ impl Application {
             db: db.clone(),
             settings: Arc::new(settings),
         };
+        let openapi = openapi_document();
         let mut server = HttpServer::new(move || {
-            let (app, openapi) = App::new()
-                .into_utoipa_app()
-                .openapi(ApiDoc::openapi())
+            let doc = openapi.clone();
+            let app = App::new()
                 .app_data(web::Data::new(state.clone()))
                 .app_data(web::PathConfig::default().error_handler(|err, _| {
                     Problem::new(Kind::NotFound, format!("No such resource: {err}")).into()
                 }))
                 .app_data(web::QueryConfig::default().error_handler(|err, _| {
-                    Problem::from(crate::validation::ValidationError::single(
-                        "query",
-                        err.to_string(),
-                    ))
-                    .into()
+                    Problem::from(crate::validation::ValidationError::single("query", err.to_string())).into()
                 }))
-                .configure(health::routes)
-                .service(
-                    scope::scope("/api/v1")
-                        .configure(events::http::public_routes)
-                        .configure(bookings::http::public_routes)
-                        .configure(events::http::admin_routes)
-                        .configure(sessions::http::admin_routes)
-                        .configure(bookings::http::admin_routes),
-                )
-                .split_for_parts();
-            app.route(
-                "/api/v1/openapi.json",
-                web::get().to(move || {
-                    let doc = openapi.clone();
-                    async move { HttpResponse::Ok().json(doc) }
-                }),
-            )
+                // Before the `/api/v1` scope, which would otherwise claim the path.
+                .route(
+                    "/api/v1/openapi.json",
+                    web::get().to(move || {
+                        let doc = doc.clone();
+                        async move { HttpResponse::Ok().json(doc) }
+                    }),
+                );
+            mount_routes(app.into_utoipa_app())
+                .into_app()
             .default_service(web::to(|| async {
                 Err::<HttpResponse, _>(Problem::new(
                     Kind::NotFound,
@@ -132,6 +121,29 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// The one route table: every API route is mounted here, and the OpenAPI document is collected
+/// from the same calls, so the two cannot drift apart.
+fn mount_routes<T>(app: UtoipaApp<T>) -> UtoipaApp<T>
+where
+    T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
+{
+    app.configure(health::routes).service(
+        scope::scope("/api/v1")
+            .configure(events::http::public_routes)
+            .configure(bookings::http::public_routes)
+            .configure(events::http::admin_routes)
+            .configure(sessions::http::admin_routes)
+            .configure(bookings::http::admin_routes),
+    )
+}
+
+/// The OpenAPI document of every route [`mount_routes`] mounts.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    mount_routes(App::new().into_utoipa_app().openapi(ApiDoc::openapi()))
+        .split_for_parts()
+        .1
 }
 
 /// Opens the pool, migrates, and creates the demo programme on an empty database.
