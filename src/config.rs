@@ -181,10 +181,26 @@ impl Settings {
     }
 }
 
-/// Figment's errors name the key and where its value came from; keep every one of them.
+/// One line per fault: the key (as written in the TOML files), what is wrong, and where the value
+/// came from (a file or an environment variable).
 fn describe(err: figment::Error) -> String {
     err.into_iter()
-        .map(|e| e.to_string())
+        .map(|e| {
+            let key = e.path.join(".").to_lowercase();
+            let origin = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(source) => format!(" (from {source})"),
+                    None => format!(" (from {})", m.name),
+                })
+                .unwrap_or_default();
+            if key.is_empty() {
+                format!("{}{origin}", e.kind)
+            } else {
+                format!("{key}: {}{origin}", e.kind)
+            }
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
