@@ -2,7 +2,8 @@
 //! an oversized body, 400 for malformed JSON, 422 naming the field for wrong types or unknown
 //! fields.
 
-use std::future::Future;
+use std::future::{ready, Future, Ready};
+use std::marker::PhantomData;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
@@ -51,6 +52,42 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
                 None => Ok(OptionalJson(None)),
             }
         })
+    }
+}
+
+/// A JSON body of type `T`, read only when the handler asks for it. Organiser routes take their
+/// body this way and read it after checking the token and role: actix polls all extractors
+/// together, so with [`ApiJson`] a caller without a valid token could be answered about the
+/// body's faults (400/413/422) instead of 401 or 403.
+pub struct DeferredJson<T> {
+    req: HttpRequest,
+    payload: Payload,
+    body: PhantomData<T>,
+}
+
+impl<T: DeserializeOwned> DeferredJson<T> {
+    /// Reads and parses the body, with the same answers as [`ApiJson`].
+    pub async fn read(mut self) -> Result<T, Problem> {
+        match read_body(&self.req, &mut self.payload).await? {
+            Some(bytes) => parse(&bytes),
+            None => Err(Problem::new(
+                Kind::MalformedJson,
+                "The body is empty; send a JSON object",
+            )),
+        }
+    }
+}
+
+impl<T> FromRequest for DeferredJson<T> {
+    type Error = Problem;
+    type Future = Ready<Result<Self, Problem>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        ready(Ok(Self {
+            req: req.clone(),
+            payload: payload.take(),
+            body: PhantomData,
+        }))
     }
 }
 

@@ -65,7 +65,7 @@ pub fn local_time(at: DateTime<Utc>, zone: Tz) -> DateTime<FixedOffset> {
         description = "Registration and ticketing for PMO Masterclasses. Errors are application/problem+json (RFC 9457).",
         license(name = "MIT OR Apache-2.0")
     ),
-    components(schemas(Problem, crate::validation::FieldError)),
+    components(schemas(problem::ProblemDocument, crate::validation::FieldError)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -103,39 +103,44 @@ impl Kind {
     }
 }
 
-/// A problem details object.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+/// A failure to answer with, as `application/problem+json`. Kept small: it travels in the `Err`
+/// of every handler; [`ProblemDocument`] is what goes over the wire.
+#[derive(Debug, Clone)]
 pub struct Problem {
+    kind: Kind,
+    detail: String,
+    errors: Vec<FieldError>,
+    session: Option<Box<(i64, String)>>,
+}
+
+/// A problem details object (RFC 9457).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Problem)]
+pub struct ProblemDocument<'a> {
     /// Stable identifier of the kind of failure, e.g. `/problems/session-full`.
     #[serde(rename = "type")]
     pub kind: String,
-    pub title: String,
+    pub title: &'a str,
     pub status: u16,
     /// What went wrong in this case, in a sentence.
-    pub detail: String,
+    pub detail: &'a str,
     /// For `validation`: every field at fault.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<FieldError>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub errors: &'a [FieldError],
     /// For failures about one session (`session-full`, `already-booked`, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_id: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub session_title: Option<String>,
-    #[serde(skip)]
-    status_code: Option<StatusCode>,
+    pub session_title: Option<&'a str>,
 }
 
 impl Problem {
     pub fn new(kind: Kind, detail: impl Into<String>) -> Self {
         Self {
-            kind: format!("/problems/{}", kind.slug()),
-            title: kind.title().to_owned(),
-            status: kind.status().as_u16(),
+            kind,
             detail: detail.into(),
             errors: Vec::new(),
-            session_id: None,
-            session_title: None,
-            status_code: Some(kind.status()),
+            session: None,
         }
     }
 
@@ -144,22 +149,31 @@ impl Problem {
     }
 
     pub fn with_session(mut self, id: i64, title: &str) -> Self {
-        self.session_id = Some(id);
-        self.session_title = Some(title.to_owned());
+        self.session = Some(Box::new((id, title.to_owned())));
         self
     }
 
     /// A failure of ours: logged with its whole cause chain, answered without internals.
     pub fn internal(err: &(dyn std::error::Error + 'static)) -> Self {
         tracing::error!(error = %chain(err), "request failed");
-        Self::new(
-            Kind::Internal,
-            "Something went wrong on our side; nothing was changed. Please try again.",
-        )
+        Self::new(Kind::Internal, "Something went wrong on our side; nothing was changed. Please try again.")
     }
 
-    pub fn kind_slug(&self) -> &str {
-        self.kind.trim_start_matches("/problems/")
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The body sent to the client.
+    pub fn document(&self) -> ProblemDocument<'_> {
+        ProblemDocument {
+            kind: format!("/problems/{}", self.kind.slug()),
+            title: self.kind.title(),
+            status: self.kind.status().as_u16(),
+            detail: &self.detail,
+            errors: &self.errors,
+            session_id: self.session.as_ref().map(|s| s.0),
+            session_title: self.session.as_ref().map(|s| s.1.as_str()),
+        }
     }
 }
 
@@ -177,14 +191,13 @@ pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}): {}", self.kind_slug(), self.status, self.detail)
+        write!(f, "{} ({}): {}", self.kind.slug(), self.kind.status().as_u16(), self.detail)
     }
 }
 
 impl ResponseError for Problem {
     fn status_code(&self) -> StatusCode {
-        self.status_code
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        self.kind.status()
     }
 
     fn error_response(&self) -> HttpResponse {
@@ -193,7 +206,7 @@ impl ResponseError for Problem {
         if self.status_code() == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
-        response.json(self)
+        response.json(self.document())
     }
 }
 

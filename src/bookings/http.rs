@@ -248,7 +248,7 @@ impl From<BookingError> for Problem {
     responses(
         (status = 201, description = "Booked; keep `manage_token`, it is not shown again", body = BookingCreated),
         BodyProblems, NotFound,
-        (status = 409, description = "`session-full`, `already-booked`, `registration-closed`, `session-cancelled` or `session-started`; nothing was booked", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`session-full`, `already-booked`, `registration-closed`, `session-cancelled` or `session-started`; nothing was booked", body = crate::api::problem::ProblemDocument, content_type = "application/problem+json"),
         Unavailable,
     )
 )]

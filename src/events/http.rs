@@ -8,7 +8,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{Event, EventChanges, EventError, EventStatus, NewEvent, Slug};
 use crate::api::auth::Authenticated;
-use crate::api::json::ApiJson;
+use crate::api::json::DeferredJson;
 use crate::api::problem::responses::{AuthProblems, BodyProblems, Conflict, NotFound, Unavailable};
 use crate::api::{local_time, nullable, run, AppState, Kind, Problem};
 use crate::organisers::Role;
@@ -241,10 +241,10 @@ async fn get_event(
 async fn create_event(
     state: web::Data<AppState>,
     auth: Authenticated,
-    input: ApiJson<EventInput>,
+    input: DeferredJson<EventInput>,
 ) -> Result<HttpResponse, Problem> {
     auth.require(Role::Admin)?;
-    let new = NewEvent::try_from(input.0)?;
+    let new = NewEvent::try_from(input.read().await?)?;
     let event = run(&state.db, move |conn| super::create(conn, &new)).await?;
     Ok(HttpResponse::Created().json(EventView::from(&event)))
 }
@@ -265,10 +265,10 @@ async fn update_event(
     state: web::Data<AppState>,
     auth: Authenticated,
     slug: web::Path<String>,
-    input: ApiJson<EventPatch>,
+    input: DeferredJson<EventPatch>,
 ) -> Result<web::Json<EventView>, Problem> {
     auth.require(Role::Admin)?;
-    let changes = EventChanges::try_from(input.0)?;
+    let changes = EventChanges::try_from(input.read().await?)?;
     let slug = slug.into_inner();
     let event = run(&state.db, move |conn| super::update(conn, &slug, changes)).await?;
     Ok(web::Json(EventView::from(&event)))

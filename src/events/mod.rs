@@ -209,8 +209,8 @@ pub fn create(conn: &mut DbConn, new: &NewEvent) -> Result<Event, EventError> {
         venue: &new.venue,
         time_zone: new.time_zone.name(),
         currency: new.currency.as_str(),
-        registration_opens_at: new.registration_opens_at.map(|t| db::stored(t)),
-        registration_closes_at: new.registration_closes_at.map(|t| db::stored(t)),
+        registration_opens_at: new.registration_opens_at.map(db::stored),
+        registration_closes_at: new.registration_closes_at.map(db::stored),
         status: new.status.as_str(),
         created_at: now,
         updated_at: now,
@@ -264,10 +264,10 @@ pub fn update(conn: &mut DbConn, slug: &str, changes: EventChanges) -> Result<Ev
             currency: changes.currency.map(|c| c.as_str().to_owned()),
             registration_opens_at: changes
                 .registration_opens_at
-                .map(|t| t.map(|t| db::stored(t))),
+                .map(|t| t.map(db::stored)),
             registration_closes_at: changes
                 .registration_closes_at
-                .map(|t| t.map(|t| db::stored(t))),
+                .map(|t| t.map(db::stored)),
             status: changes.status.map(|s| s.as_str().to_owned()),
             updated_at: db::now(),
         };

@@ -10,7 +10,7 @@ use super::{
     NewSession, Session, SessionChanges, SessionError, SessionStatus, MAX_CAPACITY, MAX_PRICE_MINOR,
 };
 use crate::api::auth::Authenticated;
-use crate::api::json::ApiJson;
+use crate::api::json::DeferredJson;
 use crate::api::problem::responses::{AuthProblems, BodyProblems, Conflict, NotFound, Unavailable};
 use crate::api::{local_time, nullable, run, AppState, Kind, Problem};
 use crate::events::http::EventView;
@@ -258,10 +258,10 @@ async fn create_session(
     state: web::Data<AppState>,
     auth: Authenticated,
     slug: web::Path<String>,
-    input: ApiJson<SessionInput>,
+    input: DeferredJson<SessionInput>,
 ) -> Result<HttpResponse, Problem> {
     auth.require(Role::Admin)?;
-    let new = NewSession::try_from(input.0)?;
+    let new = NewSession::try_from(input.read().await?)?;
     let slug = slug.into_inner();
     let (event, session) = run(&state.db, move |conn| super::create(conn, &slug, &new)).await?;
     Ok(HttpResponse::Created().json(SessionWithEvent {
@@ -286,10 +286,10 @@ async fn update_session(
     state: web::Data<AppState>,
     auth: Authenticated,
     id: web::Path<i64>,
-    input: ApiJson<SessionPatch>,
+    input: DeferredJson<SessionPatch>,
 ) -> Result<web::Json<SessionWithEvent>, Problem> {
     auth.require(Role::Admin)?;
-    let changes = SessionChanges::try_from(input.0)?;
+    let changes = SessionChanges::try_from(input.read().await?)?;
     let id = id.into_inner();
     let (event, session) = run(&state.db, move |conn| super::update(conn, id, changes)).await?;
     Ok(web::Json(SessionWithEvent {
