@@ -52,7 +52,7 @@ async fn three_hundred_simultaneous_bookings_fill_fifty_seats_exactly(app: TestA
         .await;
 
     let (booked, full, others) =
-        flash_sale(&app.client, &[app.address.clone()], &slug, session).await;
+        flash_sale(&app.client, std::slice::from_ref(&app.address), &slug, session).await;
 
     assert_eq!(booked, CAPACITY as usize, "exactly the capacity is booked");
     assert_eq!(

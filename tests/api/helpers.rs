@@ -411,3 +411,237 @@ pub async fn problem_type(response: reqwest::Response) -> (u16, String, Value) {
     );
     (status, kind, body)
 }
+
+/// Replaces or adds the top-level fields of `changes` in `base`; a `null` is kept, so a test can
+/// send an explicit `null`.
+pub fn merged(mut base: Value, changes: Value) -> Value {
+    if let (Some(fields), Value::Object(changes)) = (base.as_object_mut(), changes) {
+        fields.extend(changes);
+    }
+    base
+}
+
+/// A valid body for `POST /api/v1/admin/events`: a published event in London, open for
+/// registration, for tests to change with [`merged`].
+pub fn event_body(slug: &str) -> Value {
+    json!({
+        "slug": slug,
+        "name": "PMO Masterclasses 2027",
+        "venue": "Riverside Conference Centre, London",
+        "time_zone": "Europe/London",
+        "currency": "GBP",
+        "status": "published"
+    })
+}
+
+/// A valid body for `POST /api/v1/admin/events/{slug}/sessions`, a month ahead.
+pub fn session_body(title: &str, capacity: i32, price_minor: i64) -> Value {
+    json!({
+        "title": title,
+        "abstract": "A hands-on masterclass.",
+        "speakers": ["Priya Natarajan"],
+        "track": "Foundations",
+        "room": "Thames Room",
+        "starts_at": "2027-03-10T09:00:00+00:00",
+        "ends_at": "2027-03-10T10:30:00+00:00",
+        "capacity": capacity,
+        "price_minor": price_minor
+    })
+}
+
+/// A valid body for `POST /api/v1/events/{slug}/bookings`.
+pub fn booking_body(email: &str, session_ids: &[i64]) -> Value {
+    json!({
+        "attendee": {"name": "Ada Lovelace", "email": email, "organisation": "Analytical Engines Ltd"},
+        "session_ids": session_ids
+    })
+}
+
+/// Whether `reference` reads like `PMO-7K3F9Q`: six characters that cannot be confused with
+/// each other (no 0, 1, I or O).
+pub fn is_reference(reference: &str) -> bool {
+    reference.strip_prefix("PMO-").is_some_and(|code| {
+        code.len() == 6
+            && code
+                .chars()
+                .all(|c| matches!(c, '2'..='9' | 'A'..='H' | 'J'..='N' | 'P'..='Z'))
+    })
+}
+
+/// Checks that an error response is the expected problem, with a title and a detail; returns
+/// its body.
+pub async fn expect_problem(response: reqwest::Response, status: u16, kind: &str) -> Value {
+    let (actual_status, actual_kind, body) = problem_type(response).await;
+    assert_eq!(
+        (actual_status, actual_kind.as_str()),
+        (status, kind),
+        "unexpected answer: {body}"
+    );
+    for member in ["title", "detail"] {
+        assert!(
+            body[member].as_str().is_some_and(|s| !s.is_empty()),
+            "the problem has a {member}: {body}"
+        );
+    }
+    body
+}
+
+/// Checks that a response is a 422 `validation` problem naming `field`; returns its body.
+pub async fn expect_invalid(response: reqwest::Response, field: &str) -> Value {
+    let body = expect_problem(response, 422, "validation").await;
+    assert!(
+        error_fields(&body).iter().any(|f| f == field),
+        "the problem names {field}: {body}"
+    );
+    body
+}
+
+/// The field paths a `validation` problem names.
+pub fn error_fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Reads a successful JSON answer, showing the body when the status is not the expected one.
+pub async fn expect_json(response: reqwest::Response, status: u16) -> Value {
+    let actual = response.status().as_u16();
+    let text = response.text().await.expect("response body");
+    assert_eq!(actual, status, "unexpected answer: {text}");
+    serde_json::from_str(&text).expect("a JSON body")
+}
+
+impl TestApp {
+    /// A request to `path` with nothing set, for tests that shape it themselves.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    pub async fn create_event(&self, body: &Value) -> reqwest::Response {
+        self.admin_post("/api/v1/admin/events", body).await
+    }
+
+    /// Creates an event from `body` (see [`event_body`]); returns its slug.
+    pub async fn created_event(&self, body: &Value) -> String {
+        let created = expect_json(self.create_event(body).await, 201).await;
+        created["slug"].as_str().expect("slug").to_owned()
+    }
+
+    pub async fn patch_event(&self, slug: &str, body: &Value) -> reqwest::Response {
+        self.admin_patch(&format!("/api/v1/admin/events/{slug}"), body)
+            .await
+    }
+
+    pub async fn create_session(&self, slug: &str, body: &Value) -> reqwest::Response {
+        self.admin_post(&format!("/api/v1/admin/events/{slug}/sessions"), body)
+            .await
+    }
+
+    /// Creates a session from `body` (see [`session_body`]); returns its id.
+    pub async fn created_session(&self, slug: &str, body: &Value) -> i64 {
+        let created = expect_json(self.create_session(slug, body).await, 201).await;
+        created["id"].as_i64().expect("session id")
+    }
+
+    pub async fn patch_session(&self, id: i64, body: &Value) -> reqwest::Response {
+        self.admin_patch(&format!("/api/v1/admin/sessions/{id}"), body)
+            .await
+    }
+
+    /// Books `session_ids` for `email` and expects it to work; returns the 201 body.
+    pub async fn booked(&self, slug: &str, email: &str, session_ids: &[i64]) -> Value {
+        expect_json(self.book(slug, email, session_ids).await, 201).await
+    }
+
+    /// The booking behind a manage token, as the attendee sees it.
+    pub async fn booking(&self, manage_token: &str) -> Value {
+        expect_json(
+            self.get(&format!("/api/v1/bookings/{manage_token}")).await,
+            200,
+        )
+        .await
+    }
+
+    /// Cancels seats of a booking: all of them without a body, some with one.
+    pub async fn cancel(&self, manage_token: &str, body: Option<&Value>) -> reqwest::Response {
+        let request = self.request(
+            reqwest::Method::POST,
+            &format!("/api/v1/bookings/{manage_token}/cancel"),
+        );
+        let request = match body {
+            Some(body) => request.json(body),
+            None => request,
+        };
+        request.send().await.expect("request sent")
+    }
+
+    /// The public event with its programme.
+    pub async fn programme(&self, slug: &str) -> Value {
+        expect_json(self.get(&format!("/api/v1/events/{slug}")).await, 200).await
+    }
+
+    pub async fn seats_left(&self, slug: &str, session_id: i64) -> i64 {
+        self.public_session(slug, session_id).await["seats_left"]
+            .as_i64()
+            .expect("seats_left")
+    }
+
+    /// Every booking of an event, as organisers see them.
+    pub async fn admin_bookings(&self, slug: &str) -> Vec<Value> {
+        let list = expect_json(
+            self.admin_get(&format!("/api/v1/admin/events/{slug}/bookings"))
+                .await,
+            200,
+        )
+        .await;
+        list.as_array().expect("a list").clone()
+    }
+
+    /// The emails of the people holding a seat in a session, in booking order.
+    pub async fn attendee_emails(&self, session_id: i64) -> Vec<String> {
+        let list = expect_json(
+            self.admin_get(&format!("/api/v1/admin/sessions/{session_id}/attendees"))
+                .await,
+            200,
+        )
+        .await;
+        list["attendees"]
+            .as_array()
+            .expect("attendees")
+            .iter()
+            .map(|a| a["email"].as_str().expect("email").to_owned())
+            .collect()
+    }
+
+    /// Creates another organiser with `role`; returns their API token.
+    pub async fn organiser_token(&self, email: &str, role: Role) -> String {
+        let db = self.db.clone();
+        let email = email.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = db.conn().expect("connection");
+            let new = NewOrganiser::parse(&email, "Chris Checkin", role).expect("organiser");
+            organisers::create_with_token(&mut conn, &new, "tests")
+                .expect("organiser created")
+                .1
+                 .0
+        })
+        .await
+        .expect("token task")
+    }
+
+    /// Runs `masterclass check` and expects every session's counter to match its seats.
+    pub fn assert_no_drift(&self) {
+        let (code, output) = self.check();
+        assert_eq!(
+            code, 0,
+            "{:?}: check finds no drift: {output}",
+            self.backend
+        );
+    }
+}

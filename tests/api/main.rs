@@ -2,4 +2,10 @@
 
 mod helpers;
 
+mod bookings;
+mod cli;
 mod concurrency;
+mod errors;
+mod events;
+mod openapi;
+mod sessions;

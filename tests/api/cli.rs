@@ -1,0 +1,256 @@
+//! The `masterclass` command line: configuration errors, migrations, organiser tokens and the
+//! demo programme a newcomer sees on first start.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::helpers::{fresh_database, Backend};
+
+fn masterclass() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_masterclass"));
+    command.env("MASTERCLASS_ENV", "test");
+    command
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_with_a_message_naming_the_key() {
+    let output = masterclass()
+        .arg("migrate")
+        .env("MASTERCLASS__SERVER__PORT", "eighty")
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("server.port"), "names the key: {stderr}");
+
+    let output = masterclass()
+        .arg("migrate")
+        .env("DATABASE_URL", "mysql://localhost/masterclass")
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("database.url") && stderr.contains("scheme"),
+        "names the key: {stderr}"
+    );
+
+    let output = masterclass()
+        .arg("migrate")
+        .env("MASTERCLASS__SERVER__PROT", "8080")
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "unknown keys are refused: {stderr}"
+    );
+    assert!(stderr.contains("prot"), "names the unknown key: {stderr}");
+}
+
+#[test]
+fn a_missing_profile_file_stops_start_up() {
+    let output = Command::new(env!("CARGO_BIN_EXE_masterclass"))
+        .arg("migrate")
+        .env("MASTERCLASS_ENV", "no-such-profile")
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr.contains("no-such-profile.toml"), "{stderr}");
+}
+
+#[test]
+fn database_url_is_accepted_as_a_shortcut_and_migrate_is_repeatable() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some((url, _scratch)) = fresh_database(backend) else {
+            continue;
+        };
+        let first = masterclass()
+            .arg("migrate")
+            .env("DATABASE_URL", &url)
+            .output()
+            .expect("runs");
+        assert!(
+            first.status.success(),
+            "{backend:?}: {}",
+            String::from_utf8_lossy(&first.stderr)
+        );
+        assert!(String::from_utf8_lossy(&first.stdout).contains("applied migrations"));
+        let second = masterclass()
+            .arg("migrate")
+            .env("DATABASE_URL", &url)
+            .output()
+            .expect("runs");
+        assert!(second.status.success());
+        assert!(
+            String::from_utf8_lossy(&second.stdout).contains("up to date"),
+            "{backend:?}"
+        );
+    }
+}
+
+/// Starts `serve` with the demo programme on; returns (child, address, printed token).
+fn serve_demo(url: &str) -> (std::process::Child, String, Option<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_masterclass"))
+        .env("MASTERCLASS_ENV", "test")
+        .env("MASTERCLASS__DEMO", "true")
+        .env("MASTERCLASS__DATABASE__URL", url)
+        .env("MASTERCLASS__SERVER__PORT", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut token = None;
+    let address = loop {
+        let line = lines
+            .next()
+            .expect("serve prints its address")
+            .expect("line");
+        if let Some(rest) = line.split("(shown once): ").nth(1) {
+            token = Some(rest.trim().to_owned());
+        }
+        if let Some(rest) = line.strip_prefix("masterclass listening on ") {
+            break rest.split_whitespace().next().expect("address").to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, address, token)
+}
+
+#[tokio::test]
+async fn a_newcomer_gets_a_demo_programme_and_an_organiser_token_once() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some((url, _scratch)) = fresh_database(backend) else {
+            continue;
+        };
+        let (mut child, address, token) = serve_demo(&url);
+        let client = reqwest::Client::new();
+        let events: Value = client
+            .get(format!("{address}/api/v1/events"))
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        let slug = events[0]["slug"]
+            .as_str()
+            .expect("a published demo event")
+            .to_owned();
+        let programme: Value = client
+            .get(format!("{address}/api/v1/events/{slug}"))
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        let sessions = programme["sessions"].as_array().expect("sessions");
+        assert!(
+            (8..=12).contains(&sessions.len()),
+            "{backend:?}: 8 to 12 sessions"
+        );
+        assert!(
+            sessions.iter().any(|s| s["price_minor"] == 0),
+            "some are free"
+        );
+        assert!(
+            sessions.iter().any(|s| s["price_minor"].as_i64() > Some(0)),
+            "some are priced"
+        );
+        assert!(
+            sessions.iter().any(|s| s["seats_left"]
+                .as_i64()
+                .is_some_and(|l| (1..=2).contains(&l))),
+            "one is nearly full"
+        );
+        let token = token.expect("the demo token is printed on first start");
+        let bookings = client
+            .get(format!("{address}/api/v1/admin/events/{slug}/bookings"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(bookings.status(), 200, "the printed token works");
+        let _ = child.kill();
+        let _ = child.wait();
+
+        let (mut again, _, second_token) = serve_demo(&url);
+        assert!(
+            second_token.is_none(),
+            "{backend:?}: no second demo, no second token"
+        );
+        let _ = again.kill();
+        let _ = again.wait();
+    }
+}
+
+#[tokio::test]
+async fn organiser_create_prints_a_token_that_opens_the_admin_api() {
+    let Some((url, _scratch)) = fresh_database(Backend::Sqlite) else {
+        return;
+    };
+    let output = masterclass()
+        .args([
+            "organiser",
+            "create",
+            "--email",
+            "Grace@Example.org",
+            "--name",
+            "Grace Hopper",
+            "--role",
+            "admin",
+        ])
+        .env("MASTERCLASS__DATABASE__URL", &url)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = stdout
+        .lines()
+        .find_map(|l| l.split(": ").nth(1).filter(|t| t.starts_with("mct_")))
+        .expect("token printed")
+        .to_owned();
+
+    let again = masterclass()
+        .args([
+            "organiser",
+            "create",
+            "--email",
+            "grace@example.org",
+            "--name",
+            "Grace Again",
+        ])
+        .env("MASTERCLASS__DATABASE__URL", &url)
+        .output()
+        .expect("runs");
+    assert!(
+        !again.status.success(),
+        "the same email (any case) cannot be used twice"
+    );
+
+    let settings = crate::helpers::test_settings(&url);
+    let app = masterclass::startup::Application::build(settings)
+        .await
+        .expect("starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let response = reqwest::Client::new()
+        .post(format!("{address}/api/v1/admin/events"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"slug": "cli-made", "name": "CLI", "venue": "Hall", "time_zone": "UTC", "currency": "EUR"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 201);
+}
