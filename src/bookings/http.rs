@@ -34,11 +34,12 @@ pub fn admin_routes(cfg: &mut ServiceConfig) {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttendeeInput {
-    #[schema(example = "Ada Lovelace")]
+    #[schema(example = "Ada Lovelace", min_length = 1, max_length = 200)]
     pub name: String,
-    #[schema(example = "ada@example.org")]
+    #[schema(example = "ada@example.org", format = Email, max_length = 254)]
     pub email: String,
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub organisation: Option<String>,
 }
 

@@ -75,14 +75,22 @@ pub struct ProgrammeView {
 #[serde(deny_unknown_fields)]
 pub struct EventInput {
     /// 3 to 64 lower-case letters, digits and dashes; used in URLs.
-    #[schema(example = "pmo-masterclasses-2027")]
+    #[schema(
+        example = "pmo-masterclasses-2027",
+        pattern = "^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$"
+    )]
     pub slug: String,
-    #[schema(example = "PMO Masterclasses 2027")]
+    #[schema(example = "PMO Masterclasses 2027", min_length = 1, max_length = 200)]
     pub name: String,
+    #[schema(
+        example = "Riverside Conference Centre, London",
+        min_length = 1,
+        max_length = 300
+    )]
     pub venue: String,
-    #[schema(example = "Europe/London")]
+    #[schema(example = "Europe/London", max_length = 64)]
     pub time_zone: String,
-    #[schema(example = "GBP")]
+    #[schema(example = "GBP", pattern = "^[A-Za-z]{3}$")]
     pub currency: String,
     #[serde(default)]
     pub registration_opens_at: Option<DateTime<FixedOffset>>,
@@ -133,9 +141,13 @@ impl TryFrom<EventInput> for NewEvent {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventPatch {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
+    #[schema(min_length = 1, max_length = 300)]
     pub venue: Option<String>,
+    #[schema(example = "Europe/London", max_length = 64)]
     pub time_zone: Option<String>,
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     pub currency: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, format = DateTime)]

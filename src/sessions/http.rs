@@ -74,15 +74,23 @@ pub struct SessionWithEvent {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SessionInput {
-    #[schema(example = "Setting up a PMO that lasts")]
+    #[schema(
+        example = "Setting up a PMO that lasts",
+        min_length = 1,
+        max_length = 200
+    )]
     pub title: String,
     #[serde(default, rename = "abstract")]
+    #[schema(max_length = 10000)]
     pub abstract_text: String,
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub speakers: Vec<String>,
     #[serde(default)]
+    #[schema(max_length = 100)]
     pub track: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 100)]
     pub room: Option<String>,
     pub starts_at: DateTime<FixedOffset>,
     pub ends_at: DateTime<FixedOffset>,
