@@ -1,10 +1,12 @@
-//! The `masterclass` command line: `serve` (the default), `migrate`, `organiser create`, `check`.
+//! The `masterclass` command line: `serve` (the default), `migrate`, `organiser create`, `check`,
+//! `bench`.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use crate::bench;
 use crate::bookings::check;
 use crate::config::Settings;
 use crate::db;
@@ -36,6 +38,9 @@ pub enum Command {
     },
     /// Recount every session's seats from the seat rows; exit code 1 on any drift.
     Check,
+    /// Measure bookings under load: a flash sale and a steady stream, against a running server
+    /// or one started on a temporary database.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,6 +74,7 @@ pub fn main() -> ExitCode {
             command: OrganiserCommand::Create { email, name, role },
         } => create_organiser(&settings, &email, &name, role),
         Command::Check => return check(&settings),
+        Command::Bench(args) => bench::run(args, &settings.database),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

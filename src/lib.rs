@@ -5,6 +5,7 @@
 //! shared HTTP plumbing; `startup` the one route table.
 
 pub mod api;
+pub mod bench;
 pub mod bookings;
 pub mod cli;
 pub mod config;

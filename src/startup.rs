@@ -44,25 +44,30 @@ impl Application {
             settings: Arc::new(settings),
         };
         let openapi = openapi_document();
-        let mut server = HttpServer::new(move || {
-            let doc = openapi.clone();
-            let app = App::new()
-                .app_data(web::Data::new(state.clone()))
-                .app_data(web::PathConfig::default().error_handler(|err, _| {
-                    Problem::new(Kind::NotFound, format!("No such resource: {err}")).into()
-                }))
-                .app_data(web::QueryConfig::default().error_handler(|err, _| {
-                    Problem::from(crate::validation::ValidationError::single("query", err.to_string())).into()
-                }))
-                // Before the `/api/v1` scope, which would otherwise claim the path.
-                .route(
-                    "/api/v1/openapi.json",
-                    web::get().to(move || {
-                        let doc = doc.clone();
-                        async move { HttpResponse::Ok().json(doc) }
-                    }),
-                );
-            mount_routes(app.into_utoipa_app())
+        let mut server =
+            HttpServer::new(move || {
+                let doc = openapi.clone();
+                let app = App::new()
+                    .app_data(web::Data::new(state.clone()))
+                    .app_data(web::PathConfig::default().error_handler(|err, _| {
+                        Problem::new(Kind::NotFound, format!("No such resource: {err}")).into()
+                    }))
+                    .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                        Problem::from(crate::validation::ValidationError::single(
+                            "query",
+                            err.to_string(),
+                        ))
+                        .into()
+                    }))
+                    // Before the `/api/v1` scope, which would otherwise claim the path.
+                    .route(
+                        "/api/v1/openapi.json",
+                        web::get().to(move || {
+                            let doc = doc.clone();
+                            async move { HttpResponse::Ok().json(doc) }
+                        }),
+                    );
+                mount_routes(app.into_utoipa_app())
                 .into_app()
             .default_service(web::to(|| async {
                 Err::<HttpResponse, _>(Problem::new(
@@ -97,8 +102,8 @@ impl Application {
                 }
             })
             .wrap(TracingLogger::<RequestSpan>::new())
-        })
-        .listen(listener)?;
+            })
+            .listen(listener)?;
         if workers > 0 {
             server = server.workers(workers);
         }

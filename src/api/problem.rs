@@ -156,7 +156,10 @@ impl Problem {
     /// A failure of ours: logged with its whole cause chain, answered without internals.
     pub fn internal(err: &(dyn std::error::Error + 'static)) -> Self {
         tracing::error!(error = %chain(err), "request failed");
-        Self::new(Kind::Internal, "Something went wrong on our side; nothing was changed. Please try again.")
+        Self::new(
+            Kind::Internal,
+            "Something went wrong on our side; nothing was changed. Please try again.",
+        )
     }
 
     pub fn kind(&self) -> Kind {
@@ -191,7 +194,13 @@ pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}): {}", self.kind.slug(), self.kind.status().as_u16(), self.detail)
+        write!(
+            f,
+            "{} ({}): {}",
+            self.kind.slug(),
+            self.kind.status().as_u16(),
+            self.detail
+        )
     }
 }
 

@@ -262,12 +262,8 @@ pub fn update(conn: &mut DbConn, slug: &str, changes: EventChanges) -> Result<Ev
             venue: changes.venue,
             time_zone: changes.time_zone.map(|tz| tz.name().to_owned()),
             currency: changes.currency.map(|c| c.as_str().to_owned()),
-            registration_opens_at: changes
-                .registration_opens_at
-                .map(|t| t.map(db::stored)),
-            registration_closes_at: changes
-                .registration_closes_at
-                .map(|t| t.map(db::stored)),
+            registration_opens_at: changes.registration_opens_at.map(|t| t.map(db::stored)),
+            registration_closes_at: changes.registration_closes_at.map(|t| t.map(db::stored)),
             status: changes.status.map(|s| s.as_str().to_owned()),
             updated_at: db::now(),
         };

@@ -51,8 +51,13 @@ async fn three_hundred_simultaneous_bookings_fill_fifty_seats_exactly(app: TestA
         .session(&slug, "PMO reporting and dashboards", CAPACITY, 9500)
         .await;
 
-    let (booked, full, others) =
-        flash_sale(&app.client, std::slice::from_ref(&app.address), &slug, session).await;
+    let (booked, full, others) = flash_sale(
+        &app.client,
+        std::slice::from_ref(&app.address),
+        &slug,
+        session,
+    )
+    .await;
 
     assert_eq!(booked, CAPACITY as usize, "exactly the capacity is booked");
     assert_eq!(
