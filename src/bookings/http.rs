@@ -235,6 +235,7 @@ impl From<BookingError> for Problem {
                 "This email address already has a seat in one of these sessions; nothing was booked",
             ),
             BookingError::NotFound => Problem::not_found("The booking"),
+            e @ BookingError::ReferenceCollision => Problem::internal(&e),
             BookingError::Session(e) => e.into(),
             BookingError::Db(e) => e.into(),
         }

@@ -39,6 +39,16 @@ pub enum PaymentStatus {
     Paid,
 }
 
+impl PaymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotRequired => "not_required",
+            Self::Unpaid => "unpaid",
+            Self::Paid => "paid",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SeatState {
@@ -167,6 +177,9 @@ pub enum BookingError {
     AlreadyBooked { session: Option<(i64, String)> },
     #[error("no booking with that manage token")]
     NotFound,
+    /// The generated reference was in use; [`book`] tries again with another.
+    #[error("booking reference already in use")]
+    ReferenceCollision,
     #[error(transparent)]
     Session(#[from] SessionError),
     #[error(transparent)]
@@ -230,6 +243,26 @@ pub fn book(
     request: &BookingRequest,
     reference_prefix: &str,
 ) -> Result<Booked, BookingError> {
+    // A new reference collides with an existing one about once in a billion bookings; the
+    // unique index catches it and the whole attempt is made again with another reference.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match book_once(conn, event_slug, request, reference_prefix) {
+            Err(BookingError::ReferenceCollision) if attempts < 5 => continue,
+            outcome => return outcome,
+        }
+    }
+}
+
+/// One booking transaction: two reads, one insert per row, one conditional counter update per
+/// session. Every round trip is paid under a busy session's row lock, so there are no others.
+fn book_once(
+    conn: &mut DbConn,
+    event_slug: &str,
+    request: &BookingRequest,
+    reference_prefix: &str,
+) -> Result<Booked, BookingError> {
     db::write_transaction(conn, |conn| {
         let event = events::find_published(conn, event_slug)?;
         let now = Utc::now();
@@ -237,12 +270,6 @@ pub fn book(
             return Err(BookingError::RegistrationClosed);
         }
         let wanted = bookable_sessions(conn, &event, &request.session_ids, now)?;
-        let email = request.attendee.email.normalized();
-        if let Some(session) = already_booked(conn, &email, &wanted)? {
-            return Err(BookingError::AlreadyBooked {
-                session: Some((session.id, session.title.clone())),
-            });
-        }
         // Fail fast on what was full when read; the conditional update below decides for real.
         if let Some(full) = wanted.iter().find(|s| s.taken >= s.capacity) {
             return Err(BookingError::SessionFull {
@@ -252,10 +279,15 @@ pub fn book(
         }
 
         let manage_token = tokens::random_token("");
-        let reference = unused_reference(conn, reference_prefix)?;
+        let reference = new_reference(reference_prefix);
         let total: i64 = wanted.iter().map(|s| s.price_minor).sum();
+        let payment_status = if total > 0 {
+            PaymentStatus::Unpaid
+        } else {
+            PaymentStatus::NotRequired
+        };
         let stamp = db::now();
-        let booking_id: i64 = diesel::insert_into(bookings::table)
+        let inserted = diesel::insert_into(bookings::table)
             .values((
                 bookings::event_id.eq(event.id),
                 bookings::reference.eq(&reference),
@@ -266,12 +298,19 @@ pub fn book(
                 bookings::total_minor.eq(total),
                 bookings::currency.eq(&event.currency),
                 bookings::status.eq("confirmed"),
-                bookings::payment_status.eq(if total > 0 { "unpaid" } else { "not_required" }),
+                bookings::payment_status.eq(payment_status.as_str()),
                 bookings::created_at.eq(stamp),
                 bookings::updated_at.eq(stamp),
             ))
             .returning(bookings::id)
-            .get_result(conn)?;
+            .get_result(conn);
+        let booking_id: i64 = match inserted {
+            Err(e) if db::is_unique_violation(&e) => return Err(BookingError::ReferenceCollision),
+            other => other?,
+        };
+        // The unique index on (session, email) of active seats is what refuses a second seat for
+        // the same person, also when two of their requests race.
+        let email = request.attendee.email.normalized();
         for session in &wanted {
             let inserted = diesel::insert_into(seats::table)
                 .values((
@@ -284,7 +323,6 @@ pub fn book(
                 ))
                 .execute(conn);
             match inserted {
-                // Another booking for the same person committed since the check above.
                 Err(e) if db::is_unique_violation(&e) => {
                     return Err(BookingError::AlreadyBooked {
                         session: Some((session.id, session.title.clone())),
@@ -303,7 +341,33 @@ pub fn book(
                 });
             }
         }
-        let booking = load(conn, booking_id)?;
+        let mut seats: Vec<Seat> = wanted
+            .iter()
+            .map(|s| Seat {
+                session_id: s.id,
+                title: s.title.clone(),
+                room: s.room.clone(),
+                starts_at: s.starts_at,
+                ends_at: s.ends_at,
+                state: SeatState::Confirmed,
+                price_minor: s.price_minor,
+            })
+            .collect();
+        seats.sort_by_key(|s| (s.starts_at, s.session_id));
+        let booking = Booking {
+            id: booking_id,
+            event_id: event.id,
+            reference,
+            attendee_name: request.attendee.name.clone(),
+            attendee_email: request.attendee.email.as_str().to_owned(),
+            attendee_organisation: request.attendee.organisation.clone(),
+            total_minor: total,
+            currency: event.currency.clone(),
+            status: BookingStatus::Confirmed,
+            payment_status,
+            created_at: stamp.and_utc(),
+            seats,
+        };
         Ok(Booked {
             event,
             booking,
@@ -353,40 +417,15 @@ fn bookable_sessions(
     Ok(found)
 }
 
-fn already_booked<'a>(
-    conn: &mut DbConn,
-    email: &str,
-    wanted: &'a [Session],
-) -> Result<Option<&'a Session>, DbError> {
-    let ids: Vec<i64> = wanted.iter().map(|s| s.id).collect();
-    let booked: Vec<i64> = seats::table
-        .filter(seats::attendee_email.eq(email))
-        .filter(seats::session_id.eq_any(&ids))
-        .filter(seats::state.eq_any(SeatState::ACTIVE))
-        .select(seats::session_id)
-        .load(conn)?;
-    Ok(wanted.iter().find(|s| booked.contains(&s.id)))
-}
-
 /// Letters and digits that cannot be mistaken for each other when read aloud or copied.
 const REFERENCE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
 
-fn unused_reference(conn: &mut DbConn, prefix: &str) -> Result<String, DbError> {
+fn new_reference(prefix: &str) -> String {
     let mut rng = rand::rng();
-    loop {
-        let code: String = (0..6)
-            .filter_map(|_| REFERENCE_ALPHABET.choose(&mut rng).map(|b| char::from(*b)))
-            .collect();
-        let reference = format!("{prefix}-{code}");
-        let taken: Option<i64> = bookings::table
-            .filter(bookings::reference.eq(&reference))
-            .select(bookings::id)
-            .first(conn)
-            .optional()?;
-        if taken.is_none() {
-            return Ok(reference);
-        }
-    }
+    let code: String = (0..6)
+        .filter_map(|_| REFERENCE_ALPHABET.choose(&mut rng).map(|b| char::from(*b)))
+        .collect();
+    format!("{prefix}-{code}")
 }
 
 type SeatRow = (

@@ -4,6 +4,7 @@
 pub mod schema;
 
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{NaiveDateTime, SubsecRound, Utc};
@@ -187,6 +188,9 @@ impl Db {
         let pool = r2d2::Pool::builder()
             .max_size(settings.pool_size)
             .min_idle(Some(1))
+            // A broken connection shows itself on use (and `has_broken` drops it); testing each
+            // one on checkout would add a round trip to every request.
+            .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(settings.connect_timeout_seconds))
             .build(manager)?;
         Ok(Self {
@@ -273,27 +277,35 @@ where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
-    match conn {
+    let _writer = match conn {
         DbConn::Sqlite(lite) => {
-            AnsiTransactionManager::begin_transaction_sql(lite, "BEGIN IMMEDIATE")?
+            let guard = SQLITE_WRITER.lock().unwrap_or_else(PoisonError::into_inner);
+            AnsiTransactionManager::begin_transaction_sql(lite, "BEGIN IMMEDIATE")?;
+            Some(guard)
         }
-        DbConn::Pg(_) => <DbConn as Connection>::TransactionManager::begin_transaction(conn)?,
-    }
+        DbConn::Pg(_) => {
+            <DbConn as Connection>::TransactionManager::begin_transaction(conn)?;
+            None
+        }
+    };
     match f(conn) {
         Ok(value) => {
             <DbConn as Connection>::TransactionManager::commit_transaction(conn)?;
             Ok(value)
         }
         Err(err) => {
-            if let Err(rollback) =
-                <DbConn as Connection>::TransactionManager::rollback_transaction(conn)
-            {
+            if let Err(rollback) = <DbConn as Connection>::TransactionManager::rollback_transaction(conn) {
                 tracing::error!(error = %rollback, "rollback failed");
             }
             Err(err)
         }
     }
 }
+
+/// SQLite takes one writer at a time. Writers of this process queue on this lock instead of on
+/// SQLite's busy handler, which sleeps and polls: under load a writer could lose that race for
+/// seconds. The busy timeout still covers writers in other processes.
+static SQLITE_WRITER: Mutex<()> = Mutex::new(());
 
 /// Whether a failed statement broke a unique constraint.
 pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
