@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use crate::db::schema::{bookings, seats, sessions as sessions_table};
 use crate::db::{self, DbConn, DbError};
-use crate::events::{self, Event, EventError};
+use crate::events::{self, Event, EventError, EventStatus};
 use crate::sessions::{self, Session, SessionError, SessionStatus};
 use crate::tokens;
 use crate::validation::{Email, ValidationError};
@@ -264,12 +264,19 @@ fn book_once(
     reference_prefix: &str,
 ) -> Result<Booked, BookingError> {
     db::write_transaction(conn, |conn| {
-        let event = events::find_published(conn, event_slug)?;
+        let (event, found) = match sessions::with_event(conn, event_slug, &request.session_ids)? {
+            Some(both) => both,
+            // Nothing matched: find out why, for the answer.
+            None => (events::find_published(conn, event_slug)?, Vec::new()),
+        };
+        if event.status != EventStatus::Published {
+            return Err(EventError::NotFound(event_slug.to_owned()).into());
+        }
         let now = Utc::now();
         if !event.registration_open(now) {
             return Err(BookingError::RegistrationClosed);
         }
-        let wanted = bookable_sessions(conn, &event, &request.session_ids, now)?;
+        let wanted = bookable_sessions(found, &event, &request.session_ids, now)?;
         // Fail fast on what was full when read; the conditional update below decides for real.
         if let Some(full) = wanted.iter().find(|s| s.taken >= s.capacity) {
             return Err(BookingError::SessionFull {
@@ -378,12 +385,11 @@ fn book_once(
 
 /// The requested sessions, refusing any that is not a published, future session of the event.
 fn bookable_sessions(
-    conn: &mut DbConn,
+    found: Vec<Session>,
     event: &Event,
     ids: &[i64],
     now: DateTime<Utc>,
 ) -> Result<Vec<Session>, BookingError> {
-    let found = sessions::by_ids(conn, ids)?;
     let unknown: Vec<String> = ids
         .iter()
         .filter(|id| {

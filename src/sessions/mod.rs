@@ -315,6 +315,31 @@ pub fn programme(
     Ok((event, sessions))
 }
 
+/// An event (by slug) with those of `ids` that are its sessions, in one query; `None` when no
+/// session matched (or there is no such event).
+pub fn with_event(
+    conn: &mut DbConn,
+    event_slug: &str,
+    ids: &[i64],
+) -> Result<Option<(Event, Vec<Session>)>, DbError> {
+    use crate::db::schema::events;
+    use crate::events::EventRow;
+    let rows: Vec<(EventRow, SessionRow)> = sessions::table
+        .inner_join(events::table)
+        .filter(events::slug.eq(event_slug))
+        .filter(sessions::id.eq_any(ids))
+        .order(sessions::id.asc())
+        .select((EventRow::as_select(), SessionRow::as_select()))
+        .load(conn)?;
+    let mut rows = rows.into_iter();
+    let Some((event, first)) = rows.next() else {
+        return Ok(None);
+    };
+    let mut found = vec![Session::from(first)];
+    found.extend(rows.map(|(_, s)| Session::from(s)));
+    Ok(Some((event.into(), found)))
+}
+
 /// Sessions by id, for checking a booking request against.
 pub fn by_ids(conn: &mut DbConn, ids: &[i64]) -> Result<Vec<Session>, DbError> {
     Ok(sessions::table
@@ -329,12 +354,35 @@ pub fn by_ids(conn: &mut DbConn, ids: &[i64]) -> Result<Vec<Session>, DbError> {
 
 /// Takes one seat if one is left: the only way `taken` goes up.
 pub fn take_seat(conn: &mut DbConn, id: i64) -> Result<bool, DbError> {
-    let changed = diesel::update(sessions::table.find(id))
-        .filter(sessions::taken.lt(sessions::capacity))
-        .set(sessions::taken.eq(sessions::taken + 1))
-        .execute(conn)?;
+    let changed = TakeSeat { session_id: id }.execute(conn)?;
     Ok(changed == 1)
 }
+
+/// `UPDATE sessions SET taken = taken + 1 WHERE id = ? AND taken < capacity`, written out as a
+/// query of its own because diesel never caches the prepared statement of an `update()`, and this
+/// one runs in every booking, under the session's row lock.
+#[derive(diesel::query_builder::QueryId)]
+struct TakeSeat {
+    session_id: i64,
+}
+
+impl<DB> diesel::query_builder::QueryFragment<DB> for TakeSeat
+where
+    DB: diesel::backend::Backend,
+    i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()> {
+        out.push_sql("UPDATE sessions SET taken = taken + 1 WHERE id = ");
+        out.push_bind_param::<diesel::sql_types::BigInt, _>(&self.session_id)?;
+        out.push_sql(" AND taken < capacity");
+        Ok(())
+    }
+}
+
+impl<Conn> RunQueryDsl<Conn> for TakeSeat {}
 
 /// Gives `count` seats back: the only way `taken` goes down.
 pub fn free_seats(conn: &mut DbConn, id: i64, count: i32) -> Result<(), DbError> {

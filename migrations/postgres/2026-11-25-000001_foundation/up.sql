@@ -79,7 +79,8 @@ CREATE TABLE seats (
     cancelled_at TIMESTAMP
 );
 CREATE INDEX seats_booking ON seats (booking_id);
-CREATE INDEX seats_session ON seats (session_id, state);
 -- One person (email, lower-cased by the application) holds at most one active seat per session.
+-- The same partial index serves the per-session queries over active seats (attendee lists, the
+-- recount of `masterclass check`), so seats need no other index on session_id.
 CREATE UNIQUE INDEX seats_one_active_per_person ON seats (session_id, attendee_email)
     WHERE state IN ('held', 'confirmed');
