@@ -120,7 +120,8 @@ async fn run_async(args: BenchArgs, database: DatabaseSettings) -> anyhow::Resul
     };
     report.finish(outcome.as_ref().err());
     report.print(args.json)?;
-    outcome
+    outcome?;
+    report.verdict()
 }
 
 async fn on_scratch_server(

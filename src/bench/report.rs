@@ -34,6 +34,47 @@ pub struct Machine {
     pub cpu_model: Option<String>,
 }
 
+impl BenchReport {
+    /// Fails the command when the run shows a fault of the service: any oversell, any answer
+    /// other than booked or full, or seats read back that disagree with the bookings made.
+    pub fn verdict(&self) -> anyhow::Result<()> {
+        if let Some(flash) = &self.flash {
+            if flash.oversell != 0 || flash.seats_left < 0 {
+                anyhow::bail!(
+                    "OVERSOLD: {} confirmed seats for capacity {} (seats_left {})",
+                    flash.confirmed_read_back,
+                    flash.capacity,
+                    flash.seats_left
+                );
+            }
+            if flash.errors > 0 {
+                anyhow::bail!(
+                    "flash sale: {} answers were errors: {:?}",
+                    flash.errors,
+                    flash.error_kinds
+                );
+            }
+        }
+        if let Some(steady) = &self.steady {
+            if steady.seats_taken_read_back != steady.confirmed as i64 {
+                anyhow::bail!(
+                    "steady: {} bookings confirmed but {} seats taken read back",
+                    steady.confirmed,
+                    steady.seats_taken_read_back
+                );
+            }
+            if steady.errors > 0 {
+                anyhow::bail!(
+                    "steady: {} answers were errors: {:?}",
+                    steady.errors,
+                    steady.error_kinds
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct FlashReport {
     pub capacity: u32,
