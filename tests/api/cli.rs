@@ -123,6 +123,11 @@ fn serve_demo(url: &str) -> (std::process::Child, String, Option<String>) {
     (child, address, token)
 }
 
+async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    let response = client.get(url).send().await.expect("sent");
+    response.json().await.expect("json")
+}
+
 #[tokio::test]
 async fn a_newcomer_gets_a_demo_programme_and_an_organiser_token_once() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
@@ -131,26 +136,12 @@ async fn a_newcomer_gets_a_demo_programme_and_an_organiser_token_once() {
         };
         let (mut child, address, token) = serve_demo(&url);
         let client = reqwest::Client::new();
-        let events: Value = client
-            .get(format!("{address}/api/v1/events"))
-            .send()
-            .await
-            .expect("sent")
-            .json()
-            .await
-            .expect("json");
+        let events = get_json(&client, &format!("{address}/api/v1/events")).await;
         let slug = events[0]["slug"]
             .as_str()
             .expect("a published demo event")
             .to_owned();
-        let programme: Value = client
-            .get(format!("{address}/api/v1/events/{slug}"))
-            .send()
-            .await
-            .expect("sent")
-            .json()
-            .await
-            .expect("json");
+        let programme = get_json(&client, &format!("{address}/api/v1/events/{slug}")).await;
         let sessions = programme["sessions"].as_array().expect("sessions");
         assert!(
             (8..=12).contains(&sessions.len()),

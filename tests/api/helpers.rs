@@ -205,32 +205,29 @@ impl TestApp {
     }
 
     pub async fn admin_get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(&self.admin_token)
-            .send()
-            .await
-            .expect("request sent")
+        self.admin(reqwest::Method::GET, path, None).await
     }
 
     pub async fn admin_post(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .post(self.url(path))
-            .bearer_auth(&self.admin_token)
-            .json(body)
-            .send()
-            .await
-            .expect("request sent")
+        self.admin(reqwest::Method::POST, path, Some(body)).await
     }
 
     pub async fn admin_patch(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .patch(self.url(path))
-            .bearer_auth(&self.admin_token)
-            .json(body)
-            .send()
-            .await
-            .expect("request sent")
+        self.admin(reqwest::Method::PATCH, path, Some(body)).await
+    }
+
+    /// A request with the owner's token, and a JSON body when given.
+    async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let mut request = self.request(method, path).bearer_auth(&self.admin_token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request sent")
     }
 
     /// Creates a published event open for registration; returns its slug.
