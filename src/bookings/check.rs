@@ -8,7 +8,7 @@ use diesel::prelude::*;
 
 use super::SeatState;
 use crate::db::schema::{seats, sessions};
-use crate::db::{DbConn, DbError};
+use crate::db::{self, DbConn, DbError};
 
 /// One session's figures.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,8 +29,13 @@ impl SeatCount {
     }
 }
 
-/// Every session's counter beside a fresh count of its rows.
+/// Every session's counter beside a fresh count of its rows, both read from one snapshot so
+/// that bookings made meanwhile cannot look like drift.
 pub fn recount(conn: &mut DbConn) -> Result<Vec<SeatCount>, DbError> {
+    db::read_snapshot(conn, counts)
+}
+
+fn counts(conn: &mut DbConn) -> Result<Vec<SeatCount>, DbError> {
     let counted: HashMap<i64, i64> = seats::table
         .filter(seats::state.eq_any(SeatState::ACTIVE))
         .group_by(seats::session_id)

@@ -215,25 +215,26 @@ impl From<BookingError> for Problem {
             ),
             BookingError::Invalid(v) => v.into(),
             BookingError::SessionCancelled { id, title } => {
-                Problem::new(Kind::SessionCancelled, format!("\"{title}\" is cancelled")).with_session(id, &title)
+                Problem::new(Kind::SessionCancelled, format!("\"{title}\" is cancelled"))
+                    .with_session(id, &title)
             }
-            BookingError::SessionStarted { id, title } => {
-                Problem::new(Kind::SessionStarted, format!("\"{title}\" has already started")).with_session(id, &title)
-            }
+            BookingError::SessionStarted { id, title } => Problem::new(
+                Kind::SessionStarted,
+                format!("\"{title}\" has already started"),
+            )
+            .with_session(id, &title),
             BookingError::SessionFull { id, title } => Problem::new(
                 Kind::SessionFull,
                 format!("\"{title}\" is full; nothing was booked"),
             )
             .with_session(id, &title),
-            BookingError::AlreadyBooked { session: Some((id, title)) } => Problem::new(
+            BookingError::AlreadyBooked {
+                session: (id, title),
+            } => Problem::new(
                 Kind::AlreadyBooked,
                 format!("This email address already has a seat in \"{title}\"; nothing was booked"),
             )
             .with_session(id, &title),
-            BookingError::AlreadyBooked { session: None } => Problem::new(
-                Kind::AlreadyBooked,
-                "This email address already has a seat in one of these sessions; nothing was booked",
-            ),
             BookingError::NotFound => Problem::not_found("The booking"),
             e @ BookingError::ReferenceCollision => Problem::internal(&e),
             BookingError::Session(e) => e.into(),

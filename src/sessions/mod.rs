@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use crate::bookings;
 use crate::db::schema::sessions;
 use crate::db::{self, DbConn, DbError};
-use crate::events::{self, Event, EventError};
+use crate::events::{self, Event, EventError, Slug};
 use crate::validation::ValidationError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -235,6 +235,7 @@ pub fn update(
     changes: SessionChanges,
 ) -> Result<(Event, Session), SessionError> {
     db::write_transaction(conn, |conn| {
+        lock(conn, id)?;
         let current = find(conn, id)?;
         check_times(
             changes.starts_at.unwrap_or(current.starts_at),
@@ -282,6 +283,7 @@ pub fn update(
     })
 }
 
+/// A session by id, in any state.
 pub fn find(conn: &mut DbConn, id: i64) -> Result<Session, SessionError> {
     sessions::table
         .find(id)
@@ -324,6 +326,9 @@ pub fn with_event(
 ) -> Result<Option<(Event, Vec<Session>)>, DbError> {
     use crate::db::schema::events;
     use crate::events::EventRow;
+    if Slug::parse(event_slug).is_err() {
+        return Ok(None);
+    }
     let rows: Vec<(EventRow, SessionRow)> = sessions::table
         .inner_join(events::table)
         .filter(events::slug.eq(event_slug))
@@ -340,25 +345,24 @@ pub fn with_event(
     Ok(Some((event.into(), found)))
 }
 
-/// Sessions by id, for checking a booking request against.
-pub fn by_ids(conn: &mut DbConn, ids: &[i64]) -> Result<Vec<Session>, DbError> {
-    Ok(sessions::table
-        .filter(sessions::id.eq_any(ids))
-        .select(SessionRow::as_select())
-        .order(sessions::id.asc())
-        .load(conn)?
-        .into_iter()
-        .map(Session::from)
-        .collect())
+/// Takes the session's row lock for the rest of the transaction. Every transaction that changes
+/// a session and its seats takes the session rows first, in id order, so two of them never wait
+/// on each other in a circle. (On SQLite writers are serialised anyway; the write is harmless.)
+pub fn lock(conn: &mut DbConn, id: i64) -> Result<(), DbError> {
+    diesel::update(sessions::table.find(id))
+        .set(sessions::taken.eq(sessions::taken))
+        .execute(conn)?;
+    Ok(())
 }
 
-/// Takes one seat if one is left: the only way `taken` goes up.
+/// Takes one seat if one is left in a published session: the only way `taken` goes up.
 pub fn take_seat(conn: &mut DbConn, id: i64) -> Result<bool, DbError> {
     let changed = TakeSeat { session_id: id }.execute(conn)?;
     Ok(changed == 1)
 }
 
-/// `UPDATE sessions SET taken = taken + 1 WHERE id = ? AND taken < capacity`, written out as a
+/// `UPDATE sessions SET taken = taken + 1 WHERE id = ? AND taken < capacity AND status =
+/// 'published'`, written out as a
 /// query of its own because diesel never caches the prepared statement of an `update()`, and this
 /// one runs in every booking, under the session's row lock.
 #[derive(diesel::query_builder::QueryId)]
@@ -377,7 +381,9 @@ where
     ) -> QueryResult<()> {
         out.push_sql("UPDATE sessions SET taken = taken + 1 WHERE id = ");
         out.push_bind_param::<diesel::sql_types::BigInt, _>(&self.session_id)?;
-        out.push_sql(" AND taken < capacity");
+        // The status is checked here, under the row lock, so a booking racing an organiser who
+        // cancels the session cannot slip in after the cancellation freed the seats.
+        out.push_sql(" AND taken < capacity AND status = 'published'");
         Ok(())
     }
 }

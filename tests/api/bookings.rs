@@ -268,6 +268,19 @@ async fn the_same_person_cannot_book_a_session_twice_whatever_the_case_of_their_
     assert_eq!(booked_emails(&app, &p.slug).await.len(), 1);
 }
 
+async fn someone_already_booked_in_a_full_session_is_told_they_have_a_seat(app: TestApp) {
+    let slug = app.published_event("already-in").await;
+    let session = app.session(&slug, "Benefits realisation", 1, 0).await;
+    app.booked(&slug, "ada@example.org", &[session]).await;
+
+    let again = app.book(&slug, "ada@example.org", &[session]).await;
+    let stranger = app.book(&slug, "grace@example.org", &[session]).await;
+
+    let problem = expect_problem(again, 409, "already-booked").await;
+    assert_eq!(problem["session_id"], session);
+    expect_problem(stranger, 409, "session-full").await;
+}
+
 async fn the_same_person_can_book_a_different_session(app: TestApp) {
     let p = programme(&app).await;
     app.booked(&p.slug, "ada@example.org", &[p.priced]).await;
@@ -546,6 +559,7 @@ on_both_backends!(
     a_booking_takes_one_seat_in_each_of_its_sessions,
     a_booking_for_several_sessions_is_all_or_nothing,
     the_same_person_cannot_book_a_session_twice_whatever_the_case_of_their_email,
+    someone_already_booked_in_a_full_session_is_told_they_have_a_seat,
     the_same_person_can_book_a_different_session,
     a_session_of_another_event_cannot_be_booked_through_this_one,
     a_booking_can_be_read_with_its_manage_token,

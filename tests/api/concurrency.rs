@@ -71,7 +71,82 @@ async fn three_hundred_simultaneous_bookings_fill_fifty_seats_exactly(app: TestA
     assert_eq!(code, 0, "check finds no drift: {output}");
 }
 
-on_both_backends!(three_hundred_simultaneous_bookings_fill_fifty_seats_exactly);
+async fn bookings_racing_a_session_cancellation_never_leave_a_seat_in_it(app: TestApp) {
+    let slug = app.published_event("cancel-race").await;
+    let session = app.session(&slug, "Agile PMOs", 500, 0).await;
+
+    let bookings = (0..150).map(|n| {
+        let url = app.url(&format!("/api/v1/events/{slug}/bookings"));
+        let body = serde_json::json!({
+            "attendee": {"name": format!("Attendee {n}"), "email": format!("racer{n}@example.org")},
+            "session_ids": [session]
+        });
+        let client = app.client.clone();
+        async move {
+            let response = client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .expect("request sent");
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            (status, body)
+        }
+    });
+    let cancel = async {
+        tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+        app.admin_patch(
+            &format!("/api/v1/admin/sessions/{session}"),
+            &serde_json::json!({"status": "cancelled"}),
+        )
+        .await
+        .status()
+        .as_u16()
+    };
+    let (outcomes, cancelled) = tokio::join!(join_all(bookings), cancel);
+
+    assert_eq!(cancelled, 200);
+    for (status, body) in &outcomes {
+        match status {
+            201 => {
+                let token = body["manage_token"].as_str().expect("token");
+                let booking = app
+                    .get(&format!("/api/v1/bookings/{token}"))
+                    .await
+                    .json::<Value>()
+                    .await
+                    .expect("json");
+                assert_eq!(
+                    booking["seats"][0]["state"], "cancelled",
+                    "a seat booked before the cancellation was cancelled with it"
+                );
+                assert_eq!(booking["status"], "cancelled");
+            }
+            409 => assert_eq!(body["type"], "/problems/session-cancelled", "{body}"),
+            other => panic!("unexpected answer {other}: {body}"),
+        }
+    }
+    let attendees: Value = app
+        .admin_get(&format!("/api/v1/admin/sessions/{session}/attendees"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        attendees["attendees"].as_array().map(Vec::len),
+        Some(0),
+        "nobody holds a seat in a cancelled session"
+    );
+    assert_eq!(app.public_session(&slug, session).await["seats_left"], 500);
+    let (code, output) = app.check();
+    assert_eq!(code, 0, "check finds no drift: {output}");
+}
+
+on_both_backends!(
+    three_hundred_simultaneous_bookings_fill_fifty_seats_exactly,
+    bookings_racing_a_session_cancellation_never_leave_a_seat_in_it,
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_serve_processes_sharing_postgres_never_oversell() {

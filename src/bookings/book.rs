@@ -1,0 +1,247 @@
+//! Making a booking: every requested seat in one transaction, or none.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use rand::seq::IndexedRandom;
+
+use super::{
+    Booked, Booking, BookingError, BookingRequest, BookingStatus, PaymentStatus, Seat, SeatState,
+};
+use crate::db::schema::{bookings, seats};
+use crate::db::{self, DbConn, DbError};
+use crate::events::{self, Event, EventError, EventStatus};
+use crate::sessions::{self, Session, SessionStatus};
+use crate::tokens;
+use crate::validation::ValidationError;
+
+/// Books every requested session for the attendee, or none of them.
+#[tracing::instrument(level = "debug", skip_all, fields(event = event_slug, sessions = ?request.session_ids))]
+pub fn book(
+    conn: &mut DbConn,
+    event_slug: &str,
+    request: &BookingRequest,
+    reference_prefix: &str,
+) -> Result<Booked, BookingError> {
+    // A new reference collides with an existing one about once in a billion bookings; the
+    // unique index catches it and the whole attempt is made again with another reference.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let outcome = db::write_transaction(conn, |conn| {
+            book_in(conn, event_slug, request, reference_prefix)
+        });
+        match outcome {
+            Err(BookingError::ReferenceCollision) if attempts < 5 => continue,
+            outcome => return outcome,
+        }
+    }
+}
+
+/// The statements of one booking, inside the caller's write transaction: one read, one insert
+/// per row, one conditional counter update per session. Every round trip is paid under a busy
+/// session's row lock, so there are no others.
+pub fn book_in(
+    conn: &mut DbConn,
+    event_slug: &str,
+    request: &BookingRequest,
+    reference_prefix: &str,
+) -> Result<Booked, BookingError> {
+    let (event, found) = match sessions::with_event(conn, event_slug, &request.session_ids)? {
+        Some(both) => both,
+        // Nothing matched: find out why, for the answer.
+        None => (events::find_published(conn, event_slug)?, Vec::new()),
+    };
+    if event.status != EventStatus::Published {
+        return Err(EventError::NotFound(event_slug.to_owned()).into());
+    }
+    let now = Utc::now();
+    if !event.registration_open(now) {
+        return Err(BookingError::RegistrationClosed);
+    }
+    let wanted = bookable_sessions(found, &event, &request.session_ids, now)?;
+    let email = request.attendee.email.normalized();
+    // Fail fast on what was full when read; the conditional update below decides for real.
+    if let Some(full) = wanted.iter().find(|s| s.taken >= s.capacity) {
+        // Someone who holds a seat already is better told so than that it is full.
+        if let Some(held) = already_holds(conn, &email, &wanted)? {
+            return Err(BookingError::AlreadyBooked {
+                session: (held.id, held.title.clone()),
+            });
+        }
+        return Err(BookingError::SessionFull {
+            id: full.id,
+            title: full.title.clone(),
+        });
+    }
+
+    let manage_token = tokens::random_token("");
+    let reference = new_reference(reference_prefix);
+    let total: i64 = wanted.iter().map(|s| s.price_minor).sum();
+    let payment_status = if total > 0 {
+        PaymentStatus::Unpaid
+    } else {
+        PaymentStatus::NotRequired
+    };
+    let stamp = db::now();
+    let inserted = diesel::insert_into(bookings::table)
+        .values((
+            bookings::event_id.eq(event.id),
+            bookings::reference.eq(&reference),
+            bookings::manage_token_hash.eq(tokens::hash_token(&manage_token)),
+            bookings::attendee_name.eq(&request.attendee.name),
+            bookings::attendee_email.eq(request.attendee.email.as_str()),
+            bookings::attendee_organisation.eq(&request.attendee.organisation),
+            bookings::total_minor.eq(total),
+            bookings::currency.eq(&event.currency),
+            bookings::status.eq("confirmed"),
+            bookings::payment_status.eq(payment_status.as_str()),
+            bookings::created_at.eq(stamp),
+            bookings::updated_at.eq(stamp),
+        ))
+        .returning(bookings::id)
+        .get_result(conn);
+    let booking_id: i64 = match inserted {
+        Err(e) if db::is_unique_violation(&e) => return Err(BookingError::ReferenceCollision),
+        other => other?,
+    };
+    // The unique index on (session, email) of active seats is what refuses a second seat for
+    // the same person, also when two of their requests race.
+    for session in &wanted {
+        let inserted = diesel::insert_into(seats::table)
+            .values((
+                seats::booking_id.eq(booking_id),
+                seats::session_id.eq(session.id),
+                seats::attendee_email.eq(&email),
+                seats::state.eq(SeatState::Confirmed.as_str()),
+                seats::price_minor.eq(session.price_minor),
+                seats::created_at.eq(stamp),
+            ))
+            .execute(conn);
+        match inserted {
+            Err(e) if db::is_unique_violation(&e) => {
+                return Err(BookingError::AlreadyBooked {
+                    session: (session.id, session.title.clone()),
+                })
+            }
+            other => other?,
+        };
+    }
+    // Counters last, in id order: row locks on busy sessions are held only until the commit
+    // that follows, and two bookings never wait on each other in opposite orders.
+    for session in &wanted {
+        if !sessions::take_seat(conn, session.id)? {
+            // Full, or cancelled by an organiser since it was read.
+            let now_status = sessions::find(conn, session.id)?.status;
+            return Err(if now_status == SessionStatus::Cancelled {
+                BookingError::SessionCancelled {
+                    id: session.id,
+                    title: session.title.clone(),
+                }
+            } else {
+                BookingError::SessionFull {
+                    id: session.id,
+                    title: session.title.clone(),
+                }
+            });
+        }
+    }
+    let mut seats: Vec<Seat> = wanted
+        .iter()
+        .map(|s| Seat {
+            session_id: s.id,
+            title: s.title.clone(),
+            room: s.room.clone(),
+            starts_at: s.starts_at,
+            ends_at: s.ends_at,
+            state: SeatState::Confirmed,
+            price_minor: s.price_minor,
+        })
+        .collect();
+    seats.sort_by_key(|s| (s.starts_at, s.session_id));
+    let booking = Booking {
+        id: booking_id,
+        event_id: event.id,
+        reference,
+        attendee_name: request.attendee.name.clone(),
+        attendee_email: request.attendee.email.as_str().to_owned(),
+        attendee_organisation: request.attendee.organisation.clone(),
+        total_minor: total,
+        currency: event.currency.clone(),
+        status: BookingStatus::Confirmed,
+        payment_status,
+        created_at: stamp.and_utc(),
+        seats,
+    };
+    Ok(Booked {
+        event,
+        booking,
+        manage_token,
+    })
+}
+
+/// The requested sessions, refusing any that is not a published, future session of the event.
+fn bookable_sessions(
+    found: Vec<Session>,
+    event: &Event,
+    ids: &[i64],
+    now: DateTime<Utc>,
+) -> Result<Vec<Session>, BookingError> {
+    let unknown: Vec<String> = ids
+        .iter()
+        .filter(|id| {
+            !found
+                .iter()
+                .any(|s| s.id == **id && s.event_id == event.id && s.status != SessionStatus::Draft)
+        })
+        .map(i64::to_string)
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ValidationError::single(
+            "session_ids",
+            format!("no such session in this event: {}", unknown.join(", ")),
+        )
+        .into());
+    }
+    for s in &found {
+        if s.status == SessionStatus::Cancelled {
+            return Err(BookingError::SessionCancelled {
+                id: s.id,
+                title: s.title.clone(),
+            });
+        }
+        if s.starts_at <= now {
+            return Err(BookingError::SessionStarted {
+                id: s.id,
+                title: s.title.clone(),
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// The first of `wanted` in which this person (normalised email) holds an active seat.
+fn already_holds<'a>(
+    conn: &mut DbConn,
+    email: &str,
+    wanted: &'a [Session],
+) -> Result<Option<&'a Session>, DbError> {
+    let ids: Vec<i64> = wanted.iter().map(|s| s.id).collect();
+    let held: Vec<i64> = seats::table
+        .filter(seats::attendee_email.eq(email))
+        .filter(seats::session_id.eq_any(&ids))
+        .filter(seats::state.eq_any(SeatState::ACTIVE))
+        .select(seats::session_id)
+        .load(conn)?;
+    Ok(wanted.iter().find(|s| held.contains(&s.id)))
+}
+
+/// Letters and digits that cannot be mistaken for each other when read aloud or copied.
+const REFERENCE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+
+fn new_reference(prefix: &str) -> String {
+    let mut rng = rand::rng();
+    let code: String = (0..6)
+        .filter_map(|_| REFERENCE_ALPHABET.choose(&mut rng).map(|b| char::from(*b)))
+        .collect();
+    format!("{prefix}-{code}")
+}

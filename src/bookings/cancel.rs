@@ -1,0 +1,135 @@
+//! Cancelling seats: by the attendee (some or all of a booking) or because an organiser
+//! cancelled the session. Each freed seat goes back to its session in the same transaction.
+
+use diesel::prelude::*;
+
+use super::queries::{id_for_token, load};
+use super::{Booking, BookingError, SeatState};
+use crate::db::schema::{bookings, seats};
+use crate::db::{self, DbConn, DbError};
+use crate::events::{self, Event};
+use crate::sessions;
+use crate::validation::ValidationError;
+
+/// Cancels the booking's seats in `session_ids`, or all of them; each freed seat goes back to
+/// its session in the same transaction. Seats already cancelled are left as they are.
+#[tracing::instrument(level = "debug", skip(conn, manage_token))]
+pub fn cancel(
+    conn: &mut DbConn,
+    manage_token: &str,
+    session_ids: Option<&[i64]>,
+) -> Result<(Event, Booking), BookingError> {
+    db::write_transaction(conn, |conn| {
+        let id = id_for_token(conn, manage_token)?;
+        let booking = load(conn, id)?;
+        if let Some(ids) = session_ids {
+            if ids.is_empty() {
+                return Err(ValidationError::single(
+                    "session_ids",
+                    "name at least one session, or leave it out to cancel all",
+                )
+                .into());
+            }
+            let foreign: Vec<String> = ids
+                .iter()
+                .filter(|id| !booking.seats.iter().any(|s| s.session_id == **id))
+                .map(i64::to_string)
+                .collect();
+            if !foreign.is_empty() {
+                return Err(ValidationError::single(
+                    "session_ids",
+                    format!("not part of this booking: {}", foreign.join(", ")),
+                )
+                .into());
+            }
+        }
+        let mut targets: Vec<i64> = booking
+            .seats
+            .iter()
+            .filter(|s| matches!(s.state, SeatState::Held | SeatState::Confirmed))
+            .filter(|s| session_ids.is_none_or(|ids| ids.contains(&s.session_id)))
+            .map(|s| s.session_id)
+            .collect();
+        targets.sort_unstable();
+        // Session rows first, in id order, as every writer of a session does: an organiser
+        // cancelling one of these sessions at the same moment then waits instead of deadlocking.
+        for session_id in &targets {
+            sessions::lock(conn, *session_id)?;
+        }
+        let now = db::now();
+        for session_id in targets {
+            let changed = diesel::update(seats::table)
+                .filter(seats::booking_id.eq(id))
+                .filter(seats::session_id.eq(session_id))
+                .filter(seats::state.eq_any(SeatState::ACTIVE))
+                .set((
+                    seats::state.eq(SeatState::Cancelled.as_str()),
+                    seats::cancelled_at.eq(Some(now)),
+                ))
+                .execute(conn)?;
+            if changed > 0 {
+                sessions::free_seats(conn, session_id, changed as i32)?;
+            }
+        }
+        refresh(conn, id)?;
+        let booking = load(conn, id)?;
+        let event = events::by_id(conn, booking.event_id)?;
+        Ok((event, booking))
+    })
+}
+
+/// Recomputes a booking's total and status from its active seats.
+fn refresh(conn: &mut DbConn, id: i64) -> Result<(), DbError> {
+    let active: Vec<i64> = seats::table
+        .filter(seats::booking_id.eq(id))
+        .filter(seats::state.eq_any(SeatState::ACTIVE))
+        .select(seats::price_minor)
+        .load(conn)?;
+    let total: i64 = active.iter().sum();
+    let status = if active.is_empty() {
+        "cancelled"
+    } else {
+        "confirmed"
+    };
+    diesel::update(bookings::table.find(id))
+        .set((
+            bookings::total_minor.eq(total),
+            bookings::status.eq(status),
+            bookings::updated_at.eq(db::now()),
+        ))
+        .execute(conn)?;
+    // Nothing left to pay for an unpaid booking once its priced seats are gone.
+    diesel::update(bookings::table.find(id))
+        .filter(bookings::payment_status.eq("unpaid"))
+        .filter(bookings::total_minor.eq(0))
+        .set(bookings::payment_status.eq("not_required"))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Cancels every active seat of a session (the organiser cancelled it). Runs inside the
+/// caller's transaction.
+/// The caller holds the session's row lock (see [`sessions::lock`]), so no booking can take a
+/// seat in it meanwhile.
+pub fn cancel_session_seats(conn: &mut DbConn, session_id: i64) -> Result<usize, DbError> {
+    // The bookings are those whose seats this very statement cancelled.
+    let mut affected: Vec<i64> = diesel::update(seats::table)
+        .filter(seats::session_id.eq(session_id))
+        .filter(seats::state.eq_any(SeatState::ACTIVE))
+        .set((
+            seats::state.eq(SeatState::Cancelled.as_str()),
+            seats::cancelled_at.eq(Some(db::now())),
+        ))
+        .returning(seats::booking_id)
+        .get_results(conn)?;
+    let changed = affected.len();
+    if changed > 0 {
+        sessions::free_seats(conn, session_id, changed as i32)?;
+    }
+    affected.sort_unstable();
+    affected.dedup();
+    for booking_id in affected {
+        refresh(conn, booking_id)?;
+    }
+    Ok(changed)
+}

@@ -1,0 +1,159 @@
+//! Reading bookings: by manage token, per event, per session.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::{Booking, BookingError, BookingRow, Seat, SeatState, SessionAttendee};
+use crate::db::schema::{bookings, seats, sessions as sessions_table};
+use crate::db::{DbConn, DbError};
+use crate::events::{self, Event};
+use crate::sessions::{self, Session};
+use crate::tokens;
+
+type SeatRow = (
+    i64,
+    i64,
+    String,
+    String,
+    Option<String>,
+    NaiveDateTime,
+    NaiveDateTime,
+    i64,
+);
+
+/// Bookings with their seats, in one query for all seats.
+fn with_seats(conn: &mut DbConn, rows: Vec<BookingRow>) -> Result<Vec<Booking>, DbError> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut by_booking: HashMap<i64, Vec<Seat>> = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let seat_rows: Vec<SeatRow> = seats::table
+            .inner_join(sessions_table::table)
+            .filter(seats::booking_id.eq_any(chunk))
+            .order((sessions_table::starts_at.asc(), seats::id.asc()))
+            .select((
+                seats::booking_id,
+                seats::session_id,
+                seats::state,
+                sessions_table::title,
+                sessions_table::room,
+                sessions_table::starts_at,
+                sessions_table::ends_at,
+                seats::price_minor,
+            ))
+            .load(conn)?;
+        for (booking_id, session_id, state, title, room, starts_at, ends_at, price_minor) in
+            seat_rows
+        {
+            by_booking.entry(booking_id).or_default().push(Seat {
+                session_id,
+                title,
+                room,
+                starts_at: starts_at.and_utc(),
+                ends_at: ends_at.and_utc(),
+                state: SeatState::from_db(&state),
+                price_minor,
+            });
+        }
+    }
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let seats = by_booking.remove(&row.id).unwrap_or_default();
+            row.into_booking(seats)
+        })
+        .collect())
+}
+
+pub(super) fn load(conn: &mut DbConn, id: i64) -> Result<Booking, DbError> {
+    let row = bookings::table
+        .find(id)
+        .select(BookingRow::as_select())
+        .first(conn)?;
+    with_seats(conn, vec![row])?
+        .pop()
+        .ok_or(DbError::Query(diesel::result::Error::NotFound))
+}
+
+pub(super) fn id_for_token(conn: &mut DbConn, manage_token: &str) -> Result<i64, BookingError> {
+    if !tokens::plausible(manage_token) {
+        return Err(BookingError::NotFound);
+    }
+    bookings::table
+        .filter(bookings::manage_token_hash.eq(tokens::hash_token(manage_token)))
+        .select(bookings::id)
+        .first(conn)
+        .optional()?
+        .ok_or(BookingError::NotFound)
+}
+
+/// The booking behind a manage link, with its event.
+pub fn find_by_token(
+    conn: &mut DbConn,
+    manage_token: &str,
+) -> Result<(Event, Booking), BookingError> {
+    let id = id_for_token(conn, manage_token)?;
+    let booking = load(conn, id)?;
+    let event = events::by_id(conn, booking.event_id)?;
+    Ok((event, booking))
+}
+
+/// Every booking of an event, newest first.
+pub fn for_event(
+    conn: &mut DbConn,
+    event_slug: &str,
+) -> Result<(Event, Vec<Booking>), BookingError> {
+    let event = events::find(conn, event_slug)?;
+    let rows = bookings::table
+        .filter(bookings::event_id.eq(event.id))
+        .order(bookings::id.desc())
+        .select(BookingRow::as_select())
+        .load(conn)?;
+    let bookings = with_seats(conn, rows)?;
+    Ok((event, bookings))
+}
+
+/// The people holding seats (held or confirmed) in a session, in booking order.
+pub fn attendees(
+    conn: &mut DbConn,
+    session_id: i64,
+) -> Result<(Event, Session, Vec<SessionAttendee>), BookingError> {
+    let session = sessions::find(conn, session_id)?;
+    let event = events::by_id(conn, session.event_id)?;
+    let rows: Vec<(
+        String,
+        String,
+        String,
+        Option<String>,
+        String,
+        NaiveDateTime,
+    )> = seats::table
+        .inner_join(bookings::table)
+        .filter(seats::session_id.eq(session_id))
+        .filter(seats::state.eq_any(SeatState::ACTIVE))
+        .order(seats::id.asc())
+        .select((
+            bookings::reference,
+            bookings::attendee_name,
+            bookings::attendee_email,
+            bookings::attendee_organisation,
+            seats::state,
+            seats::created_at,
+        ))
+        .load(conn)?;
+    let attendees = rows
+        .into_iter()
+        .map(
+            |(reference, name, email, organisation, state, booked_at)| SessionAttendee {
+                reference,
+                name,
+                email,
+                organisation,
+                state: SeatState::from_db(&state),
+                booked_at: booked_at.and_utc(),
+            },
+        )
+        .collect();
+    Ok((event, session, attendees))
+}
