@@ -97,9 +97,10 @@ impl DatabaseUrl {
         }
     }
 
-    /// The URL without any password, for logs.
+    /// The URL without any password (nor query string, which may hold one), for logs.
     pub fn redacted(&self) -> String {
         let raw = self.target.expose_secret();
+        let raw = raw.split('?').next().unwrap_or(raw);
         match self.backend {
             Backend::Sqlite => format!("sqlite://{raw}"),
             Backend::Postgres => match (raw.find("://"), raw.rfind('@')) {
@@ -288,6 +289,35 @@ where
             None
         }
     };
+    finish(conn, f)
+}
+
+/// Runs `f` in a read-only transaction that sees one consistent snapshot of the database
+/// (PostgreSQL: REPEATABLE READ; SQLite: any read transaction in WAL mode), for reports that
+/// compare several tables.
+pub fn read_snapshot<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConn::Pg(pg) => AnsiTransactionManager::begin_transaction_sql(
+            pg,
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        )?,
+        DbConn::Sqlite(lite) => {
+            AnsiTransactionManager::begin_transaction_sql(lite, "BEGIN DEFERRED")?
+        }
+    }
+    finish(conn, f)
+}
+
+/// Runs `f` in the transaction just begun: commit on `Ok`, roll back on `Err`.
+fn finish<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
     match f(conn) {
         Ok(value) => {
             <DbConn as Connection>::TransactionManager::commit_transaction(conn)?;
