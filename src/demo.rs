@@ -6,9 +6,9 @@ use chrono::{Datelike, Days, NaiveTime, SubsecRound, TimeZone, Utc};
 use chrono_tz::Europe::London;
 
 use crate::bookings::{self, Attendee, BookingRequest};
-use crate::db::DbConn;
-use crate::events::{self, EventStatus, NewEvent, Slug};
-use crate::organisers::{self, NewOrganiser, OrganiserError, Role};
+use crate::db::{self, DbConn};
+use crate::events::{self, EventError, EventStatus, NewEvent, Slug};
+use crate::organisers::{self, NewOrganiser, Role};
 use crate::sessions::{self, NewSession, SessionStatus};
 use crate::validation::{Currency, Email};
 
@@ -43,7 +43,24 @@ const PROGRAMME: &[Class] = &[
 const NEARLY_FULL: (&str, usize) = ("PMO reporting and dashboards people actually read", 11);
 
 /// Creates the demo programme when no event exists; returns the demo organiser's new token.
+///
+/// All of it is one transaction, so a crash leaves nothing half-made; when two processes start
+/// on the same empty database at once, the second finds the first one's event and does nothing.
 pub fn seed_if_empty(conn: &mut DbConn, reference_prefix: &str) -> anyhow::Result<Option<String>> {
+    match db::write_transaction(conn, |conn| seed(conn, reference_prefix)) {
+        Err(e)
+            if matches!(
+                e.downcast_ref::<EventError>(),
+                Some(EventError::SlugTaken(_))
+            ) =>
+        {
+            Ok(None)
+        }
+        outcome => outcome,
+    }
+}
+
+fn seed(conn: &mut DbConn, reference_prefix: &str) -> anyhow::Result<Option<String>> {
     if events::any_exist(conn)? {
         return Ok(None);
     }
@@ -106,18 +123,13 @@ pub fn seed_if_empty(conn: &mut DbConn, reference_prefix: &str) -> anyhow::Resul
                 organisation: Some("Example Ltd".to_owned()),
             };
             let request = BookingRequest::new(attendee, &[busy.id])?;
-            bookings::book(conn, &event.slug, &request, reference_prefix)?;
+            bookings::book_in(conn, &event.slug, &request, reference_prefix)?;
         }
     }
     let organiser = NewOrganiser::parse("demo@example.org", "Demo Organiser", Role::Owner)?;
-    let token = match organisers::create_with_token(conn, &organiser, "demo") {
-        Ok((_, token)) => token,
-        Err(OrganiserError::EmailTaken(_)) => {
-            let existing = organisers::find_by_email(conn, "demo@example.org")?
-                .ok_or_else(|| anyhow::anyhow!("demo organiser vanished"))?;
-            organisers::issue_token(conn, existing.id, "demo")?
-        }
-        Err(e) => return Err(e.into()),
+    let token = match organisers::find_by_email(conn, organiser.email.as_str())? {
+        Some(existing) => organisers::issue_token(conn, existing.id, "demo")?,
+        None => organisers::insert_with_token(conn, &organiser, "demo")?.1,
     };
     Ok(Some(token.0))
 }

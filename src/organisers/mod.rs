@@ -1,6 +1,5 @@
 //! Organisers and their API tokens. A token is shown once when made; only its hash is stored.
 
-use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::schema::{api_tokens, organisers};
@@ -114,30 +113,37 @@ pub fn create_with_token(
     new: &NewOrganiser,
     label: &str,
 ) -> Result<(Organiser, IssuedToken), OrganiserError> {
-    db::write_transaction(conn, |conn| {
-        let inserted = diesel::insert_into(organisers::table)
-            .values((
-                organisers::email.eq(new.email.normalized()),
-                organisers::name.eq(&new.name),
-                organisers::role.eq(new.role.as_str()),
-                organisers::created_at.eq(db::now()),
-            ))
-            .returning(organisers::id)
-            .get_result::<i64>(conn);
-        let organiser: Organiser = match inserted {
-            Ok(id) => organisers::table
-                .find(id)
-                .select(OrganiserRow::as_select())
-                .first(conn)?
-                .into(),
-            Err(e) if db::is_unique_violation(&e) => {
-                return Err(OrganiserError::EmailTaken(new.email.normalized()))
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let token = issue_token(conn, organiser.id, label)?;
-        Ok((organiser, token))
-    })
+    db::write_transaction(conn, |conn| insert_with_token(conn, new, label))
+}
+
+/// [`create_with_token`] inside the caller's transaction.
+pub fn insert_with_token(
+    conn: &mut DbConn,
+    new: &NewOrganiser,
+    label: &str,
+) -> Result<(Organiser, IssuedToken), OrganiserError> {
+    let inserted = diesel::insert_into(organisers::table)
+        .values((
+            organisers::email.eq(new.email.normalized()),
+            organisers::name.eq(&new.name),
+            organisers::role.eq(new.role.as_str()),
+            organisers::created_at.eq(db::now()),
+        ))
+        .returning(organisers::id)
+        .get_result::<i64>(conn);
+    let organiser: Organiser = match inserted {
+        Ok(id) => organisers::table
+            .find(id)
+            .select(OrganiserRow::as_select())
+            .first(conn)?
+            .into(),
+        Err(e) if db::is_unique_violation(&e) => {
+            return Err(OrganiserError::EmailTaken(new.email.normalized()))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let token = issue_token(conn, organiser.id, label)?;
+    Ok((organiser, token))
 }
 
 /// Makes another API token for an organiser.
@@ -171,19 +177,6 @@ pub fn authenticate(conn: &mut DbConn, token: &str) -> Result<Option<Organiser>,
         .first(conn)
         .optional()?;
     Ok(found.map(Organiser::from))
-}
-
-/// Revokes every token of an organiser from `at` on.
-pub fn revoke_tokens(
-    conn: &mut DbConn,
-    organiser_id: i64,
-    at: NaiveDateTime,
-) -> Result<usize, DbError> {
-    Ok(diesel::update(api_tokens::table)
-        .filter(api_tokens::organiser_id.eq(organiser_id))
-        .filter(api_tokens::revoked_at.is_null())
-        .set(api_tokens::revoked_at.eq(Some(at)))
-        .execute(conn)?)
 }
 
 /// The organiser with this email, if any.

@@ -183,6 +183,32 @@ async fn a_newcomer_gets_a_demo_programme_and_an_organiser_token_once() {
 }
 
 #[tokio::test]
+async fn two_processes_starting_on_one_empty_postgres_make_one_demo_programme() {
+    let Some((url, _scratch)) = fresh_database(Backend::Postgres) else {
+        return;
+    };
+    let first_url = url.clone();
+    let first = std::thread::spawn(move || serve_demo(&first_url));
+    let (mut second, address, second_token) = serve_demo(&url);
+    let (mut first, _, first_token) = first.join().expect("first process started");
+
+    let events = get_json(&reqwest::Client::new(), &format!("{address}/api/v1/events")).await;
+    assert_eq!(
+        events.as_array().map(Vec::len),
+        Some(1),
+        "one demo event: {events}"
+    );
+    assert!(
+        first_token.is_some() != second_token.is_some(),
+        "exactly one process made the demo and printed its token"
+    );
+    for child in [&mut first, &mut second] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+#[tokio::test]
 async fn organiser_create_prints_a_token_that_opens_the_admin_api() {
     let Some((url, _scratch)) = fresh_database(Backend::Sqlite) else {
         return;
