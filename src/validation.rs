@@ -57,10 +57,6 @@ impl Fields {
         });
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.errors.is_empty()
-    }
-
     /// Ends parsing: `Ok` only when no field was refused.
     pub fn finish(self) -> Result<(), ValidationError> {
         if self.errors.is_empty() {
@@ -168,6 +164,20 @@ impl Currency {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// A point in time given with its offset, as UTC. Bounded to the years 2000 to 2199, so that it
+/// stays a four-digit-year RFC 3339 time in every zone and sorts correctly as stored text.
+pub fn instant(
+    at: chrono::DateTime<chrono::FixedOffset>,
+) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    use chrono::Datelike;
+    let utc = at.with_timezone(&chrono::Utc);
+    if (2000..2200).contains(&utc.year()) {
+        Ok(utc)
+    } else {
+        Err("must be a time between the years 2000 and 2199".into())
     }
 }
 

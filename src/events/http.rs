@@ -14,7 +14,7 @@ use crate::api::{local_time, nullable, run, AppState, Kind, Problem};
 use crate::organisers::Role;
 use crate::sessions::http::SessionView;
 use crate::sessions::{self};
-use crate::validation::{required_text, time_zone, Currency, Fields};
+use crate::validation::{instant, required_text, time_zone, Currency, Fields};
 
 pub fn public_routes(cfg: &mut ServiceConfig) {
     cfg.service(list_events).service(get_event);
@@ -111,6 +111,12 @@ impl TryFrom<EventInput> for NewEvent {
         let venue = f.check("venue", required_text(&input.venue, 300));
         let zone = f.check("time_zone", time_zone(&input.time_zone));
         let currency = f.check("currency", Currency::parse(&input.currency));
+        let opens = input
+            .registration_opens_at
+            .and_then(|t| f.check("registration_opens_at", instant(t)));
+        let closes = input
+            .registration_closes_at
+            .and_then(|t| f.check("registration_closes_at", instant(t)));
         f.finish()?;
         match (slug, name, venue, zone, currency) {
             (Some(slug), Some(name), Some(venue), Some(time_zone), Some(currency)) => {
@@ -120,12 +126,8 @@ impl TryFrom<EventInput> for NewEvent {
                     venue,
                     time_zone,
                     currency,
-                    registration_opens_at: input
-                        .registration_opens_at
-                        .map(|t| t.with_timezone(&Utc)),
-                    registration_closes_at: input
-                        .registration_closes_at
-                        .map(|t| t.with_timezone(&Utc)),
+                    registration_opens_at: opens,
+                    registration_closes_at: closes,
                     status: input.status.unwrap_or(EventStatus::Draft),
                 })
             }
@@ -176,10 +178,10 @@ impl TryFrom<EventPatch> for EventChanges {
                 .and_then(|v| f.check("currency", Currency::parse(&v))),
             registration_opens_at: p
                 .registration_opens_at
-                .map(|t| t.map(|t| t.with_timezone(&Utc))),
+                .map(|t| t.and_then(|t| f.check("registration_opens_at", instant(t)))),
             registration_closes_at: p
                 .registration_closes_at
-                .map(|t| t.map(|t| t.with_timezone(&Utc))),
+                .map(|t| t.and_then(|t| f.check("registration_closes_at", instant(t)))),
             status: p.status,
         };
         f.finish().map(|()| changes)

@@ -285,6 +285,10 @@ fn has_bookings(conn: &mut DbConn, event_id: i64) -> Result<bool, DbError> {
 
 /// Any event, draft or published.
 pub fn find(conn: &mut DbConn, slug: &str) -> Result<Event, EventError> {
+    // Anything that is not a slug (a path may carry any bytes, even NUL) names no event.
+    if Slug::parse(slug).is_err() {
+        return Err(EventError::NotFound(slug.to_owned()));
+    }
     events::table
         .filter(events::slug.eq(slug))
         .select(EventRow::as_select())

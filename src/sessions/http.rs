@@ -1,7 +1,7 @@
 //! `/api/v1/admin/.../sessions`: organisers build and change the programme.
 
 use actix_web::{patch, post, web, HttpResponse};
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -16,7 +16,9 @@ use crate::api::{local_time, nullable, run, AppState, Kind, Problem};
 use crate::events::http::EventView;
 use crate::events::Event;
 use crate::organisers::Role;
-use crate::validation::{long_text, optional_text, required_text, Fields, ValidationError};
+use crate::validation::{
+    instant, long_text, optional_text, required_text, Fields, ValidationError,
+};
 
 pub fn admin_routes(cfg: &mut ServiceConfig) {
     cfg.service(create_session).service(update_session);
@@ -140,6 +142,8 @@ impl TryFrom<SessionInput> for NewSession {
         let room = f.check("room", optional_text(input.room.as_deref(), 100));
         let capacity = f.check("capacity", capacity(input.capacity));
         let price_minor = f.check("price_minor", price(input.price_minor));
+        let starts_at = f.check("starts_at", instant(input.starts_at));
+        let ends_at = f.check("ends_at", instant(input.ends_at));
         f.finish()?;
         match (
             title,
@@ -149,6 +153,8 @@ impl TryFrom<SessionInput> for NewSession {
             room,
             capacity,
             price_minor,
+            starts_at,
+            ends_at,
         ) {
             (
                 Some(title),
@@ -158,14 +164,16 @@ impl TryFrom<SessionInput> for NewSession {
                 Some(room),
                 Some(capacity),
                 Some(price_minor),
+                Some(starts_at),
+                Some(ends_at),
             ) => Ok(NewSession {
                 title,
                 abstract_text,
                 speakers,
                 track,
                 room,
-                starts_at: input.starts_at.with_timezone(&Utc),
-                ends_at: input.ends_at.with_timezone(&Utc),
+                starts_at,
+                ends_at,
                 capacity,
                 price_minor,
                 status: input.status.unwrap_or(SessionStatus::Published),
@@ -219,8 +227,8 @@ impl TryFrom<SessionPatch> for SessionChanges {
             room: p
                 .room
                 .and_then(|v| f.check("room", optional_text(v.as_deref(), 100))),
-            starts_at: p.starts_at.map(|t| t.with_timezone(&Utc)),
-            ends_at: p.ends_at.map(|t| t.with_timezone(&Utc)),
+            starts_at: p.starts_at.and_then(|t| f.check("starts_at", instant(t))),
+            ends_at: p.ends_at.and_then(|t| f.check("ends_at", instant(t))),
             capacity: p.capacity.and_then(|v| f.check("capacity", capacity(v))),
             price_minor: p.price_minor.and_then(|v| f.check("price_minor", price(v))),
             status: p.status,

@@ -456,6 +456,79 @@ async fn patch_session_path(app: &TestApp, id: &str) -> reqwest::Response {
     .await
 }
 
+async fn a_slug_with_bytes_no_slug_can_have_is_not_found(app: TestApp) {
+    let slug = app.published_event("real-event").await;
+    let session = app.session(&slug, "Portfolio prioritisation", 10, 0).await;
+
+    for odd in ["%00", "a%00b", "%F0%9F%98%80", "UPPER"] {
+        expect_problem(
+            app.get(&format!("/api/v1/events/{odd}")).await,
+            404,
+            "not-found",
+        )
+        .await;
+        let booking = app
+            .post(
+                &format!("/api/v1/events/{odd}/bookings"),
+                &booking_body("ada@example.org", &[session]),
+            )
+            .await;
+        expect_problem(booking, 404, "not-found").await;
+        let patch = app
+            .admin_patch(
+                &format!("/api/v1/admin/events/{odd}"),
+                &json!({"name": "X"}),
+            )
+            .await;
+        expect_problem(patch, 404, "not-found").await;
+        let list = app
+            .admin_get(&format!("/api/v1/admin/events/{odd}/bookings"))
+            .await;
+        expect_problem(list, 404, "not-found").await;
+    }
+    assert_eq!(
+        app.seats_left(&slug, session).await,
+        10,
+        "nothing was booked"
+    );
+}
+
+async fn times_outside_2000_to_2199_are_refused_naming_the_field(app: TestApp) {
+    let slug = app.published_event("far-future").await;
+
+    let far = merged(
+        session_body("Far away", 10, 0),
+        json!({"starts_at": "9999-12-31T23:59:59-14:00"}),
+    );
+    let refused = app
+        .admin_post(&format!("/api/v1/admin/events/{slug}/sessions"), &far)
+        .await;
+    expect_invalid(refused, "starts_at").await;
+    let early = merged(
+        event_body("too-early"),
+        json!({"registration_opens_at": "1970-01-01T00:00:00Z"}),
+    );
+    expect_invalid(
+        app.admin_post("/api/v1/admin/events", &early).await,
+        "registration_opens_at",
+    )
+    .await;
+    let session = app.session(&slug, "Near", 10, 0).await;
+    let patch = app
+        .admin_patch(
+            &format!("/api/v1/admin/sessions/{session}"),
+            &json!({"ends_at": "2300-01-01T00:00:00Z"}),
+        )
+        .await;
+    expect_invalid(patch, "ends_at").await;
+    assert_eq!(
+        app.programme(&slug).await["sessions"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+}
+
 on_both_backends!(
     malformed_json_is_a_bad_request_and_books_nothing,
     wrong_types_are_refused_naming_the_field,
@@ -471,4 +544,6 @@ on_both_backends!(
     a_session_id_that_is_not_a_number_is_not_found,
     an_unknown_address_is_a_problem_not_found,
     health_and_readiness_answer_ok,
+    a_slug_with_bytes_no_slug_can_have_is_not_found,
+    times_outside_2000_to_2199_are_refused_naming_the_field,
 );
