@@ -21,7 +21,6 @@ pub enum Kind {
     Unauthorized,
     Forbidden,
     NotFound,
-    MethodNotAllowed,
     SessionFull,
     SessionCancelled,
     SessionStarted,
@@ -43,7 +42,6 @@ impl Kind {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not-found",
-            Self::MethodNotAllowed => "method-not-allowed",
             Self::SessionFull => "session-full",
             Self::SessionCancelled => "session-cancelled",
             Self::SessionStarted => "session-started",
@@ -65,7 +63,6 @@ impl Kind {
             Self::Unauthorized => "An organiser token is required",
             Self::Forbidden => "Your role does not allow this",
             Self::NotFound => "Not found",
-            Self::MethodNotAllowed => "Method not allowed",
             Self::SessionFull => "The session is full",
             Self::SessionCancelled => "The session is cancelled",
             Self::SessionStarted => "The session has started",
@@ -87,7 +84,6 @@ impl Kind {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::SessionFull
             | Self::SessionCancelled
             | Self::SessionStarted
@@ -160,10 +156,6 @@ impl Problem {
             Kind::Internal,
             "Something went wrong on our side; nothing was changed. Please try again.",
         )
-    }
-
-    pub fn kind(&self) -> Kind {
-        self.kind
     }
 
     /// The body sent to the client.
