@@ -271,3 +271,122 @@ async fn organiser_create_prints_a_token_that_opens_the_admin_api() {
         .expect("sent");
     assert_eq!(response.status(), 201);
 }
+
+#[tokio::test]
+async fn each_request_gets_one_log_line_with_its_id_and_route_never_the_manage_token() {
+    use std::io::Read;
+    let Some((url, _scratch)) = fresh_database(Backend::Sqlite) else {
+        return;
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_masterclass"))
+        .env("MASTERCLASS_ENV", "test")
+        .env("MASTERCLASS__DEMO", "true")
+        .env("MASTERCLASS__DATABASE__URL", &url)
+        .env("MASTERCLASS__SERVER__PORT", "0")
+        .env("MASTERCLASS__LOG__LEVEL", "info")
+        .env("MASTERCLASS__LOG__FORMAT", "json")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let address = loop {
+        let line = lines.next().expect("address printed").expect("line");
+        if let Some(rest) = line.strip_prefix("masterclass listening on ") {
+            break rest.split_whitespace().next().expect("address").to_owned();
+        }
+    };
+    let client = reqwest::Client::new();
+    let events = get_json(&client, &format!("{address}/api/v1/events")).await;
+    let slug = events[0]["slug"].as_str().expect("slug").to_owned();
+    let programme = get_json(&client, &format!("{address}/api/v1/events/{slug}")).await;
+    let session = programme["sessions"][0]["id"].as_i64().expect("session");
+    let booked: Value = client
+        .post(format!("{address}/api/v1/events/{slug}/bookings"))
+        .json(&serde_json::json!({"attendee": {"name": "Ada", "email": "ada@example.org"}, "session_ids": [session]}))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let token = booked["manage_token"].as_str().expect("token").to_owned();
+    let first = client
+        .get(format!("{address}/api/v1/bookings/{token}"))
+        .send()
+        .await
+        .expect("sent");
+    let second = client
+        .get(format!("{address}/api/v1/bookings/{token}"))
+        .send()
+        .await
+        .expect("sent");
+    let id = |r: &reqwest::Response| {
+        r.headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (first_id, second_id) = (
+        id(&first).expect("request id"),
+        id(&second).expect("request id"),
+    );
+    assert_ne!(first_id, second_id, "each request has its own id");
+
+    // A failure of ours: the answer says nothing of it, the log has the whole cause chain.
+    {
+        use diesel::{Connection, RunQueryDsl, SqliteConnection};
+        let path = url.trim_start_matches("sqlite://");
+        let mut conn = SqliteConnection::establish(path).expect("open");
+        diesel::sql_query("DROP TABLE seats")
+            .execute(&mut conn)
+            .expect("drop");
+    }
+    let broken = client
+        .get(format!("{address}/api/v1/bookings/{token}"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(broken.status(), 500);
+    let body = broken.text().await.expect("body");
+    assert!(
+        body.contains("/problems/internal") && !body.contains("seats"),
+        "no internals: {body}"
+    );
+
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut log)
+        .expect("log");
+    assert!(
+        !log.contains(&token),
+        "the manage token never reaches the log"
+    );
+    let handled: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == "handled")
+        .collect();
+    assert_eq!(handled.len(), 6, "one line per request: {log}");
+    let for_first: Vec<&Value> = handled
+        .iter()
+        .filter(|l| l["span"]["id"] == first_id.as_str())
+        .collect();
+    assert_eq!(for_first.len(), 1, "the line carries the request id");
+    assert_eq!(
+        for_first[0]["fields"]["route"],
+        "/api/v1/bookings/{manage_token}"
+    );
+    assert_eq!(for_first[0]["fields"]["status"], 200);
+    assert!(
+        log.contains("request failed") && log.contains("no such table: seats"),
+        "the failure is logged with its cause: {log}"
+    );
+}
