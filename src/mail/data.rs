@@ -1,0 +1,116 @@
+//! What emails are rendered with. A job stores one of these as JSON when the change that owes the
+//! email commits, so the email says what was true then. Nothing secret is stored: the manage link
+//! is added when the message is rendered (see [`MailData::manage_url`]).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The event as emails show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventMail {
+    pub slug: String,
+    pub name: String,
+    pub venue: String,
+    /// IANA time zone; `day` and `time` of every seat are already in it.
+    pub time_zone: String,
+}
+
+/// One seat (one session of a booking) as emails and calendar files show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeatMail {
+    /// Stable per seat: the calendar UID is made from it.
+    pub seat_id: i64,
+    pub session_id: i64,
+    pub title: String,
+    pub room: Option<String>,
+    pub speakers: Vec<String>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    /// In the event's time zone, ready to print: "Wednesday 6 January 2027".
+    pub day: String,
+    /// In the event's time zone: "09:00–10:30".
+    pub time: String,
+    /// The session's calendar SEQUENCE: it goes up whenever its time or room changes.
+    pub sequence: i32,
+    /// `confirmed`, `held` or `cancelled`; a cancelled seat goes into calendars as CANCELLED.
+    pub state: String,
+    /// "£145.00", or `None` when free.
+    pub price: Option<String>,
+}
+
+/// What changed about a session, for the `session_changed` email.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeMail {
+    pub previous_day: String,
+    pub previous_time: String,
+    pub previous_room: Option<String>,
+}
+
+/// Everything an email about one booking is rendered with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MailData {
+    pub event: EventMail,
+    /// The booking's human reference, e.g. `PMO-7K3F9Q`.
+    pub reference: String,
+    pub attendee_name: String,
+    /// The seats this email is about: the ones just booked, cancelled or changed.
+    pub seats: Vec<SeatMail>,
+    /// The attendee's personal timetable: every seat they hold in the event, in time order.
+    pub agenda: Vec<SeatMail>,
+    /// Amount due for the booking, "£240.00"; `None` when nothing is to pay.
+    pub total: Option<String>,
+    /// For `session_changed`: how it was before.
+    pub change: Option<ChangeMail>,
+    /// Absolute link to manage the booking. Never stored: filled in when the message is rendered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manage_url: Option<String>,
+    /// Absolute link to the booking's agenda as a calendar file. Filled in like `manage_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agenda_url: Option<String>,
+}
+
+/// The emails there are: one folder each under `emails/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Template {
+    BookingConfirmed,
+    BookingCancelled,
+    SessionChanged,
+    SessionCancelled,
+    Agenda,
+}
+
+impl Template {
+    pub const ALL: [Template; 5] = [
+        Self::BookingConfirmed,
+        Self::BookingCancelled,
+        Self::SessionChanged,
+        Self::SessionCancelled,
+        Self::Agenda,
+    ];
+
+    /// The folder name under `emails/`, also stored in the job.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::BookingConfirmed => "booking_confirmed",
+            Self::BookingCancelled => "booking_cancelled",
+            Self::SessionChanged => "session_changed",
+            Self::SessionCancelled => "session_cancelled",
+            Self::Agenda => "agenda",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+/// A message ready to send: both parts and, where the email carries one, a calendar file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// An RFC 5545 calendar (`METHOD:PUBLISH`), attached as `agenda.ics`.
+    pub calendar: Option<String>,
+}

@@ -1,0 +1,785 @@
+//! Email templates: the files under `emails/`, embedded in the binary and rendered with
+//! minijinja into a subject, a plain-text and an HTML body, plus the calendar file the email
+//! carries.
+//!
+//! One folder per [`Template`] holds `subject.txt`, `body.txt` and `body.html`, which extend
+//! `_base.txt` / `_base.html` and import `_macros.*` (see `emails/README.md`). minijinja rather
+//! than askama: the templates stay plain Jinja files that someone who does not write Rust can
+//! edit, yet they are compiled into the binary and every one is rendered by the tests below.
+//! Variables are strict, so a misspelt name fails a test instead of leaving a blank in an
+//! attendee's inbox; `.html` files are escaped, `.txt` files are not.
+
+use minijinja::{context, AutoEscape, Environment, UndefinedBehavior, Value};
+
+use super::calendar;
+use super::data::{MailData, Rendered, SeatMail, Template};
+
+/// Embeds files under `emails/` by their path there, so the binary needs no folder at run time.
+macro_rules! embed {
+    ($($path:literal),* $(,)?) => {
+        &[$(($path, include_str!(concat!("../../emails/", $path)))),*]
+    };
+}
+
+/// Every template file, by its path under `emails/`.
+const FILES: &[(&str, &str)] = embed![
+    "_base.html",
+    "_base.txt",
+    "_macros.html",
+    "_macros.txt",
+    "booking_confirmed/subject.txt",
+    "booking_confirmed/body.txt",
+    "booking_confirmed/body.html",
+    "booking_cancelled/subject.txt",
+    "booking_cancelled/body.txt",
+    "booking_cancelled/body.html",
+    "session_changed/subject.txt",
+    "session_changed/body.txt",
+    "session_changed/body.html",
+    "session_cancelled/subject.txt",
+    "session_cancelled/body.txt",
+    "session_cancelled/body.html",
+    "agenda/subject.txt",
+    "agenda/body.txt",
+    "agenda/body.html",
+];
+
+/// The three files every email has, in its folder.
+const PARTS: [&str; 3] = ["subject.txt", "body.txt", "body.html"];
+
+/// Domain of calendar UIDs until [`Templates::with_uid_domain`] sets the deployment's own.
+pub const DEFAULT_UID_DOMAIN: &str = "masterclass.invalid";
+
+/// A template that could not be loaded or rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The file does not parse (a syntax error, an unclosed tag).
+    #[error("email template emails/{file} does not compile")]
+    Compile {
+        file: String,
+        #[source]
+        source: minijinja::Error,
+    },
+    /// The file failed while rendering: an unknown variable, a bad filter call. The source names
+    /// the file and line where it happened (which may be a base layout or the macros).
+    #[error("email {template} failed to render emails/{file}")]
+    Render {
+        template: &'static str,
+        file: String,
+        #[source]
+        source: minijinja::Error,
+    },
+}
+
+/// The loaded templates. Build once and keep: loading compiles every file.
+#[derive(Debug)]
+pub struct Templates {
+    env: Environment<'static>,
+    uid_domain: String,
+}
+
+impl Templates {
+    /// Compiles every template embedded in the binary.
+    pub fn new() -> Result<Self, RenderError> {
+        Self::from_files(FILES)
+    }
+
+    /// Sets the domain of calendar UIDs (`seat-{id}@{domain}`). Use the one the agenda download
+    /// uses, and never change it afterwards: a calendar that already holds a seat under another
+    /// UID would show it twice.
+    pub fn with_uid_domain(mut self, domain: impl Into<String>) -> Self {
+        self.uid_domain = domain.into();
+        self
+    }
+
+    /// The one way files become an environment, for the embedded set and for tests alike.
+    fn from_files(files: &[(&'static str, &'static str)]) -> Result<Self, RenderError> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".html") {
+                AutoEscape::Html
+            } else {
+                AutoEscape::None
+            }
+        });
+        // A tag alone on its line leaves no trace, so plain text lays out as written.
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        for (file, source) in files {
+            env.add_template(file, source)
+                .map_err(|source| RenderError::Compile {
+                    file: (*file).to_owned(),
+                    source,
+                })?;
+        }
+        Ok(Self {
+            env,
+            uid_domain: DEFAULT_UID_DOMAIN.to_owned(),
+        })
+    }
+
+    /// Renders `template` with `data`: a one-line subject, both bodies and, when some seat
+    /// belongs in a calendar, the calendar file.
+    pub fn render(&self, template: Template, data: &MailData) -> Result<Rendered, RenderError> {
+        // The links are left out of stored JSON when absent; templates always see every field.
+        let ctx = context! {
+            manage_url => data.manage_url.as_deref(),
+            agenda_url => data.agenda_url.as_deref(),
+            ..Value::from_serialize(data)
+        };
+        let [subject, text, html] = PARTS;
+        let subject = one_line(&self.part(template, subject, &ctx)?);
+        let text = tidy(&self.part(template, text, &ctx)?);
+        // minijinja escapes `/` as `&#x2f;`, which is safe but turns every link into an
+        // obfuscated-looking URL that spam filters dislike. A slash needs no escaping in HTML, and
+        // escaped input cannot contain `&#x2f;` (its `&` would be `&amp;`), so undo it whole.
+        let html = self.part(template, html, &ctx)?.replace("&#x2f;", "/");
+        let calendar = calendar_seats(template, data)
+            .map(|seats| calendar::calendar(&data.event, &seats, &self.uid_domain));
+        Ok(Rendered {
+            subject,
+            text,
+            html,
+            calendar,
+        })
+    }
+
+    fn part(&self, template: Template, part: &str, ctx: &Value) -> Result<String, RenderError> {
+        let file = format!("{}/{part}", template.name());
+        let failed = |source| RenderError::Render {
+            template: template.name(),
+            file: file.clone(),
+            source,
+        };
+        self.env
+            .get_template(&file)
+            .map_err(failed)?
+            .render(ctx)
+            .map_err(failed)
+    }
+}
+
+/// The seats an email's calendar file holds, or `None` when it would hold none.
+fn calendar_seats(template: Template, data: &MailData) -> Option<Vec<SeatMail>> {
+    let seats = match template {
+        Template::BookingConfirmed | Template::Agenda => data.agenda.clone(),
+        Template::SessionChanged => data.seats.clone(),
+        // The email says these seats are cancelled, so the calendar says so too, whatever state
+        // they were read in.
+        Template::BookingCancelled | Template::SessionCancelled => data
+            .seats
+            .iter()
+            .cloned()
+            .map(|mut seat| {
+                seat.state = "cancelled".to_owned();
+                seat
+            })
+            .collect(),
+    };
+    seats
+        .iter()
+        .any(calendar::belongs_in_calendar)
+        .then_some(seats)
+}
+
+/// A subject is one line, whatever the template's whitespace.
+fn one_line(subject: &str) -> String {
+    subject.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Plain text without trailing spaces, leading blank lines or more than two blank lines in a row,
+/// ending in one newline: templates can be laid out for reading without that showing.
+fn tidy(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut blanks = 0;
+    for line in text.lines().map(str::trim_end) {
+        if line.is_empty() {
+            blanks += 1;
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(&"\n".repeat(1 + blanks.min(2)));
+        }
+        out.push_str(line);
+        blanks = 0;
+    }
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, TimeZone, Utc};
+
+    use super::*;
+    use crate::mail::data::{ChangeMail, EventMail};
+
+    const MANAGE_URL: &str =
+        "https://masterclasses.example.org/manage/mt_4f9c2a?from=email&lang=en";
+    const AGENDA_URL: &str =
+        "https://masterclasses.example.org/api/v1/bookings/mt_4f9c2a/agenda.ics";
+
+    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0)
+            .single()
+            .expect("valid test time")
+    }
+
+    fn event() -> EventMail {
+        EventMail {
+            slug: "pmo-2027".into(),
+            name: "PMO Masterclasses 2027".into(),
+            venue: "Queen Elizabeth II Centre, Westminster, London".into(),
+            time_zone: "Europe/London".into(),
+        }
+    }
+
+    /// Wednesday morning, priced, two speakers.
+    fn building_a_pmo() -> SeatMail {
+        SeatMail {
+            seat_id: 101,
+            session_id: 11,
+            title: "Building a PMO from scratch".into(),
+            room: Some("Churchill Room".into()),
+            speakers: vec!["Dr Amelia Hart".into(), "Tom Okafor".into()],
+            starts_at: utc(2027, 1, 6, 9, 0),
+            ends_at: utc(2027, 1, 6, 10, 30),
+            day: "Wednesday 6 January 2027".into(),
+            time: "09:00–10:30".into(),
+            sequence: 0,
+            state: "confirmed".into(),
+            price: Some("£145.00".into()),
+        }
+    }
+
+    /// Wednesday late morning, priced, one speaker.
+    fn portfolio() -> SeatMail {
+        SeatMail {
+            seat_id: 102,
+            session_id: 12,
+            title: "Portfolio prioritisation that sticks".into(),
+            room: Some("Attlee Suite".into()),
+            speakers: vec!["Priya Raman".into()],
+            starts_at: utc(2027, 1, 6, 11, 0),
+            ends_at: utc(2027, 1, 6, 12, 30),
+            day: "Wednesday 6 January 2027".into(),
+            time: "11:00–12:30".into(),
+            sequence: 2,
+            state: "confirmed".into(),
+            price: Some("£95.00".into()),
+        }
+    }
+
+    /// Thursday afternoon, free, no room yet, no speakers.
+    fn forum() -> SeatMail {
+        SeatMail {
+            seat_id: 103,
+            session_id: 13,
+            title: "PMO community of practice: open forum".into(),
+            room: None,
+            speakers: vec![],
+            starts_at: utc(2027, 1, 7, 14, 0),
+            ends_at: utc(2027, 1, 7, 15, 0),
+            day: "Thursday 7 January 2027".into(),
+            time: "14:00–15:00".into(),
+            sequence: 0,
+            state: "confirmed".into(),
+            price: None,
+        }
+    }
+
+    fn cancelled(mut seat: SeatMail) -> SeatMail {
+        seat.state = "cancelled".into();
+        seat
+    }
+
+    fn mail(seats: Vec<SeatMail>, agenda: Vec<SeatMail>) -> MailData {
+        MailData {
+            event: event(),
+            reference: "PMO-7K3F9Q".into(),
+            attendee_name: "Priya Shah".into(),
+            seats,
+            agenda,
+            total: Some("£240.00".into()),
+            change: None,
+            manage_url: Some(MANAGE_URL.into()),
+            agenda_url: Some(AGENDA_URL.into()),
+        }
+    }
+
+    fn without_links(mut data: MailData) -> MailData {
+        data.manage_url = None;
+        data.agenda_url = None;
+        data
+    }
+
+    /// A booking of all three sessions, as it is stored in a job and read back: the links are
+    /// not in the JSON.
+    fn full_booking() -> MailData {
+        let all = vec![building_a_pmo(), portfolio(), forum()];
+        mail(all.clone(), all)
+    }
+
+    fn render(template: Template, data: &MailData) -> Rendered {
+        Templates::new()
+            .expect("templates load")
+            .with_uid_domain("masterclasses.example.org")
+            .render(template, data)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{} does not render: {e}: {:?}",
+                    template.name(),
+                    std::error::Error::source(&e)
+                )
+            })
+    }
+
+    fn vevents(calendar: &Option<String>) -> usize {
+        calendar
+            .as_deref()
+            .map_or(0, |ics| ics.matches("BEGIN:VEVENT\r\n").count())
+    }
+
+    #[test]
+    fn a_confirmation_gives_the_reference_each_session_the_total_and_both_links() {
+        let rendered = render(Template::BookingConfirmed, &full_booking());
+
+        assert_eq!(
+            rendered.subject,
+            "Booking confirmed: PMO Masterclasses 2027 (PMO-7K3F9Q)"
+        );
+        for part in [&rendered.text, &rendered.html] {
+            for wanted in [
+                "PMO-7K3F9Q",
+                "Priya Shah",
+                "Building a PMO from scratch",
+                "Portfolio prioritisation that sticks",
+                "PMO community of practice: open forum",
+                "Wednesday 6 January 2027",
+                "Thursday 7 January 2027",
+                "09:00–10:30",
+                "14:00–15:00",
+                "Churchill Room",
+                "Dr Amelia Hart and Tom Okafor",
+                "£145.00",
+                "£240.00",
+            ] {
+                assert!(part.contains(wanted), "{wanted:?} missing from {part}");
+            }
+        }
+        assert!(rendered.text.contains(MANAGE_URL));
+        assert!(rendered.text.contains(AGENDA_URL));
+        assert!(rendered.text.contains("Price: free"));
+        let escaped = MANAGE_URL.replace('&', "&amp;");
+        assert!(rendered.html.contains(&format!(r#"<a href="{escaped}""#)));
+        assert!(rendered
+            .html
+            .contains(&format!(r#"<a href="{AGENDA_URL}""#)));
+        assert!(rendered.html.contains(">Manage your booking</a>"));
+        assert_eq!(vevents(&rendered.calendar), 3);
+    }
+
+    #[test]
+    fn a_confirmation_without_links_says_how_to_change_the_booking() {
+        let rendered = render(Template::BookingConfirmed, &without_links(full_booking()));
+
+        for part in [&rendered.text, &rendered.html] {
+            assert!(
+                part.contains("quote your booking reference, PMO-7K3F9Q"),
+                "{part}"
+            );
+            assert!(!part.contains("Manage your booking"));
+            assert!(!part.contains("https://"));
+        }
+        assert_eq!(vevents(&rendered.calendar), 3);
+    }
+
+    #[test]
+    fn a_confirmation_shows_the_full_timetable_only_when_other_bookings_add_to_it() {
+        let mut data = mail(vec![forum()], vec![building_a_pmo(), portfolio(), forum()]);
+        data.total = None;
+        let with_others = render(Template::BookingConfirmed, &data);
+        let alone = render(
+            Template::BookingConfirmed,
+            &mail(vec![forum()], vec![forum()]),
+        );
+
+        assert!(with_others.text.contains("YOUR FULL TIMETABLE"));
+        assert!(with_others.html.contains("Your full timetable</h2>"));
+        assert!(with_others.text.contains("Building a PMO from scratch"));
+        assert!(!with_others.text.contains("Total:"));
+        assert!(!alone.text.contains("YOUR FULL TIMETABLE"));
+        assert_eq!(vevents(&with_others.calendar), 3);
+    }
+
+    #[test]
+    fn html_escapes_what_attendees_and_organisers_typed_and_text_keeps_it() {
+        let mut seat = building_a_pmo();
+        seat.title = "Risk & <Issues> \"logs\"".into();
+        let mut data = mail(vec![seat.clone()], vec![seat]);
+        data.attendee_name = "<script>alert(1)</script>".into();
+
+        let rendered = render(Template::BookingConfirmed, &data);
+
+        assert!(
+            rendered
+                .html
+                .contains("Risk &amp; &lt;Issues&gt; &quot;logs&quot;"),
+            "{}",
+            rendered.html
+        );
+        assert!(!rendered.html.contains("<Issues>"));
+        assert!(!rendered.html.contains("<script>"));
+        assert!(!rendered.html.contains("&amp;lt;"), "escaped twice");
+        assert!(rendered.text.contains("Risk & <Issues> \"logs\""));
+        assert!(rendered.text.contains("<script>alert(1)</script>"));
+    }
+
+    #[test]
+    fn cancelling_one_seat_lists_it_and_what_remains() {
+        let data = mail(
+            vec![cancelled(portfolio())],
+            vec![building_a_pmo(), forum()],
+        );
+
+        let rendered = render(Template::BookingCancelled, &data);
+
+        assert_eq!(
+            rendered.subject,
+            "Cancellation confirmed: PMO Masterclasses 2027 (PMO-7K3F9Q)"
+        );
+        let (cancelled_part, remaining) = rendered
+            .text
+            .split_once("YOUR SESSIONS NOW")
+            .expect("what remains");
+        assert!(cancelled_part.contains("Portfolio prioritisation that sticks"));
+        assert!(!cancelled_part.contains("Building a PMO from scratch"));
+        assert!(remaining.contains("Building a PMO from scratch"));
+        assert!(remaining.contains("PMO community of practice: open forum"));
+        assert!(rendered
+            .text
+            .contains("The rest of your booking, PMO-7K3F9Q, is unchanged."));
+        assert!(rendered.html.contains("Your sessions now</h2>"));
+        let ics = rendered.calendar.expect("a calendar");
+        assert_eq!(ics.matches("BEGIN:VEVENT\r\n").count(), 1);
+        assert!(ics.contains("UID:seat-102@masterclasses.example.org\r\n"));
+        assert!(ics.contains("STATUS:CANCELLED\r\n"));
+    }
+
+    #[test]
+    fn cancelling_every_seat_says_the_whole_booking_is_cancelled() {
+        let all = vec![
+            cancelled(building_a_pmo()),
+            cancelled(portfolio()),
+            cancelled(forum()),
+        ];
+        let data = without_links(mail(all, vec![]));
+
+        let rendered = render(Template::BookingCancelled, &data);
+
+        assert_eq!(
+            rendered.subject,
+            "Booking cancelled: PMO Masterclasses 2027 (PMO-7K3F9Q)"
+        );
+        assert!(rendered.text.contains("you no longer hold any places"));
+        assert!(rendered.html.contains("Your booking is cancelled</h1>"));
+        assert!(!rendered.text.contains("YOUR SESSIONS NOW"));
+        assert!(
+            !rendered.text.contains("(cancelled)"),
+            "the heading already says so"
+        );
+        let ics = rendered.calendar.expect("a calendar");
+        assert_eq!(ics.matches("STATUS:CANCELLED\r\n").count(), 3);
+    }
+
+    fn moved() -> MailData {
+        let mut seat = building_a_pmo();
+        seat.starts_at = utc(2027, 1, 7, 14, 0);
+        seat.ends_at = utc(2027, 1, 7, 15, 30);
+        seat.day = "Thursday 7 January 2027".into();
+        seat.time = "14:00–15:30".into();
+        seat.room = Some("Attlee Suite".into());
+        seat.sequence = 1;
+        let mut data = mail(vec![seat.clone()], vec![portfolio(), seat]);
+        data.total = None;
+        data.change = Some(ChangeMail {
+            previous_day: "Wednesday 6 January 2027".into(),
+            previous_time: "09:00–10:30".into(),
+            previous_room: Some("Churchill Room".into()),
+        });
+        data
+    }
+
+    #[test]
+    fn a_moved_session_shows_the_old_and_new_day_time_and_room() {
+        let rendered = render(Template::SessionChanged, &moved());
+
+        assert_eq!(
+            rendered.subject,
+            "New time and room for Building a PMO from scratch – PMO Masterclasses 2027 (PMO-7K3F9Q)"
+        );
+        for wanted in [
+            "Day:  Thursday 7 January 2027 (was Wednesday 6 January 2027)",
+            "Time: 14:00–15:30 (was 09:00–10:30)",
+            "Room: Attlee Suite (was Churchill Room)",
+            "Your calendar file is updated",
+            "YOUR TIMETABLE NOW",
+        ] {
+            assert!(
+                rendered.text.contains(wanted),
+                "{wanted:?} missing from {}",
+                rendered.text
+            );
+        }
+        assert!(rendered.html.contains("<strong>14:00–15:30</strong>"));
+        assert!(rendered.html.contains("<s>09:00–10:30</s>"));
+        assert!(rendered.html.contains("Your calendar file is updated"));
+        let ics = rendered.calendar.expect("a calendar");
+        assert!(ics.contains("SEQUENCE:1\r\n"));
+        assert!(ics.contains("DTSTART;TZID=Europe/London:20270107T140000\r\n"));
+        assert!(ics.contains("UID:seat-101@masterclasses.example.org\r\n"));
+    }
+
+    #[test]
+    fn a_room_change_alone_is_called_a_new_room() {
+        let mut data = moved();
+        data.change = Some(ChangeMail {
+            previous_day: "Thursday 7 January 2027".into(),
+            previous_time: "14:00–15:30".into(),
+            previous_room: None,
+        });
+
+        let rendered = render(Template::SessionChanged, &data);
+
+        assert!(
+            rendered
+                .subject
+                .starts_with("New room for Building a PMO from scratch"),
+            "{}",
+            rendered.subject
+        );
+        assert!(rendered
+            .text
+            .contains("Day:  Thursday 7 January 2027 (unchanged)"));
+        assert!(rendered
+            .text
+            .contains("Room: Attlee Suite (was to be confirmed)"));
+    }
+
+    #[test]
+    fn a_cancelled_session_apologises_and_shows_what_remains() {
+        // Read before the seat changed state: the calendar still says CANCELLED.
+        let data = mail(vec![portfolio()], vec![building_a_pmo(), forum()]);
+
+        let rendered = render(Template::SessionCancelled, &data);
+
+        assert_eq!(
+            rendered.subject,
+            "Session cancelled: Portfolio prioritisation that sticks – PMO Masterclasses 2027 (PMO-7K3F9Q)"
+        );
+        assert!(rendered.text.contains("We are very sorry"));
+        let (cancelled_part, remaining) = rendered
+            .text
+            .split_once("YOUR OTHER SESSIONS ARE UNAFFECTED")
+            .expect("what remains");
+        assert!(cancelled_part.contains("Portfolio prioritisation that sticks"));
+        assert!(cancelled_part.contains("11:00–12:30"));
+        assert!(remaining.contains("Building a PMO from scratch"));
+        assert!(rendered
+            .html
+            .contains("We are sorry: a session has been cancelled</h1>"));
+        let ics = rendered.calendar.expect("a calendar");
+        assert!(ics.contains("STATUS:CANCELLED\r\n"));
+        assert!(!ics.contains("STATUS:CONFIRMED"));
+    }
+
+    #[test]
+    fn the_last_session_cancelled_says_nothing_else_is_booked() {
+        let rendered = render(Template::SessionCancelled, &mail(vec![forum()], vec![]));
+
+        assert!(rendered
+            .text
+            .contains("You have no other sessions booked at PMO Masterclasses 2027."));
+    }
+
+    #[test]
+    fn the_agenda_gives_the_venue_and_every_session_by_day() {
+        let rendered = render(Template::Agenda, &full_booking());
+
+        assert_eq!(
+            rendered.subject,
+            "Your agenda for PMO Masterclasses 2027 (PMO-7K3F9Q)"
+        );
+        for part in [&rendered.text, &rendered.html] {
+            for wanted in [
+                "Queen Elizabeth II Centre, Westminster, London",
+                "Wednesday 6 January 2027",
+                "Thursday 7 January 2027",
+                "Building a PMO from scratch",
+                "Portfolio prioritisation that sticks",
+                "PMO community of practice: open forum",
+            ] {
+                assert!(part.contains(wanted), "{wanted:?} missing from {part}");
+            }
+        }
+        // One table per day, each with header cells.
+        assert_eq!(rendered.html.matches("<table").count(), 2);
+        assert_eq!(rendered.html.matches(r#"<th scope="row""#).count(), 3);
+        assert_eq!(vevents(&rendered.calendar), 3);
+    }
+
+    #[test]
+    fn a_held_seat_shows_as_awaiting_payment_and_stays_out_of_the_calendar() {
+        let mut held = portfolio();
+        held.state = "held".into();
+        let rendered = render(
+            Template::Agenda,
+            &mail(vec![], vec![building_a_pmo(), held]),
+        );
+
+        assert!(rendered.text.contains("(awaiting payment)"));
+        assert_eq!(vevents(&rendered.calendar), 1);
+    }
+
+    #[test]
+    fn an_email_without_seats_for_a_calendar_carries_none() {
+        let rendered = render(Template::Agenda, &mail(vec![], vec![]));
+
+        assert_eq!(rendered.calendar, None);
+        assert!(rendered.text.contains("You have no sessions booked"));
+    }
+
+    #[test]
+    fn every_template_renders_with_and_without_links() {
+        let mut changed = moved();
+        changed.agenda = vec![];
+        for template in Template::ALL {
+            for data in [
+                full_booking(),
+                without_links(full_booking()),
+                changed.clone(),
+                mail(vec![], vec![]),
+            ] {
+                let rendered = render(template, &data);
+
+                assert!(!rendered.subject.is_empty() && !rendered.subject.contains('\n'));
+                assert!(rendered.subject.contains("PMO Masterclasses 2027"));
+                assert!(rendered.html.starts_with("<!DOCTYPE html>"));
+                assert!(rendered.html.contains(r#"<html lang="en-GB""#));
+                assert!(rendered.html.contains(r#"name="viewport""#));
+                assert!(rendered.html.contains("<h1"));
+                for part in [&rendered.subject, &rendered.text, &rendered.html] {
+                    assert!(
+                        !part.contains("{{") && !part.contains("{%"),
+                        "a tag left in {part}"
+                    );
+                    assert!(!part.to_lowercase().contains("click here"));
+                }
+                // Nothing to fetch: no images, scripts, style sheets or fonts.
+                for external in [
+                    "<img", "<script", "<link", "<style", "src=", "url(", "@import",
+                ] {
+                    assert!(
+                        !rendered.html.contains(external),
+                        "{external} in {}",
+                        template.name()
+                    );
+                }
+                assert!(rendered.text.ends_with('\n') && !rendered.text.ends_with("\n\n"));
+                assert!(
+                    rendered.text.lines().all(|l| l == l.trim_end()),
+                    "trailing spaces"
+                );
+                assert!(!rendered.text.contains("\n\n\n\n"), "too many blank lines");
+            }
+        }
+    }
+
+    #[test]
+    fn a_misspelt_variable_fails_and_names_the_file() {
+        let files: Vec<(&'static str, &'static str)> = FILES
+            .iter()
+            .map(|&(file, source)| match file {
+                "booking_confirmed/body.txt" => (file, "Your booking {{ refrence }}"),
+                _ => (file, source),
+            })
+            .collect();
+        let templates = Templates::from_files(&files).expect("it parses");
+
+        let error = templates
+            .render(Template::BookingConfirmed, &full_booking())
+            .expect_err("an unknown variable is an error");
+
+        match &error {
+            RenderError::Render {
+                template,
+                file,
+                source,
+            } => {
+                assert_eq!(*template, "booking_confirmed");
+                assert_eq!(file, "booking_confirmed/body.txt");
+                assert_eq!(source.kind(), minijinja::ErrorKind::UndefinedError);
+            }
+            other => panic!("unexpected error {other:?}"),
+        }
+        assert!(error
+            .to_string()
+            .contains("emails/booking_confirmed/body.txt"));
+    }
+
+    #[test]
+    fn a_syntax_error_fails_when_loading_and_names_the_file() {
+        let files: Vec<(&'static str, &'static str)> = FILES
+            .iter()
+            .map(|&(file, source)| match file {
+                "agenda/body.html" => (file, "{% if agenda %}unclosed"),
+                _ => (file, source),
+            })
+            .collect();
+
+        let error = Templates::from_files(&files).expect_err("a syntax error");
+
+        assert!(
+            matches!(&error, RenderError::Compile { file, .. } if file == "agenda/body.html"),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn every_email_has_its_three_files_and_every_file_is_embedded() {
+        for template in Template::ALL {
+            for part in PARTS {
+                let file = format!("{}/{part}", template.name());
+                assert!(
+                    FILES.iter().any(|(f, _)| *f == file),
+                    "{file} is not embedded"
+                );
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("emails");
+        let mut on_disk = Vec::new();
+        let mut folders = vec![root.clone()];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).expect("emails/ is readable") {
+                let path = entry.expect("an entry").path();
+                if path.is_dir() {
+                    folders.push(path);
+                } else if path.extension().is_some_and(|e| e == "txt" || e == "html") {
+                    let relative = path.strip_prefix(&root).expect("under emails/");
+                    on_disk.push(relative.to_string_lossy().replace('\\', "/"));
+                }
+            }
+        }
+        on_disk.sort();
+        let mut embedded: Vec<String> = FILES.iter().map(|(f, _)| (*f).to_owned()).collect();
+        embedded.sort();
+        assert_eq!(on_disk, embedded, "emails/ and the embedded list differ");
+    }
+
+    #[test]
+    fn tidy_keeps_at_most_two_blank_lines_and_ends_with_one_newline() {
+        assert_eq!(tidy("\n\nHello  \n\n\n\n\nthere\n\n"), "Hello\n\n\nthere\n");
+        assert_eq!(one_line("  Booking\n confirmed \n"), "Booking confirmed");
+    }
+}
