@@ -22,6 +22,68 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub log: LogSettings,
     pub bookings: BookingSettings,
+    pub secrets: SecretSettings,
+    pub mail: MailSettings,
+}
+
+/// Keys. Set them in the environment, never in a file that is committed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSettings {
+    /// The key manage links are derived from (at least 32 characters):
+    /// `MASTERCLASS__SECRETS__TOKEN_KEY`.
+    #[serde(default)]
+    pub token_key: Option<secrecy::SecretString>,
+    /// Without `token_key`: a file to keep a generated key in (made on first start).
+    #[serde(default)]
+    pub token_key_file: Option<String>,
+}
+
+/// Email delivery: the outbox worker and its transport.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    /// Run the delivery worker inside `serve` too (`masterclass worker` runs it on its own).
+    pub worker_in_serve: bool,
+    /// The sender, e.g. `PMO Masterclasses <bookings@example.org>`.
+    pub from: String,
+    /// Domain of the Message-ID of every email (`<job-uuid@domain>`).
+    pub message_id_domain: String,
+    /// Without an SMTP host, messages are written here as `.eml` files.
+    pub outbox_dir: String,
+    /// SMTP server; empty means "write files to `outbox_dir`".
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    /// `starttls`, `tls` (implicit TLS, port 465) or `none` (a local relay only).
+    pub smtp_tls: SmtpTls,
+    /// Empty: no authentication.
+    pub smtp_username: String,
+    /// From the environment: `MASTERCLASS__MAIL__SMTP_PASSWORD`.
+    #[serde(default)]
+    pub smtp_password: Option<secrecy::SecretString>,
+    pub smtp_timeout_seconds: u64,
+    /// After this many failed attempts a job is `dead` (and shown to organisers).
+    pub max_attempts: i32,
+    /// The first retry waits about this long; each further one twice as long, with jitter.
+    pub retry_base_seconds: u64,
+    /// No retry waits longer than this.
+    pub retry_max_seconds: u64,
+    /// Jobs one sender claims at a time.
+    pub batch_size: i64,
+    /// Sender threads per process.
+    pub senders: usize,
+    /// How often an idle sender looks for due jobs.
+    pub poll_interval_ms: u64,
+    /// How long a claimed job stays with its worker; after that another may take it over.
+    pub lease_seconds: i64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    Starttls,
+    Tls,
+    None,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -33,6 +33,7 @@ diesel::table! {
         status -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        sequence -> Integer,
     }
 }
 
@@ -88,12 +89,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    email_jobs (id) {
+        id -> BigInt,
+        template -> Text,
+        recipient -> Text,
+        data -> Text,
+        message_id -> Text,
+        booking_id -> Nullable<BigInt>,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        lease_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(sessions -> events (event_id));
+diesel::joinable!(email_jobs -> bookings (booking_id));
 diesel::joinable!(api_tokens -> organisers (organiser_id));
 diesel::joinable!(bookings -> events (event_id));
 diesel::joinable!(seats -> bookings (booking_id));
 diesel::joinable!(seats -> sessions (session_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
-    events, sessions, organisers, api_tokens, bookings, seats
+    events, sessions, organisers, api_tokens, bookings, seats, email_jobs
 );

@@ -1,0 +1,2 @@
+ALTER TABLE sessions DROP COLUMN sequence;
+DROP TABLE email_jobs;
