@@ -2,6 +2,7 @@
 //! `bench`.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -10,9 +11,11 @@ use crate::bench;
 use crate::bookings::check;
 use crate::config::Settings;
 use crate::db;
+use crate::mail::{Mailer, Workers};
 use crate::organisers::{self, NewOrganiser, Role};
 use crate::startup::Application;
 use crate::telemetry;
+use crate::tokens::TokenKey;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,6 +41,12 @@ pub enum Command {
     },
     /// Recount every session's seats from the seat rows; exit code 1 on any drift.
     Check,
+    /// Run the background tasks (email delivery) until stopped with SIGINT or SIGTERM.
+    Worker {
+        /// Deliver what is due now, then exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// Measure bookings under load: a flash sale and a steady stream, against a running server
     /// or one started on a temporary database.
     Bench(bench::BenchArgs),
@@ -74,6 +83,7 @@ pub fn main() -> ExitCode {
             command: OrganiserCommand::Create { email, name, role },
         } => create_organiser(&settings, &email, &name, role),
         Command::Check => return check(&settings),
+        Command::Worker { once } => worker(&settings, once),
         Command::Bench(args) => bench::run(args, &settings.database),
     };
     match outcome {
@@ -98,6 +108,45 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
             .await
             .context("server stopped with an error")
     })
+}
+
+fn worker(settings: &Settings, once: bool) -> anyhow::Result<()> {
+    let key =
+        TokenKey::from_settings(&settings.secrets).context("cannot set up the manage-link key")?;
+    let db =
+        db::Db::connect(&settings.database).context("cannot open the database (database.url)")?;
+    db.migrate()?;
+    let mailer = Mailer::new(settings, key).context("cannot set up email delivery")?;
+    if once {
+        let round = mailer.drain(&db)?;
+        println!(
+            "claimed {}, sent {}, retrying {}, dead {}",
+            round.claimed, round.sent, round.retrying, round.dead
+        );
+        return Ok(());
+    }
+    let workers = Workers::start(db, Arc::new(mailer));
+    println!("masterclass worker running; stop with SIGINT or SIGTERM");
+    wait_for_stop_signal()?;
+    workers.stop();
+    println!("masterclass worker stopped");
+    Ok(())
+}
+
+/// Blocks until SIGINT or SIGTERM.
+fn wait_for_stop_signal() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted,
+            _ = terminate.recv() => Ok(()),
+        }
+    })?;
+    Ok(())
 }
 
 fn migrate(settings: &Settings) -> anyhow::Result<()> {

@@ -5,7 +5,7 @@
 use chrono::{Datelike, Days, NaiveTime, SubsecRound, TimeZone, Utc};
 use chrono_tz::Europe::London;
 
-use crate::bookings::{self, Attendee, BookingRequest};
+use crate::bookings::{self, Attendee, BookingRequest, Issuer};
 use crate::db::{self, DbConn};
 use crate::events::{self, EventError, EventStatus, NewEvent, Slug};
 use crate::organisers::{self, NewOrganiser, Role};
@@ -46,8 +46,8 @@ const NEARLY_FULL: (&str, usize) = ("PMO reporting and dashboards people actuall
 ///
 /// All of it is one transaction, so a crash leaves nothing half-made; when two processes start
 /// on the same empty database at once, the second finds the first one's event and does nothing.
-pub fn seed_if_empty(conn: &mut DbConn, reference_prefix: &str) -> anyhow::Result<Option<String>> {
-    match db::write_transaction(conn, |conn| seed(conn, reference_prefix)) {
+pub fn seed_if_empty(conn: &mut DbConn, issuer: &Issuer) -> anyhow::Result<Option<String>> {
+    match db::write_transaction(conn, |conn| seed(conn, issuer)) {
         Err(e)
             if matches!(
                 e.downcast_ref::<EventError>(),
@@ -60,7 +60,7 @@ pub fn seed_if_empty(conn: &mut DbConn, reference_prefix: &str) -> anyhow::Resul
     }
 }
 
-fn seed(conn: &mut DbConn, reference_prefix: &str) -> anyhow::Result<Option<String>> {
+fn seed(conn: &mut DbConn, issuer: &Issuer) -> anyhow::Result<Option<String>> {
     if events::any_exist(conn)? {
         return Ok(None);
     }
@@ -123,7 +123,7 @@ fn seed(conn: &mut DbConn, reference_prefix: &str) -> anyhow::Result<Option<Stri
                 organisation: Some("Example Ltd".to_owned()),
             };
             let request = BookingRequest::new(attendee, &[busy.id])?;
-            bookings::book_in(conn, &event.slug, &request, reference_prefix)?;
+            bookings::book_in(conn, &event.slug, &request, issuer)?;
         }
     }
     let organiser = NewOrganiser::parse("demo@example.org", "Demo Organiser", Role::Owner)?;

@@ -13,6 +13,7 @@ pub mod db;
 pub mod demo;
 pub mod events;
 pub mod health;
+pub mod mail;
 pub mod organisers;
 pub mod sessions;
 pub mod startup;

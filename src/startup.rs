@@ -13,23 +13,40 @@ use utoipa::OpenApi;
 use utoipa_actix_web::{scope, AppExt, UtoipaApp};
 
 use crate::api::{ApiDoc, AppState, Kind, Problem};
+use crate::bookings::Issuer;
 use crate::config::Settings;
 use crate::db::Db;
+use crate::mail::{Mailer, Workers};
 use crate::telemetry::RequestSpan;
-use crate::{bookings, demo, events, health, sessions};
+use crate::tokens::TokenKey;
+use crate::{bookings, demo, events, health, mail, sessions};
 
 /// A server bound to its port, not yet running.
 pub struct Application {
     server: Server,
     port: u16,
     db: Db,
+    /// The delivery worker, when it runs inside `serve`.
+    workers: Option<Workers>,
 }
 
 impl Application {
     /// Connects to the database, applies migrations, seeds the demo programme when asked, and
     /// binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let db = prepare_database(&settings).await?;
+        let key = TokenKey::from_settings(&settings.secrets)
+            .context("cannot set up the manage-link key")?;
+        let issuer = Arc::new(Issuer {
+            reference_prefix: settings.bookings.reference_prefix.as_str().to_owned(),
+            key: key.clone(),
+        });
+        let db = prepare_database(&settings, &issuer).await?;
+        let mail_workers = if settings.mail.worker_in_serve {
+            let mailer = Mailer::new(&settings, key).context("cannot set up email delivery")?;
+            Some(Workers::start(db.clone(), Arc::new(mailer)))
+        } else {
+            None
+        };
         let address = (settings.server.host.as_str(), settings.server.port);
         let listener = TcpListener::bind(address).with_context(|| {
             format!(
@@ -42,6 +59,7 @@ impl Application {
         let state = AppState {
             db: db.clone(),
             settings: Arc::new(settings),
+            issuer,
         };
         let openapi = openapi_document();
         let mut server =
@@ -111,6 +129,7 @@ impl Application {
             server: server.run(),
             port,
             db,
+            workers: mail_workers,
         })
     }
 
@@ -124,7 +143,12 @@ impl Application {
 
     /// Serves until the process is told to stop (SIGINT/SIGTERM finish in-flight requests).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        if let Some(workers) = self.workers {
+            // Senders finish the message in hand and hand the rest back.
+            let _ = tokio::task::spawn_blocking(move || workers.stop()).await;
+        }
+        served
     }
 }
 
@@ -138,9 +162,11 @@ where
         scope::scope("/api/v1")
             .configure(events::http::public_routes)
             .configure(bookings::http::public_routes)
+            .configure(mail::http::public_routes)
             .configure(events::http::admin_routes)
             .configure(sessions::http::admin_routes)
-            .configure(bookings::http::admin_routes),
+            .configure(bookings::http::admin_routes)
+            .configure(mail::http::admin_routes),
     )
 }
 
@@ -152,10 +178,10 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 }
 
 /// Opens the pool, migrates, and creates the demo programme on an empty database.
-async fn prepare_database(settings: &Settings) -> anyhow::Result<Db> {
+async fn prepare_database(settings: &Settings, issuer: &Arc<Issuer>) -> anyhow::Result<Db> {
     let database = settings.database.clone();
     let demo = settings.demo;
-    let prefix = settings.bookings.reference_prefix.as_str().to_owned();
+    let issuer = issuer.clone();
     let (db, demo_token) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let db = Db::connect(&database).with_context(|| {
             format!(
@@ -166,7 +192,7 @@ async fn prepare_database(settings: &Settings) -> anyhow::Result<Db> {
         db.migrate().context("cannot apply database migrations")?;
         let token = if demo {
             let mut conn = db.conn()?;
-            demo::seed_if_empty(&mut conn, &prefix).context("cannot create the demo programme")?
+            demo::seed_if_empty(&mut conn, &issuer).context("cannot create the demo programme")?
         } else {
             None
         };

@@ -24,6 +24,8 @@ pub use problem::{Kind, Problem};
 pub struct AppState {
     pub db: Db,
     pub settings: Arc<Settings>,
+    /// Reference prefix and manage-link key for new bookings.
+    pub issuer: Arc<crate::bookings::Issuer>,
 }
 
 /// Runs one domain call with a pooled connection on the blocking thread pool.

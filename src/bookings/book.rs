@@ -5,11 +5,14 @@ use diesel::prelude::*;
 use rand::seq::IndexedRandom;
 
 use super::{
-    Booked, Booking, BookingError, BookingRequest, BookingStatus, PaymentStatus, Seat, SeatState,
+    Booked, Booking, BookingError, BookingRequest, BookingStatus, Issuer, PaymentStatus, Seat,
+    SeatState,
 };
 use crate::db::schema::{bookings, seats};
 use crate::db::{self, DbConn, DbError};
 use crate::events::{self, Event, EventError, EventStatus};
+use crate::mail::compose::{self, SessionLine};
+use crate::mail::{self, MailData, Template};
 use crate::sessions::{self, Session, SessionStatus};
 use crate::tokens;
 use crate::validation::ValidationError;
@@ -20,16 +23,15 @@ pub fn book(
     conn: &mut DbConn,
     event_slug: &str,
     request: &BookingRequest,
-    reference_prefix: &str,
+    issuer: &Issuer,
 ) -> Result<Booked, BookingError> {
     // A new reference collides with an existing one about once in a billion bookings; the
     // unique index catches it and the whole attempt is made again with another reference.
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let outcome = db::write_transaction(conn, |conn| {
-            book_in(conn, event_slug, request, reference_prefix)
-        });
+        let outcome =
+            db::write_transaction(conn, |conn| book_in(conn, event_slug, request, issuer));
         match outcome {
             Err(BookingError::ReferenceCollision) if attempts < 5 => continue,
             outcome => return outcome,
@@ -44,7 +46,7 @@ pub fn book_in(
     conn: &mut DbConn,
     event_slug: &str,
     request: &BookingRequest,
-    reference_prefix: &str,
+    issuer: &Issuer,
 ) -> Result<Booked, BookingError> {
     let (event, found) = match sessions::with_event(conn, event_slug, &request.session_ids)? {
         Some(both) => both,
@@ -74,8 +76,8 @@ pub fn book_in(
         });
     }
 
-    let manage_token = tokens::random_token("");
-    let reference = new_reference(reference_prefix);
+    let reference = new_reference(&issuer.reference_prefix);
+    let manage_token = issuer.key.manage_token(&reference);
     let total: i64 = wanted.iter().map(|s| s.price_minor).sum();
     let payment_status = if total > 0 {
         PaymentStatus::Unpaid
@@ -106,6 +108,7 @@ pub fn book_in(
     };
     // The unique index on (session, email) of active seats is what refuses a second seat for
     // the same person, also when two of their requests race.
+    let mut seat_ids = Vec::with_capacity(wanted.len());
     for session in &wanted {
         let inserted = diesel::insert_into(seats::table)
             .values((
@@ -116,14 +119,15 @@ pub fn book_in(
                 seats::price_minor.eq(session.price_minor),
                 seats::created_at.eq(stamp),
             ))
-            .execute(conn);
+            .returning(seats::id)
+            .get_result::<i64>(conn);
         match inserted {
             Err(e) if db::is_unique_violation(&e) => {
                 return Err(BookingError::AlreadyBooked {
                     session: (session.id, session.title.clone()),
                 })
             }
-            other => other?,
+            other => seat_ids.push(other?),
         };
     }
     // Counters last, in id order: row locks on busy sessions are held only until the commit
@@ -145,9 +149,53 @@ pub fn book_in(
             });
         }
     }
+    let confirmation = MailData {
+        event: compose::event_mail(&event),
+        reference: reference.clone(),
+        attendee_name: request.attendee.name.clone(),
+        seats: wanted
+            .iter()
+            .zip(&seat_ids)
+            .map(|(s, seat_id)| {
+                let line = SessionLine {
+                    session_id: s.id,
+                    title: &s.title,
+                    room: s.room.as_deref(),
+                    speakers: &s.speakers,
+                    starts_at: s.starts_at,
+                    ends_at: s.ends_at,
+                    sequence: s.sequence,
+                    price_minor: s.price_minor,
+                };
+                compose::seat_mail(
+                    *seat_id,
+                    &line,
+                    event.time_zone,
+                    &event.currency,
+                    "confirmed",
+                )
+            })
+            .collect(),
+        agenda: Vec::new(),
+        total: (total > 0).then(|| compose::money(total, &event.currency)),
+        change: None,
+        manage_url: None,
+        agenda_url: None,
+    };
+    mail::enqueue(
+        conn,
+        Template::BookingConfirmed,
+        request.attendee.email.as_str(),
+        Some(booking_id),
+        &confirmation,
+    )?;
     let mut seats: Vec<Seat> = wanted
         .iter()
-        .map(|s| Seat {
+        .zip(&seat_ids)
+        .map(|(s, seat_id)| Seat {
+            id: *seat_id,
+            speakers: s.speakers.clone(),
+            sequence: s.sequence,
             session_id: s.id,
             title: s.title.clone(),
             room: s.room.clone(),

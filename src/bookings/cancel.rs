@@ -3,11 +3,13 @@
 
 use diesel::prelude::*;
 
+use super::notices::notify;
 use super::queries::{id_for_token, load};
 use super::{Booking, BookingError, SeatState};
 use crate::db::schema::{bookings, seats};
 use crate::db::{self, DbConn, DbError};
 use crate::events::{self, Event};
+use crate::mail::Template;
 use crate::sessions;
 use crate::validation::ValidationError;
 
@@ -57,6 +59,7 @@ pub fn cancel(
             sessions::lock(conn, *session_id)?;
         }
         let now = db::now();
+        let mut cancelled = Vec::new();
         for session_id in targets {
             let changed = diesel::update(seats::table)
                 .filter(seats::booking_id.eq(id))
@@ -69,11 +72,21 @@ pub fn cancel(
                 .execute(conn)?;
             if changed > 0 {
                 sessions::free_seats(conn, session_id, changed as i32)?;
+                cancelled.push(session_id);
             }
         }
         refresh(conn, id)?;
         let booking = load(conn, id)?;
         let event = events::by_id(conn, booking.event_id)?;
+        if !cancelled.is_empty() {
+            notify(
+                conn,
+                &event,
+                &booking,
+                &cancelled,
+                Template::BookingCancelled,
+            )?;
+        }
         Ok((event, booking))
     })
 }
@@ -130,6 +143,15 @@ pub fn cancel_session_seats(conn: &mut DbConn, session_id: i64) -> Result<usize,
     affected.dedup();
     for booking_id in affected {
         refresh(conn, booking_id)?;
+        let booking = load(conn, booking_id)?;
+        let event = events::by_id(conn, booking.event_id)?;
+        notify(
+            conn,
+            &event,
+            &booking,
+            &[session_id],
+            Template::SessionCancelled,
+        )?;
     }
     Ok(changed)
 }

@@ -263,9 +263,9 @@ async fn create_booking(
 ) -> Result<HttpResponse, Problem> {
     let request = BookingRequest::try_from(input.0)?;
     let slug = slug.into_inner();
-    let prefix = state.settings.bookings.reference_prefix.as_str().to_owned();
+    let issuer = state.issuer.clone();
     let booked = run(&state.db, move |conn| {
-        super::book(conn, &slug, &request, &prefix)
+        super::book(conn, &slug, &request, &issuer)
     })
     .await?;
     tracing::info!(reference = %booked.booking.reference, seats = booked.booking.seats.len(), "booked");

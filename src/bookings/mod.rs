@@ -6,10 +6,12 @@ mod book;
 mod cancel;
 pub mod check;
 pub mod http;
+mod notices;
 mod queries;
 
 pub use book::{book, book_in};
 pub use cancel::{cancel, cancel_session_seats};
+pub use notices::session_changed;
 pub use queries::{attendees, find_by_token, for_event};
 
 use std::collections::BTreeSet;
@@ -24,6 +26,14 @@ use crate::db::DbError;
 use crate::events::{Event, EventError};
 use crate::sessions::SessionError;
 use crate::validation::{Email, ValidationError};
+
+/// What a new booking is issued with: its reference's prefix, and the key its manage token is
+/// derived from.
+#[derive(Clone)]
+pub struct Issuer {
+    pub reference_prefix: String,
+    pub key: crate::tokens::TokenKey,
+}
 
 /// Most sessions one booking may hold.
 pub const MAX_SESSIONS_PER_BOOKING: usize = 20;
@@ -132,6 +142,7 @@ impl BookingRequest {
 /// One seat of a booking, with what the attendee needs to know of its session.
 #[derive(Debug, Clone)]
 pub struct Seat {
+    pub id: i64,
     pub session_id: i64,
     pub title: String,
     pub room: Option<String>,
@@ -139,6 +150,26 @@ pub struct Seat {
     pub ends_at: DateTime<Utc>,
     pub state: SeatState,
     pub price_minor: i64,
+    pub speakers: Vec<String>,
+    /// The session's calendar SEQUENCE.
+    pub sequence: i32,
+}
+
+impl Seat {
+    /// The seat as emails and calendar files show it, in `state`.
+    pub fn mail(&self, event: &Event, state: &str) -> crate::mail::data::SeatMail {
+        let line = crate::mail::compose::SessionLine {
+            session_id: self.session_id,
+            title: &self.title,
+            room: self.room.as_deref(),
+            speakers: &self.speakers,
+            starts_at: self.starts_at,
+            ends_at: self.ends_at,
+            sequence: self.sequence,
+            price_minor: self.price_minor,
+        };
+        crate::mail::compose::seat_mail(self.id, &line, event.time_zone, &event.currency, state)
+    }
 }
 
 #[derive(Debug, Clone)]

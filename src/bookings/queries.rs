@@ -15,12 +15,15 @@ use crate::tokens;
 type SeatRow = (
     i64,
     i64,
+    i64,
     String,
     String,
     Option<String>,
     NaiveDateTime,
     NaiveDateTime,
     i64,
+    String,
+    i32,
 );
 
 /// Bookings with their seats, in one query for all seats.
@@ -33,6 +36,7 @@ fn with_seats(conn: &mut DbConn, rows: Vec<BookingRow>) -> Result<Vec<Booking>, 
             .filter(seats::booking_id.eq_any(chunk))
             .order((sessions_table::starts_at.asc(), seats::id.asc()))
             .select((
+                seats::id,
                 seats::booking_id,
                 seats::session_id,
                 seats::state,
@@ -41,13 +45,29 @@ fn with_seats(conn: &mut DbConn, rows: Vec<BookingRow>) -> Result<Vec<Booking>, 
                 sessions_table::starts_at,
                 sessions_table::ends_at,
                 seats::price_minor,
+                sessions_table::speakers,
+                sessions_table::sequence,
             ))
             .load(conn)?;
-        for (booking_id, session_id, state, title, room, starts_at, ends_at, price_minor) in
-            seat_rows
+        for (
+            id,
+            booking_id,
+            session_id,
+            state,
+            title,
+            room,
+            starts_at,
+            ends_at,
+            price_minor,
+            speakers,
+            sequence,
+        ) in seat_rows
         {
             by_booking.entry(booking_id).or_default().push(Seat {
+                id,
                 session_id,
+                speakers: serde_json::from_str(&speakers).unwrap_or_default(),
+                sequence,
                 title,
                 room,
                 starts_at: starts_at.and_utc(),
@@ -66,7 +86,7 @@ fn with_seats(conn: &mut DbConn, rows: Vec<BookingRow>) -> Result<Vec<Booking>, 
         .collect())
 }
 
-pub(super) fn load(conn: &mut DbConn, id: i64) -> Result<Booking, DbError> {
+pub(crate) fn load(conn: &mut DbConn, id: i64) -> Result<Booking, DbError> {
     let row = bookings::table
         .find(id)
         .select(BookingRow::as_select())

@@ -58,6 +58,8 @@ pub struct Session {
     pub taken: i32,
     pub price_minor: i64,
     pub status: SessionStatus,
+    /// Goes up whenever the time or room changes (calendar files' SEQUENCE).
+    pub sequence: i32,
 }
 
 impl Session {
@@ -82,6 +84,7 @@ pub(crate) struct SessionRow {
     taken: i32,
     price_minor: i64,
     status: String,
+    sequence: i32,
 }
 
 impl From<SessionRow> for Session {
@@ -100,6 +103,7 @@ impl From<SessionRow> for Session {
             taken: row.taken,
             price_minor: row.price_minor,
             status: SessionStatus::from_db(&row.status),
+            sequence: row.sequence,
         }
     }
 }
@@ -224,6 +228,7 @@ struct SessionChangeset {
     price_minor: Option<i64>,
     status: Option<String>,
     updated_at: Option<NaiveDateTime>,
+    sequence: Option<i32>,
 }
 
 /// Changes a session. A lower capacity is refused when more seats are taken than it allows;
@@ -262,7 +267,12 @@ pub fn update(
         if cancelling {
             bookings::cancel_session_seats(conn, id)?;
         }
+        // Calendars update an event only when its SEQUENCE goes up.
+        let moved = changes.starts_at.is_some_and(|t| t != current.starts_at)
+            || changes.ends_at.is_some_and(|t| t != current.ends_at)
+            || changes.room.as_ref().is_some_and(|r| *r != current.room);
         let changeset = SessionChangeset {
+            sequence: moved.then_some(current.sequence + 1),
             title: changes.title,
             abstract_text: changes.abstract_text,
             speakers: changes.speakers.as_deref().map(speakers_json),
@@ -279,6 +289,9 @@ pub fn update(
             .execute(conn)?;
         let session = find(conn, id)?;
         let event = events::by_id(conn, session.event_id)?;
+        if moved && !cancelling && session.status != SessionStatus::Cancelled {
+            bookings::session_changed(conn, &event, &current, &session)?;
+        }
         Ok((event, session))
     })
 }

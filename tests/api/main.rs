@@ -1,11 +1,13 @@
 //! Integration tests: the real HTTP application against real SQLite and PostgreSQL databases.
 
 mod helpers;
+mod smtp;
 
 mod bookings;
 mod cli;
 mod concurrency;
 mod errors;
 mod events;
+mod mail;
 mod openapi;
 mod sessions;

@@ -20,6 +20,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("patch", "/api/v1/admin/sessions/{id}"),
     ("get", "/api/v1/admin/sessions/{id}/attendees"),
     ("get", "/api/v1/admin/events/{slug}/bookings"),
+    ("get", "/api/v1/bookings/{manage_token}/agenda.ics"),
+    ("get", "/api/v1/admin/emails"),
+    ("post", "/api/v1/admin/emails/{id}/retry"),
 ];
 
 async fn document(app: &TestApp) -> Value {

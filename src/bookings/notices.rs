@@ -1,0 +1,96 @@
+//! Telling attendees what happened to their seats: cancellations and changed sessions. Each
+//! email is written to the outbox in the transaction of the change.
+
+use diesel::prelude::*;
+
+use super::queries::load;
+use super::{Booking, SeatState};
+use crate::db::schema::seats;
+use crate::db::{DbConn, DbError};
+use crate::events::Event;
+use crate::mail::data::ChangeMail;
+use crate::mail::{self, compose, MailData, Template};
+use crate::sessions::Session;
+
+/// Writes the email telling the attendee which of their seats were cancelled.
+pub(super) fn notify(
+    conn: &mut DbConn,
+    event: &Event,
+    booking: &Booking,
+    session_ids: &[i64],
+    template: Template,
+) -> Result<(), DbError> {
+    let data = MailData {
+        event: compose::event_mail(event),
+        reference: booking.reference.clone(),
+        attendee_name: booking.attendee_name.clone(),
+        seats: booking
+            .seats
+            .iter()
+            .filter(|s| session_ids.contains(&s.session_id))
+            .map(|s| s.mail(event, "cancelled"))
+            .collect(),
+        agenda: Vec::new(),
+        total: (booking.total_minor > 0)
+            .then(|| compose::money(booking.total_minor, &booking.currency)),
+        change: None,
+        manage_url: None,
+        agenda_url: None,
+    };
+    mail::enqueue(
+        conn,
+        template,
+        &booking.attendee_email,
+        Some(booking.id),
+        &data,
+    )
+}
+
+/// Tells everyone holding a seat in a session that its time or room changed.
+pub fn session_changed(
+    conn: &mut DbConn,
+    event: &Event,
+    before: &Session,
+    after: &Session,
+) -> Result<usize, DbError> {
+    let holders: Vec<i64> = seats::table
+        .filter(seats::session_id.eq(after.id))
+        .filter(seats::state.eq_any(SeatState::ACTIVE))
+        .select(seats::booking_id)
+        .load(conn)?;
+    let zone = event.time_zone;
+    let starts = before.starts_at.with_timezone(&zone);
+    let ends = before.ends_at.with_timezone(&zone);
+    let change = ChangeMail {
+        previous_day: starts.format("%A %-d %B %Y").to_string(),
+        previous_time: format!("{}–{}", starts.format("%H:%M"), ends.format("%H:%M")),
+        previous_room: before.room.clone(),
+    };
+    for booking_id in &holders {
+        let booking = load(conn, *booking_id)?;
+        let data = MailData {
+            event: compose::event_mail(event),
+            reference: booking.reference.clone(),
+            attendee_name: booking.attendee_name.clone(),
+            seats: booking
+                .seats
+                .iter()
+                .filter(|s| s.session_id == after.id)
+                .map(|s| s.mail(event, "confirmed"))
+                .collect(),
+            agenda: Vec::new(),
+            total: None,
+            change: Some(change.clone()),
+            manage_url: None,
+            agenda_url: None,
+        };
+        mail::enqueue(
+            conn,
+            Template::SessionChanged,
+            &booking.attendee_email,
+            Some(booking.id),
+            &data,
+        )?;
+    }
+    Ok(holders.len())
+}

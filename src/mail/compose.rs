@@ -1,0 +1,171 @@
+//! What emails say, built from events, sessions and seats: times in the event's zone, prices
+//! with their currency.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use diesel::prelude::*;
+
+use super::data::{EventMail, SeatMail};
+use crate::db::schema::{bookings, events, seats, sessions};
+use crate::db::{DbConn, DbError};
+use crate::events::Event;
+
+pub fn event_mail(event: &Event) -> EventMail {
+    EventMail {
+        slug: event.slug.clone(),
+        name: event.name.clone(),
+        venue: event.venue.clone(),
+        time_zone: event.time_zone.name().to_owned(),
+    }
+}
+
+/// "£145.00", "€95.00", "CHF 120.00"; whole units for currencies without minor units.
+pub fn money(minor: i64, currency: &str) -> String {
+    let symbol = match currency {
+        "GBP" => "£",
+        "EUR" => "€",
+        "USD" => "$",
+        _ => "",
+    };
+    let body = if matches!(currency, "JPY" | "KRW" | "ISK" | "CLP" | "VND") {
+        minor.to_string()
+    } else {
+        format!("{}.{:02}", minor / 100, (minor % 100).abs())
+    };
+    if symbol.is_empty() {
+        format!("{currency} {body}")
+    } else {
+        format!("{symbol}{body}")
+    }
+}
+
+/// The parts of a session a seat line shows.
+pub struct SessionLine<'a> {
+    pub session_id: i64,
+    pub title: &'a str,
+    pub room: Option<&'a str>,
+    pub speakers: &'a [String],
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub sequence: i32,
+    pub price_minor: i64,
+}
+
+pub fn seat_mail(
+    seat_id: i64,
+    line: &SessionLine<'_>,
+    zone: Tz,
+    currency: &str,
+    state: &str,
+) -> SeatMail {
+    let starts = line.starts_at.with_timezone(&zone);
+    let ends = line.ends_at.with_timezone(&zone);
+    SeatMail {
+        seat_id,
+        session_id: line.session_id,
+        title: line.title.to_owned(),
+        room: line.room.map(str::to_owned),
+        speakers: line.speakers.to_vec(),
+        starts_at: line.starts_at,
+        ends_at: line.ends_at,
+        day: starts.format("%A %-d %B %Y").to_string(),
+        time: format!("{}–{}", starts.format("%H:%M"), ends.format("%H:%M")),
+        sequence: line.sequence,
+        state: state.to_owned(),
+        price: (line.price_minor > 0).then(|| money(line.price_minor, currency)),
+    }
+}
+
+type AgendaRow = (
+    i64,
+    i64,
+    String,
+    Option<String>,
+    String,
+    chrono::NaiveDateTime,
+    chrono::NaiveDateTime,
+    i32,
+    i64,
+    String,
+);
+
+/// The timetable of the person behind a booking: every seat they hold in its event (across all
+/// their bookings), in time order, as it stands now.
+pub fn agenda(conn: &mut DbConn, booking_id: i64) -> Result<Vec<SeatMail>, DbError> {
+    let owner: Option<(i64, String, String)> = seats::table
+        .inner_join(bookings::table.inner_join(events::table))
+        .filter(seats::booking_id.eq(booking_id))
+        .select((bookings::event_id, seats::attendee_email, events::time_zone))
+        .first(conn)
+        .optional()?;
+    let Some((event_id, email, zone)) = owner else {
+        return Ok(Vec::new());
+    };
+    let zone: Tz = zone.parse().unwrap_or(Tz::UTC);
+    let currency: String = events::table
+        .find(event_id)
+        .select(events::currency)
+        .first(conn)?;
+    let rows: Vec<AgendaRow> = seats::table
+        .inner_join(sessions::table)
+        .filter(seats::attendee_email.eq(&email))
+        .filter(sessions::event_id.eq(event_id))
+        .filter(seats::state.eq_any(crate::bookings::SeatState::ACTIVE))
+        .order((sessions::starts_at.asc(), sessions::id.asc()))
+        .select((
+            seats::id,
+            sessions::id,
+            sessions::title,
+            sessions::room,
+            sessions::speakers,
+            sessions::starts_at,
+            sessions::ends_at,
+            sessions::sequence,
+            seats::price_minor,
+            seats::state,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(
+                seat_id,
+                session_id,
+                title,
+                room,
+                speakers,
+                starts,
+                ends,
+                sequence,
+                price_minor,
+                state,
+            )| {
+                let speakers: Vec<String> = serde_json::from_str(&speakers).unwrap_or_default();
+                let line = SessionLine {
+                    session_id,
+                    title: &title,
+                    room: room.as_deref(),
+                    speakers: &speakers,
+                    starts_at: starts.and_utc(),
+                    ends_at: ends.and_utc(),
+                    sequence,
+                    price_minor,
+                };
+                seat_mail(seat_id, &line, zone, &currency, &state)
+            },
+        )
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::money;
+
+    #[test]
+    fn money_is_shown_with_its_currency() {
+        assert_eq!(money(14_500, "GBP"), "£145.00");
+        assert_eq!(money(9_505, "EUR"), "€95.05");
+        assert_eq!(money(12_000, "CHF"), "CHF 120.00");
+        assert_eq!(money(5_000, "JPY"), "JPY 5000");
+    }
+}

@@ -1,0 +1,285 @@
+//! Delivery: sender threads claim due jobs, render them, hand them to the transport and record
+//! each outcome. At least once: a job is marked sent only after the transport took it, so a crash
+//! in between sends it again later, with the same Message-ID.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart};
+use lettre::Message;
+
+use super::compose;
+use super::data::{MailData, Template};
+use super::outbox::{self, Job, JobState};
+use super::templates::{RenderError, Templates};
+use super::transport::{Transport, TransportError};
+use crate::config::{MailSettings, Settings};
+use crate::db::{Db, DbConn, DbError};
+use crate::tokens::TokenKey;
+
+/// Everything needed to turn jobs into delivered messages.
+pub struct Mailer {
+    transport: Transport,
+    templates: Templates,
+    from: Mailbox,
+    settings: MailSettings,
+    key: TokenKey,
+    public_base_url: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailerError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error(transparent)]
+    Templates(#[from] RenderError),
+    #[error("mail.from {0:?} is not an address like `Name <bookings@example.org>`")]
+    From(String),
+}
+
+/// Why a job could not become a message: these never get better by retrying.
+#[derive(Debug, thiserror::Error)]
+enum ComposeError {
+    #[error("unknown template {0:?}")]
+    UnknownTemplate(String),
+    #[error("stored data does not fit the template: {0}")]
+    Data(#[from] serde_json::Error),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error("bad recipient or header: {0}")]
+    Address(#[from] lettre::address::AddressError),
+    #[error("cannot build the message: {0}")]
+    Build(#[from] lettre::error::Error),
+    #[error("cannot build the message: {0}")]
+    ContentType(#[from] lettre::message::header::ContentTypeErr),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// What one round of delivery did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Round {
+    pub claimed: usize,
+    pub sent: usize,
+    pub retrying: usize,
+    pub dead: usize,
+    pub released: usize,
+}
+
+impl Round {
+    fn add(&mut self, other: Round) {
+        self.claimed += other.claimed;
+        self.sent += other.sent;
+        self.retrying += other.retrying;
+        self.dead += other.dead;
+        self.released += other.released;
+    }
+}
+
+impl Mailer {
+    pub fn new(settings: &Settings, key: TokenKey) -> Result<Self, MailerError> {
+        let mail = &settings.mail;
+        let from = mail
+            .from
+            .parse::<Mailbox>()
+            .map_err(|_| MailerError::From(mail.from.clone()))?;
+        Ok(Self {
+            transport: Transport::from_settings(mail, mail.senders)?,
+            templates: Templates::new()?.with_uid_domain(&mail.message_id_domain),
+            from,
+            settings: mail.clone(),
+            key,
+            public_base_url: settings
+                .server
+                .public_base_url
+                .trim_end_matches('/')
+                .to_owned(),
+        })
+    }
+
+    pub fn settings(&self) -> &MailSettings {
+        &self.settings
+    }
+
+    /// Claims one batch of due jobs and delivers it. Stops early (handing the rest back) when
+    /// `stop` is set.
+    pub fn deliver_batch(&self, db: &Db, stop: &AtomicBool) -> Result<Round, DbError> {
+        let mut conn = db.conn()?;
+        let lease = Duration::from_secs(u64::try_from(self.settings.lease_seconds).unwrap_or(120));
+        let jobs = outbox::claim(&mut conn, self.settings.batch_size, lease)?;
+        let mut round = Round {
+            claimed: jobs.len(),
+            ..Round::default()
+        };
+        for (index, job) in jobs.iter().enumerate() {
+            if stop.load(Ordering::Relaxed) {
+                let rest: Vec<i64> = jobs[index..].iter().map(|j| j.id).collect();
+                outbox::release(&mut conn, &rest)?;
+                round.released += rest.len();
+                tracing::info!(released = rest.len(), "stopping: unsent jobs handed back");
+                break;
+            }
+            match self.deliver(&mut conn, job)? {
+                JobState::Sent => round.sent += 1,
+                JobState::Pending => round.retrying += 1,
+                JobState::Dead => round.dead += 1,
+            }
+        }
+        Ok(round)
+    }
+
+    /// Delivers until nothing is due any more (tests, `worker --once`).
+    pub fn drain(&self, db: &Db) -> Result<Round, DbError> {
+        let never = AtomicBool::new(false);
+        let mut total = Round::default();
+        loop {
+            let round = self.deliver_batch(db, &never)?;
+            total.add(round);
+            if round.claimed == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    fn deliver(&self, conn: &mut DbConn, job: &Job) -> Result<JobState, DbError> {
+        let message = match self.compose(conn, job) {
+            Ok(message) => message,
+            Err(ComposeError::Db(e)) => return Err(e),
+            Err(e) => {
+                tracing::error!(job = job.id, template = %job.template, error = %e, "email cannot be composed; dead");
+                return outbox::mark_failed(conn, job, &e.to_string(), &self.settings, true);
+            }
+        };
+        match self.transport.send(&message) {
+            Ok(file) => {
+                outbox::mark_sent(conn, job.id)?;
+                match file {
+                    Some(path) => {
+                        tracing::info!(job = job.id, template = %job.template, file = %path.display(), "email written")
+                    }
+                    None => {
+                        tracing::info!(job = job.id, template = %job.template, attempt = job.attempts, "email sent")
+                    }
+                }
+                Ok(JobState::Sent)
+            }
+            Err(e) => {
+                let state = outbox::mark_failed(
+                    conn,
+                    job,
+                    &e.to_string(),
+                    &self.settings,
+                    e.is_permanent(),
+                )?;
+                match state {
+                    JobState::Dead => {
+                        tracing::error!(job = job.id, attempt = job.attempts, error = %e, "email dead after its last attempt")
+                    }
+                    _ => {
+                        tracing::warn!(job = job.id, attempt = job.attempts, error = %e, "email not sent; will retry")
+                    }
+                }
+                Ok(state)
+            }
+        }
+    }
+
+    fn compose(&self, conn: &mut DbConn, job: &Job) -> Result<Message, ComposeError> {
+        let template = Template::from_name(&job.template)
+            .ok_or_else(|| ComposeError::UnknownTemplate(job.template.clone()))?;
+        let mut data: MailData = serde_json::from_str(&job.data)?;
+        let manage_url = format!(
+            "{}/api/v1/bookings/{}",
+            self.public_base_url,
+            self.key.manage_token(&data.reference)
+        );
+        data.agenda_url = Some(format!("{manage_url}/agenda.ics"));
+        data.manage_url = Some(manage_url);
+        if let Some(booking_id) = job.booking_id {
+            data.agenda = compose::agenda(conn, booking_id)?;
+        }
+        let rendered = self.templates.render(template, &data)?;
+        let alternative = MultiPart::alternative_plain_html(rendered.text, rendered.html);
+        let builder = Message::builder()
+            .from(self.from.clone())
+            .to(job.recipient.parse::<Mailbox>()?)
+            .subject(rendered.subject)
+            .message_id(Some(format!(
+                "<{}@{}>",
+                job.message_id, self.settings.message_id_domain
+            )));
+        let message = match rendered.calendar {
+            Some(calendar) => {
+                let kind = ContentType::parse("text/calendar; charset=utf-8; method=PUBLISH")?;
+                let attachment = Attachment::new("agenda.ics".to_owned()).body(calendar, kind);
+                builder.multipart(
+                    MultiPart::mixed()
+                        .multipart(alternative)
+                        .singlepart(attachment),
+                )?
+            }
+            None => builder.multipart(alternative)?,
+        };
+        Ok(message)
+    }
+}
+
+/// Sender threads running [`Mailer::deliver_batch`] until stopped.
+pub struct Workers {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    pub fn start(db: Db, mailer: Arc<Mailer>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let senders = mailer.settings.senders.max(1);
+        let poll = Duration::from_millis(mailer.settings.poll_interval_ms.max(10));
+        let threads = (0..senders)
+            .map(|n| {
+                let (db, mailer, stop) = (db.clone(), mailer.clone(), stop.clone());
+                std::thread::Builder::new()
+                    .name(format!("mail-sender-{n}"))
+                    .spawn(move || sender_loop(&db, &mailer, &stop, poll))
+            })
+            .filter_map(|spawned| match spawned {
+                Ok(handle) => Some(handle),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start a mail sender thread");
+                    None
+                }
+            })
+            .collect();
+        Self { stop, threads }
+    }
+
+    /// Lets every sender finish the message in hand, hand back the rest, and exit.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn sender_loop(db: &Db, mailer: &Mailer, stop: &AtomicBool, poll: Duration) {
+    while !stop.load(Ordering::Relaxed) {
+        match mailer.deliver_batch(db, stop) {
+            Ok(round) if round.claimed > 0 => continue,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %crate::api::problem::chain(&e), "mail delivery round failed")
+            }
+        }
+        // Sleep in short steps so a stop is noticed quickly.
+        let mut waited = Duration::ZERO;
+        while waited < poll && !stop.load(Ordering::Relaxed) {
+            let step = Duration::from_millis(20).min(poll - waited);
+            std::thread::sleep(step);
+            waited += step;
+        }
+    }
+}

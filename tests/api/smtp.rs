@@ -1,0 +1,116 @@
+//! A real SMTP server for the delivery tests: aiosmtpd (Debian `python3-aiosmtpd`) on a free
+//! loopback port, storing what it receives in a maildir the tests read back.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The Python that has aiosmtpd: `MASTERCLASS_TEST_SMTPD_PYTHON`, else Debian's.
+fn python() -> String {
+    std::env::var("MASTERCLASS_TEST_SMTPD_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".to_owned())
+}
+
+/// Whether SMTP tests can run; says so loudly when they cannot, and fails under CI.
+pub fn available() -> bool {
+    let found = Command::new(python())
+        .args(["-c", "import aiosmtpd"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "CI is set but aiosmtpd is not importable by {} (install python3-aiosmtpd)",
+                python()
+            );
+        }
+        eprintln!(
+            "WARNING: aiosmtpd not found for {}; SMTP delivery tests are SKIPPED",
+            python()
+        );
+    }
+    found
+}
+
+/// A free loopback port, for a server started right after.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub struct SmtpServer {
+    child: Child,
+    pub port: u16,
+    pub maildir: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmtpServer {
+    /// Starts aiosmtpd on `port` and waits until it accepts connections.
+    pub fn start_on(port: u16) -> SmtpServer {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let maildir = dir.path().join("maildir");
+        let child = Command::new(python())
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("aiosmtpd starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "aiosmtpd did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        SmtpServer {
+            child,
+            port,
+            maildir,
+            _dir: dir,
+        }
+    }
+
+    /// The raw messages received so far.
+    pub fn messages(&self) -> Vec<Vec<u8>> {
+        read_maildir(&self.maildir)
+    }
+
+    /// Waits until at least `n` messages have arrived (or the time is up); returns them.
+    pub fn wait_for(&self, n: usize, within: Duration) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + within;
+        loop {
+            let messages = self.messages();
+            if messages.len() >= n || Instant::now() > deadline {
+                return messages;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_maildir(maildir: &Path) -> Vec<Vec<u8>> {
+    let mut files: Vec<PathBuf> = ["new", "cur"]
+        .iter()
+        .filter_map(|sub| std::fs::read_dir(maildir.join(sub)).ok())
+        .flatten()
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    files.iter().filter_map(|f| std::fs::read(f).ok()).collect()
+}
