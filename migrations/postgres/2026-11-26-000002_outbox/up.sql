@@ -7,7 +7,8 @@ CREATE TABLE email_jobs (
     -- when the message is rendered.
     data TEXT NOT NULL,
     -- Stable across retries, so a message sent twice after a crash is recognisable downstream.
-    message_id TEXT NOT NULL UNIQUE,
+    -- A random UUID: unique without an index to maintain on every booking.
+    message_id TEXT NOT NULL,
     booking_id BIGINT REFERENCES bookings (id),
     state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'dead')),
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -19,7 +20,6 @@ CREATE TABLE email_jobs (
     sent_at TIMESTAMP
 );
 CREATE INDEX email_jobs_due ON email_jobs (state, next_attempt_at);
-CREATE INDEX email_jobs_booking ON email_jobs (booking_id);
 
 -- Calendar files carry SEQUENCE, which goes up whenever a session's time or room changes.
 ALTER TABLE sessions ADD COLUMN sequence INTEGER NOT NULL DEFAULT 0;
