@@ -148,7 +148,10 @@ impl LocalServer {
             // outbox in the same transaction, as always, but not delivered during the run.
             .env("MASTERCLASS__MAIL__WORKER_IN_SERVE", "false")
             // A key of its own, so nothing is written next to wherever the bench was started.
-            .env("MASTERCLASS__SECRETS__TOKEN_KEY", crate::tokens::random_token("bench-key-"))
+            .env(
+                "MASTERCLASS__SECRETS__TOKEN_KEY",
+                crate::tokens::random_token("bench-key-"),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
