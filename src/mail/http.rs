@@ -48,7 +48,7 @@ impl From<OutboxError> for Problem {
     params(EmailQuery),
     security(("organiser_token" = [])),
     responses((status = 200, description = "Email jobs, newest first", body = [JobView]), AuthProblems, Unavailable,
-        (status = 400, description = "A query parameter is not valid", body = crate::api::problem::ProblemDocument, content_type = "application/problem+json"))
+        (status = 422, description = "A query parameter is not valid (`validation`)", body = crate::api::problem::ProblemDocument, content_type = "application/problem+json"))
 )]
 #[get("/admin/emails")]
 async fn list_emails(
