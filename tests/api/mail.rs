@@ -230,9 +230,166 @@ async fn the_agenda_downloads_as_a_calendar_file(app: TestApp) {
     );
 }
 
+/// Writes `n` confirmation jobs straight into the outbox.
+async fn enqueue_confirmations(app: &TestApp, n: usize) {
+    let db = app.db.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = db.conn().expect("connection");
+        for i in 0..n {
+            let data = masterclass::mail::MailData {
+                event: masterclass::mail::data::EventMail {
+                    slug: "crash-test".into(),
+                    name: "PMO Masterclasses 2027".into(),
+                    venue: "Riverside Conference Centre, London".into(),
+                    time_zone: "Europe/London".into(),
+                },
+                reference: format!("PMO-T{i:05}"),
+                attendee_name: format!("Attendee {i}"),
+                seats: Vec::new(),
+                agenda: Vec::new(),
+                total: None,
+                change: None,
+                manage_url: None,
+                agenda_url: None,
+            };
+            masterclass::mail::enqueue(
+                &mut conn,
+                masterclass::mail::Template::BookingConfirmed,
+                &format!("attendee{i}@example.org"),
+                None,
+                &data,
+            )
+            .expect("enqueued");
+        }
+    })
+    .await
+    .expect("enqueue task");
+}
+
+/// A `masterclass worker` process delivering to the SMTP server on `port`.
+fn start_worker(app: &TestApp, port: u16) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_masterclass"))
+        .arg("worker")
+        .env("MASTERCLASS_ENV", "test")
+        .env("MASTERCLASS__DATABASE__URL", &app.database_url)
+        .env("MASTERCLASS__MAIL__SMTP_HOST", "127.0.0.1")
+        .env("MASTERCLASS__MAIL__SMTP_PORT", port.to_string())
+        .env("MASTERCLASS__MAIL__SMTP_TLS", "none")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("worker starts")
+}
+
+async fn jobs_in(app: &TestApp, state: &str) -> i64 {
+    let (db, state) = (app.db.clone(), state.to_owned());
+    tokio::task::spawn_blocking(move || {
+        use diesel::prelude::*;
+        use masterclass::db::schema::email_jobs;
+        let mut conn = db.conn().expect("connection");
+        email_jobs::table
+            .filter(email_jobs::state.eq(state))
+            .count()
+            .get_result::<i64>(&mut *conn)
+            .expect("count")
+    })
+    .await
+    .expect("count task")
+}
+
+/// Waits until `n` jobs are sent (or `within` passes).
+async fn until_sent(app: &TestApp, n: i64, within: Duration) -> i64 {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let sent = jobs_in(app, "sent").await;
+        if sent >= n || std::time::Instant::now() > deadline {
+            return sent;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// (messages received, distinct Message-IDs among them).
+fn received(server: &SmtpServer) -> (usize, usize) {
+    let messages = server.messages();
+    let ids: std::collections::HashSet<String> = messages
+        .iter()
+        .filter_map(|m| {
+            MessageParser::default()
+                .parse(m)
+                .and_then(|p| p.message_id().map(str::to_owned))
+        })
+        .collect();
+    (messages.len(), ids.len())
+}
+
+const JOBS: usize = 400;
+
+async fn two_worker_processes_never_deliver_the_same_job(app: TestApp) {
+    if !smtp::available() {
+        return;
+    }
+    let server = SmtpServer::start_on(smtp::free_port());
+    enqueue_confirmations(&app, JOBS).await;
+
+    let mut first = start_worker(&app, server.port);
+    let mut second = start_worker(&app, server.port);
+    let sent = until_sent(&app, JOBS as i64, Duration::from_secs(60)).await;
+    for worker in [&mut first, &mut second] {
+        let _ = worker.kill();
+        let _ = worker.wait();
+    }
+
+    assert_eq!(sent, JOBS as i64, "every job is sent");
+    server.wait_for(JOBS, Duration::from_secs(5));
+    let (total, distinct) = received(&server);
+    assert_eq!(distinct, JOBS, "every email arrived");
+    assert_eq!(total, JOBS, "no email was delivered by both workers");
+}
+
+async fn a_worker_killed_mid_batch_loses_nothing_and_repeats_at_most_its_batch(app: TestApp) {
+    if !smtp::available() {
+        return;
+    }
+    let server = SmtpServer::start_on(smtp::free_port());
+    enqueue_confirmations(&app, JOBS).await;
+
+    let mut doomed = start_worker(&app, server.port);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while server.messages().len() < JOBS / 4 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _ = doomed.kill(); // SIGKILL: no chance to hand anything back
+    let _ = doomed.wait();
+    let at_kill = server.messages().len();
+    let mut successor = start_worker(&app, server.port);
+    // The dead worker's claims lapse after the test profile's 5-second lease.
+    let sent = until_sent(&app, JOBS as i64, Duration::from_secs(60)).await;
+    let _ = successor.kill();
+    let _ = successor.wait();
+
+    assert!(
+        at_kill < JOBS,
+        "the worker was killed mid-run ({at_kill} delivered)"
+    );
+    assert_eq!(sent, JOBS as i64, "every job is sent in the end");
+    server.wait_for(JOBS, Duration::from_secs(5));
+    let (total, distinct) = received(&server);
+    assert_eq!(distinct, JOBS, "no email was lost");
+    let repeated = total - distinct;
+    // At most what the killed worker held: one batch per sender thread (test profile: 4 × 20).
+    assert!(repeated <= 4 * 20, "{repeated} emails were delivered twice");
+    println!(
+        "{:?}: killed after {at_kill} deliveries; {repeated} of {JOBS} emails delivered twice",
+        app.backend
+    );
+}
+
 on_both_backends!(
     a_booking_confirmation_arrives_with_both_parts_and_a_calendar_file,
     emails_wait_while_the_smtp_server_is_down_and_arrive_when_it_returns,
     a_job_that_keeps_failing_is_dead_visible_and_can_be_retried,
     the_agenda_downloads_as_a_calendar_file,
+    two_worker_processes_never_deliver_the_same_job,
+    a_worker_killed_mid_batch_loses_nothing_and_repeats_at_most_its_batch,
 );
