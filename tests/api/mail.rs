@@ -230,6 +230,151 @@ async fn the_agenda_downloads_as_a_calendar_file(app: TestApp) {
     );
 }
 
+/// The one message received for `recipient`, parsed: (subject, text, calendar file).
+fn message_for(
+    server: &SmtpServer,
+    recipient: &str,
+    template_hint: &str,
+) -> (String, String, String) {
+    let messages = server.messages();
+    let parsed: Vec<_> = messages
+        .iter()
+        .filter_map(|m| MessageParser::default().parse(m))
+        .collect();
+    let found = parsed
+        .iter()
+        .find(|m| {
+            m.to().and_then(|a| a.first()).and_then(|a| a.address()) == Some(recipient)
+                && m.subject()
+                    .unwrap_or_default()
+                    .to_lowercase()
+                    .contains(template_hint)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no {template_hint} email for {recipient} among {} messages",
+                parsed.len()
+            )
+        });
+    let calendar = found
+        .attachments()
+        .find(|a| a.attachment_name() == Some("agenda.ics"))
+        .map(|a| String::from_utf8_lossy(a.contents()).into_owned())
+        .unwrap_or_default();
+    (
+        found.subject().unwrap_or_default().to_owned(),
+        found
+            .body_text(0)
+            .map(|t| t.into_owned())
+            .unwrap_or_default(),
+        calendar,
+    )
+}
+
+async fn attendees_hear_of_moved_cancelled_and_withdrawn_sessions(app: TestApp) {
+    if !smtp::available() {
+        return;
+    }
+    let server = SmtpServer::start_on(smtp::free_port());
+    let mailer = mailer(&app, server.port, |_| {});
+    let slug = app.published_event("mail-changes").await;
+    let moved = app
+        .session(&slug, "PMO reporting and dashboards", 20, 0)
+        .await;
+    let cancelled = app
+        .session_at(
+            &slug,
+            "Benefits realisation",
+            20,
+            0,
+            "2027-03-11T09:00:00+00:00",
+            "2027-03-11T10:30:00+00:00",
+        )
+        .await;
+    let withdrawn = app
+        .session_at(
+            &slug,
+            "Agile PMOs",
+            20,
+            0,
+            "2027-03-11T11:00:00+00:00",
+            "2027-03-11T12:30:00+00:00",
+        )
+        .await;
+    let booked = expect_json(
+        app.book(&slug, "ada@example.org", &[moved, cancelled, withdrawn])
+            .await,
+        201,
+    )
+    .await;
+    let token = booked["manage_token"].as_str().expect("token").to_owned();
+    drain(&app, &mailer).await;
+
+    let patch = app
+        .admin_patch(&format!("/api/v1/admin/sessions/{moved}"), &json!({"starts_at": "2027-03-10T14:00:00+00:00", "ends_at": "2027-03-10T15:30:00+00:00", "room": "Main Hall"}))
+        .await;
+    assert_eq!(patch.status(), 200);
+    let patch = app
+        .admin_patch(
+            &format!("/api/v1/admin/sessions/{cancelled}"),
+            &json!({"status": "cancelled"}),
+        )
+        .await;
+    assert_eq!(patch.status(), 200);
+    let cancel = app
+        .cancel(&token, Some(&json!({"session_ids": [withdrawn]})))
+        .await;
+    assert_eq!(cancel.status(), 200);
+    let round = drain(&app, &mailer).await;
+
+    assert_eq!(round.sent, 3, "one email per change");
+    server.wait_for(4, Duration::from_secs(5));
+    let (_, text, calendar) =
+        message_for(&server, "ada@example.org", "pmo reporting and dashboards");
+    assert!(
+        text.contains("Main Hall") && text.contains("14:00"),
+        "the new time and room: {text}"
+    );
+    assert!(
+        calendar.contains("SEQUENCE:1"),
+        "calendars update the event: {calendar}"
+    );
+    let (_, text, calendar) = message_for(&server, "ada@example.org", "session cancelled");
+    assert!(text.contains("Benefits realisation"), "{text}");
+    assert!(calendar.contains("STATUS:CANCELLED"), "{calendar}");
+    let (_, text, calendar) = message_for(&server, "ada@example.org", "cancellation confirmed");
+    assert!(text.contains("Agile PMOs"), "{text}");
+    assert!(calendar.contains("STATUS:CANCELLED"), "{calendar}");
+}
+
+async fn without_an_smtp_server_emails_are_written_as_files(app: TestApp) {
+    let outbox = tempfile::tempdir().expect("folder");
+    let mut settings = crate::helpers::test_settings(&app.database_url);
+    settings.mail.outbox_dir = outbox.path().display().to_string();
+    let key = TokenKey::from_settings(&settings.secrets).expect("key");
+    let mailer = Arc::new(Mailer::new(&settings, key).expect("mailer"));
+    let slug = app.published_event("mail-files").await;
+    let session = app.session(&slug, "Resource management", 20, 0).await;
+    expect_json(app.book(&slug, "ada@example.org", &[session]).await, 201).await;
+
+    let round = drain(&app, &mailer).await;
+
+    assert_eq!(round.sent, 1);
+    let files: Vec<_> = std::fs::read_dir(outbox.path())
+        .expect("outbox")
+        .filter_map(Result::ok)
+        .collect();
+    assert_eq!(files.len(), 1);
+    let raw = std::fs::read(files[0].path()).expect("file");
+    let message = MessageParser::default()
+        .parse(&raw)
+        .expect("a MIME message");
+    assert!(message
+        .subject()
+        .unwrap_or_default()
+        .contains("PMO Masterclasses 2027"));
+}
+
 /// Writes `n` confirmation jobs straight into the outbox.
 async fn enqueue_confirmations(app: &TestApp, n: usize) {
     let db = app.db.clone();
@@ -391,5 +536,7 @@ on_both_backends!(
     a_job_that_keeps_failing_is_dead_visible_and_can_be_retried,
     the_agenda_downloads_as_a_calendar_file,
     two_worker_processes_never_deliver_the_same_job,
+    attendees_hear_of_moved_cancelled_and_withdrawn_sessions,
+    without_an_smtp_server_emails_are_written_as_files,
     a_worker_killed_mid_batch_loses_nothing_and_repeats_at_most_its_batch,
 );
