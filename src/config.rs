@@ -76,6 +76,8 @@ pub struct MailSettings {
     pub poll_interval_ms: u64,
     /// How long a claimed job stays with its worker; after that another may take it over.
     pub lease_seconds: i64,
+    /// Send each attendee their agenda again this many days before the event's first session.
+    pub agenda_days_before: i64,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

@@ -107,6 +107,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    agenda_reminders (event_id, attendee_email) {
+        event_id -> BigInt,
+        attendee_email -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(sessions -> events (event_id));
 diesel::joinable!(email_jobs -> bookings (booking_id));
 diesel::joinable!(api_tokens -> organisers (organiser_id));
@@ -115,5 +123,12 @@ diesel::joinable!(seats -> bookings (booking_id));
 diesel::joinable!(seats -> sessions (session_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
-    events, sessions, organisers, api_tokens, bookings, seats, email_jobs
+    events,
+    sessions,
+    organisers,
+    api_tokens,
+    bookings,
+    seats,
+    email_jobs,
+    agenda_reminders
 );

@@ -7,6 +7,7 @@ pub mod compose;
 pub mod data;
 pub mod http;
 pub mod outbox;
+pub mod reminders;
 pub mod templates;
 pub mod transport;
 pub mod worker;

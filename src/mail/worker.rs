@@ -238,6 +238,13 @@ impl Workers {
         let stop = Arc::new(AtomicBool::new(false));
         let senders = mailer.settings.senders.max(1);
         let poll = Duration::from_millis(mailer.settings.poll_interval_ms.max(10));
+        let reminders = {
+            let (db, stop) = (db.clone(), stop.clone());
+            let days = mailer.settings.agenda_days_before;
+            std::thread::Builder::new()
+                .name("agenda-reminders".to_owned())
+                .spawn(move || reminder_loop(&db, days, &stop))
+        };
         let threads = (0..senders)
             .map(|n| {
                 let (db, mailer, stop) = (db.clone(), mailer.clone(), stop.clone());
@@ -245,6 +252,7 @@ impl Workers {
                     .name(format!("mail-sender-{n}"))
                     .spawn(move || sender_loop(&db, &mailer, &stop, poll))
             })
+            .chain(std::iter::once(reminders))
             .filter_map(|spawned| match spawned {
                 Ok(handle) => Some(handle),
                 Err(e) => {
@@ -265,6 +273,33 @@ impl Workers {
     }
 }
 
+/// Once a minute: agenda reminders for events starting soon.
+fn reminder_loop(db: &Db, days_before: i64, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        let written = db
+            .conn()
+            .and_then(|mut conn| super::reminders::enqueue_due(&mut conn, days_before));
+        match written {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(emails = n, "agenda reminders written"),
+            Err(e) => {
+                tracing::error!(error = %crate::api::problem::chain(&e), "agenda reminders failed")
+            }
+        }
+        pause(Duration::from_secs(60), stop);
+    }
+}
+
+/// Sleeps for `length` in short steps, so a stop is noticed quickly.
+fn pause(length: Duration, stop: &AtomicBool) {
+    let mut waited = Duration::ZERO;
+    while waited < length && !stop.load(Ordering::Relaxed) {
+        let step = Duration::from_millis(20).min(length - waited);
+        std::thread::sleep(step);
+        waited += step;
+    }
+}
+
 fn sender_loop(db: &Db, mailer: &Mailer, stop: &AtomicBool, poll: Duration) {
     while !stop.load(Ordering::Relaxed) {
         match mailer.deliver_batch(db, stop) {
@@ -274,12 +309,6 @@ fn sender_loop(db: &Db, mailer: &Mailer, stop: &AtomicBool, poll: Duration) {
                 tracing::error!(error = %crate::api::problem::chain(&e), "mail delivery round failed")
             }
         }
-        // Sleep in short steps so a stop is noticed quickly.
-        let mut waited = Duration::ZERO;
-        while waited < poll && !stop.load(Ordering::Relaxed) {
-            let step = Duration::from_millis(20).min(poll - waited);
-            std::thread::sleep(step);
-            waited += step;
-        }
+        pause(poll, stop);
     }
 }

@@ -375,6 +375,63 @@ async fn without_an_smtp_server_emails_are_written_as_files(app: TestApp) {
         .contains("PMO Masterclasses 2027"));
 }
 
+async fn attendees_get_their_agenda_once_a_few_days_before_the_event(app: TestApp) {
+    if !smtp::available() {
+        return;
+    }
+    let server = SmtpServer::start_on(smtp::free_port());
+    let mailer = mailer(&app, server.port, |_| {});
+    let at = |days: i64, hours: i64| {
+        (chrono::Utc::now() + chrono::Duration::days(days) + chrono::Duration::hours(hours))
+            .to_rfc3339()
+    };
+    let soon = app.published_event("starts-soon").await;
+    let soon_session = app
+        .session_at(
+            &soon,
+            "Setting up a PMO that lasts",
+            20,
+            0,
+            &at(2, 0),
+            &at(2, 2),
+        )
+        .await;
+    let later = app.published_event("starts-later").await;
+    let later_session = app
+        .session_at(&later, "PMO maturity", 20, 0, &at(30, 0), &at(30, 2))
+        .await;
+    for email in ["ada@example.org", "grace@example.org"] {
+        expect_json(app.book(&soon, email, &[soon_session]).await, 201).await;
+    }
+    expect_json(
+        app.book(&later, "ada@example.org", &[later_session]).await,
+        201,
+    )
+    .await;
+    drain(&app, &mailer).await; // the three confirmations
+    let remind = |db: masterclass::db::Db| async move {
+        tokio::task::spawn_blocking(move || {
+            let mut conn = db.conn().expect("connection");
+            masterclass::mail::reminders::enqueue_due(&mut conn, 3).expect("reminders")
+        })
+        .await
+        .expect("task")
+    };
+
+    let first = remind(app.db.clone()).await;
+    let again = remind(app.db.clone()).await;
+    let round = drain(&app, &mailer).await;
+
+    assert_eq!(first, 2, "both attendees of the event starting in two days");
+    assert_eq!(again, 0, "once only");
+    assert_eq!(round.sent, 2);
+    server.wait_for(5, Duration::from_secs(5));
+    let (subject, text, calendar) = message_for(&server, "grace@example.org", "agenda");
+    assert!(subject.contains("PMO Masterclasses 2027"), "{subject}");
+    assert!(text.contains("Setting up a PMO that lasts"), "{text}");
+    assert!(calendar.contains("BEGIN:VEVENT"), "{calendar}");
+}
+
 /// Writes `n` confirmation jobs straight into the outbox.
 async fn enqueue_confirmations(app: &TestApp, n: usize) {
     let db = app.db.clone();
@@ -538,5 +595,6 @@ on_both_backends!(
     two_worker_processes_never_deliver_the_same_job,
     attendees_hear_of_moved_cancelled_and_withdrawn_sessions,
     without_an_smtp_server_emails_are_written_as_files,
+    attendees_get_their_agenda_once_a_few_days_before_the_event,
     a_worker_killed_mid_batch_loses_nothing_and_repeats_at_most_its_batch,
 );

@@ -1,2 +1,3 @@
+DROP TABLE agenda_reminders;
 ALTER TABLE sessions DROP COLUMN sequence;
 DROP TABLE email_jobs;

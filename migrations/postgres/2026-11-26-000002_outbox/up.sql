@@ -23,3 +23,11 @@ CREATE INDEX email_jobs_due ON email_jobs (state, next_attempt_at);
 
 -- Calendar files carry SEQUENCE, which goes up whenever a session's time or room changes.
 ALTER TABLE sessions ADD COLUMN sequence INTEGER NOT NULL DEFAULT 0;
+
+-- One agenda reminder per person (normalised email) and event, however many workers run.
+CREATE TABLE agenda_reminders (
+    event_id BIGINT NOT NULL REFERENCES events (id),
+    attendee_email TEXT NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (event_id, attendee_email)
+);
