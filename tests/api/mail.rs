@@ -527,6 +527,71 @@ fn received(server: &SmtpServer) -> (usize, usize) {
 
 const JOBS: usize = 400;
 
+/// Jobs still pending but held by a worker's lease.
+async fn leased_pending(app: &TestApp) -> i64 {
+    let db = app.db.clone();
+    tokio::task::spawn_blocking(move || {
+        use diesel::prelude::*;
+        use masterclass::db::schema::email_jobs;
+        let mut conn = db.conn().expect("connection");
+        email_jobs::table
+            .filter(email_jobs::state.eq("pending"))
+            .filter(email_jobs::lease_until.is_not_null())
+            .count()
+            .get_result::<i64>(&mut *conn)
+            .expect("count")
+    })
+    .await
+    .expect("count task")
+}
+
+async fn a_worker_told_to_stop_hands_back_what_it_has_not_sent(app: TestApp) {
+    if !smtp::available() {
+        return;
+    }
+    let server = SmtpServer::start_on(smtp::free_port());
+    enqueue_confirmations(&app, JOBS).await;
+    let mut worker = start_worker(&app, server.port);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while server.messages().len() < JOBS / 4 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let pid = worker.id().to_string();
+    let signalled = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    let exited = worker.wait().expect("worker exits");
+
+    assert!(signalled.success());
+    assert!(exited.success(), "a clean exit on SIGTERM: {exited:?}");
+    assert_eq!(
+        leased_pending(&app).await,
+        0,
+        "nothing unsent is left under its lease"
+    );
+    let sent = jobs_in(&app, "sent").await;
+    assert!(sent < JOBS as i64, "it stopped partway ({sent} sent)");
+    assert_eq!(
+        server.messages().len() as i64,
+        sent,
+        "what it sent is exactly what it marked sent"
+    );
+    let mut successor = start_worker(&app, server.port);
+    // No lease to wait for: the rest goes out at once.
+    let all = until_sent(&app, JOBS as i64, Duration::from_secs(4)).await;
+    let _ = successor.kill();
+    let _ = successor.wait();
+    assert_eq!(all, JOBS as i64);
+    let (total, distinct) = received(&server);
+    assert_eq!(
+        (total, distinct),
+        (JOBS, JOBS),
+        "each delivered exactly once"
+    );
+}
+
 async fn two_worker_processes_never_deliver_the_same_job(app: TestApp) {
     if !smtp::available() {
         return;
@@ -596,5 +661,6 @@ on_both_backends!(
     attendees_hear_of_moved_cancelled_and_withdrawn_sessions,
     without_an_smtp_server_emails_are_written_as_files,
     attendees_get_their_agenda_once_a_few_days_before_the_event,
+    a_worker_told_to_stop_hands_back_what_it_has_not_sent,
     a_worker_killed_mid_batch_loses_nothing_and_repeats_at_most_its_batch,
 );
