@@ -1,14 +1,18 @@
 //! `masterclass bench`: a flash sale and a steady stream of bookings, against a running server
-//! (`--url`) or one it starts itself on a scratch database (`--database sqlite|postgres`).
+//! (`--url`) or one it starts itself on a scratch database (`--database sqlite|postgres`); or,
+//! with `--scenario mail`, email delivery from a scratch outbox to an SMTP sink in this process.
 //!
 //! The run is bounded: every scenario has a fixed number of requests, and the whole command stops
 //! at `--timeout-seconds` (or Ctrl-C), killing its server and dropping its database on the way out.
 
 mod cpu;
 mod load;
+mod mail;
+mod mail_report;
 mod report;
 mod scenario;
 mod server;
+mod smtp_sink;
 mod table;
 
 use std::future::Future;
@@ -41,7 +45,8 @@ pub struct BenchArgs {
     /// postgres://postgres@127.0.0.1:5432/postgres), which must be allowed to create databases.
     #[arg(long, value_enum)]
     pub database: Option<BenchBackend>,
-    /// Which scenarios to run.
+    /// Which scenarios to run: bookings (flash, steady or both), or mail delivery (needs
+    /// --database).
     #[arg(long, value_enum, default_value_t = ScenarioChoice::Both)]
     pub scenario: ScenarioChoice,
     /// Flash sale: seats in the one session on sale.
@@ -59,6 +64,17 @@ pub struct BenchArgs {
     /// Steady: bookings, each for one session picked at random; every session has room for all.
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub bookings: u32,
+    /// Mail: booking confirmations to enqueue and deliver, each to a different attendee.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=200_000))]
+    pub emails: u32,
+    /// Mail: sender threads, each with its own SMTP connection (default: mail.senders, 4).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub senders: Option<u16>,
+    /// Mail: deliver to this SMTP server (plain SMTP, no TLS or login) instead of the sink the
+    /// bench runs on a loopback port. Only the sending side is timed then: until the outbox has
+    /// every job marked sent.
+    #[arg(long, value_name = "HOST:PORT", value_parser = mail::parse_smtp_address)]
+    pub smtp: Option<mail::SmtpAddress>,
     /// Give up (cleanly: server stopped, database dropped) after this many seconds.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub timeout_seconds: u64,
@@ -86,7 +102,10 @@ impl BenchBackend {
 pub enum ScenarioChoice {
     Flash,
     Steady,
+    /// Flash, then steady.
     Both,
+    /// Email delivery: confirmations from the outbox to an SMTP server.
+    Mail,
 }
 
 /// The server under test and how to measure it.
@@ -108,6 +127,12 @@ pub fn run(args: BenchArgs, database: &DatabaseSettings) -> anyhow::Result<()> {
 
 async fn run_async(args: BenchArgs, database: DatabaseSettings) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(args.timeout_seconds);
+    if args.scenario == ScenarioChoice::Mail {
+        let Some(kind) = args.database else {
+            anyhow::bail!("--scenario mail runs on a scratch database of its own: give --database sqlite|postgres");
+        };
+        return mail::run(&args, kind, database, deadline).await;
+    }
     let backend = match (&args.url, args.database) {
         (_, Some(kind)) => kind.as_str().to_owned(),
         (Some(_), None) => "remote".to_owned(),
@@ -178,14 +203,14 @@ async fn scenarios(
     report: &mut BenchReport,
 ) -> anyhow::Result<()> {
     bounded(target.api.ready(), deadline).await?;
-    if args.scenario != ScenarioChoice::Steady {
+    if matches!(args.scenario, ScenarioChoice::Flash | ScenarioChoice::Both) {
         eprintln!(
             "bench: flash sale, {} attempts for {} seats, concurrency {}",
             args.attempts, args.capacity, args.concurrency
         );
         report.flash = Some(bounded(scenario::flash(target, args), deadline).await?);
     }
-    if args.scenario != ScenarioChoice::Flash {
+    if matches!(args.scenario, ScenarioChoice::Steady | ScenarioChoice::Both) {
         eprintln!(
             "bench: steady, {} bookings over {} sessions, concurrency {}",
             args.bookings, args.sessions, args.concurrency

@@ -21,7 +21,7 @@ const ADMIN_URL_VARIABLE: &str = "MASTERCLASS_BENCH_DATABASE_URL";
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// A database that exists only for one run; removed by [`Scratch::remove`] or, failing that, on drop.
-enum Scratch {
+pub(super) enum Scratch {
     Sqlite {
         dir: tempfile::TempDir,
     },
@@ -34,7 +34,7 @@ enum Scratch {
 
 impl Scratch {
     /// Blocking: call from `spawn_blocking`.
-    fn create(backend: BenchBackend) -> anyhow::Result<Self> {
+    pub(super) fn create(backend: BenchBackend) -> anyhow::Result<Self> {
         match backend {
             BenchBackend::Sqlite => {
                 let dir = tempfile::Builder::new()
@@ -66,7 +66,7 @@ impl Scratch {
     }
 
     /// The URL the server is given.
-    fn url(&self) -> anyhow::Result<String> {
+    pub(super) fn url(&self) -> anyhow::Result<String> {
         match self {
             Self::Sqlite { dir } => Ok(format!(
                 "sqlite://{}",
@@ -79,7 +79,7 @@ impl Scratch {
     }
 
     /// Blocking: drops the PostgreSQL database even while connections to it are open.
-    fn remove(&mut self) -> anyhow::Result<()> {
+    pub(super) fn remove(&mut self) -> anyhow::Result<()> {
         if let Self::Postgres {
             admin_url,
             name,

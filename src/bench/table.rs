@@ -132,7 +132,7 @@ fn ms(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| format!("{v:.1} ms"))
 }
 
-fn row(label: &str, value: String) -> String {
+pub(super) fn row(label: &str, value: String) -> String {
     format!("  {label:<12} {value}\n")
 }
 
