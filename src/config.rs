@@ -56,6 +56,10 @@ pub struct MailSettings {
     pub smtp_port: u16,
     /// `starttls`, `tls` (implicit TLS, port 465) or `none` (a local relay only).
     pub smtp_tls: SmtpTls,
+    /// A PEM file with a certificate authority to trust besides the usual public ones (a relay
+    /// with a private CA). Empty: public roots only.
+    #[serde(default)]
+    pub smtp_ca_file: String,
     /// Empty: no authentication.
     pub smtp_username: String,
     /// From the environment: `MASTERCLASS__MAIL__SMTP_PASSWORD`.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::PoolConfig;
 use lettre::{FileTransport, Message, SmtpTransport, Transport as _};
 use secrecy::ExposeSecret;
@@ -43,12 +44,40 @@ pub enum TransportError {
         #[source]
         source: lettre::transport::smtp::Error,
     },
+    #[error("mail.smtp_ca_file {file:?}: {source}")]
+    CaFile {
+        file: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("mail.outbox_dir {dir:?} cannot be created: {source}")]
     Folder {
         dir: String,
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Certificate checks for `host`, trusting the public roots and the CA in `ca_file`, if any.
+fn tls_parameters(host: &str, ca_file: &str) -> Result<TlsParameters, TransportError> {
+    let mut builder = TlsParameters::builder(host.to_owned());
+    if !ca_file.trim().is_empty() {
+        let pem = std::fs::read(ca_file.trim()).map_err(|source| TransportError::CaFile {
+            file: ca_file.to_owned(),
+            source: Box::new(source),
+        })?;
+        let certificate = Certificate::from_pem(&pem).map_err(|source| TransportError::CaFile {
+            file: ca_file.to_owned(),
+            source: Box::new(source),
+        })?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    builder
+        .build_rustls()
+        .map_err(|source| TransportError::Smtp {
+            host: host.to_owned(),
+            source,
+        })
 }
 
 impl Transport {
@@ -67,15 +96,12 @@ impl Transport {
             });
         }
         let host = settings.smtp_host.trim();
-        let smtp_error = |source| TransportError::Smtp {
-            host: host.to_owned(),
-            source,
+        let tls = match settings.smtp_tls {
+            SmtpTls::None => Tls::None,
+            SmtpTls::Starttls => Tls::Required(tls_parameters(host, &settings.smtp_ca_file)?),
+            SmtpTls::Tls => Tls::Wrapper(tls_parameters(host, &settings.smtp_ca_file)?),
         };
-        let mut builder = match settings.smtp_tls {
-            SmtpTls::Starttls => SmtpTransport::starttls_relay(host).map_err(smtp_error)?,
-            SmtpTls::Tls => SmtpTransport::relay(host).map_err(smtp_error)?,
-            SmtpTls::None => SmtpTransport::builder_dangerous(host),
-        };
+        let mut builder = SmtpTransport::builder_dangerous(host).tls(tls);
         builder = builder
             .port(settings.smtp_port)
             .timeout(Some(Duration::from_secs(settings.smtp_timeout_seconds)))

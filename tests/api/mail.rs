@@ -432,6 +432,60 @@ async fn attendees_get_their_agenda_once_a_few_days_before_the_event(app: TestAp
     assert!(calendar.contains("BEGIN:VEVENT"), "{calendar}");
 }
 
+async fn mail_goes_over_starttls_or_implicit_tls_to_a_server_with_a_private_ca(app: TestApp) {
+    if !smtp::available() {
+        return;
+    }
+    let (_certs, ca, cert, key) = smtp::localhost_certificate();
+    let slug = app.published_event("mail-tls").await;
+    let session = app
+        .session(&slug, "PMO reporting and dashboards", 20, 0)
+        .await;
+
+    for (mode, server_options) in [
+        (SmtpTls::Starttls, ["--tlscert", "--tlskey"]),
+        (SmtpTls::Tls, ["--smtpscert", "--smtpskey"]),
+    ] {
+        let options = [
+            server_options[0].as_ref(),
+            cert.as_os_str(),
+            server_options[1].as_ref(),
+            key.as_os_str(),
+        ];
+        let server = SmtpServer::start_with(smtp::free_port(), &options);
+        expect_json(
+            app.book(
+                &slug,
+                &format!("{mode:?}@example.org").to_lowercase(),
+                &[session],
+            )
+            .await,
+            201,
+        )
+        .await;
+        let untrusting = mailer(&app, server.port, |s| {
+            s.mail.smtp_host = "localhost".into();
+            s.mail.smtp_tls = mode;
+        });
+        let refused = drain(&app, &untrusting).await;
+        assert_eq!(
+            (refused.sent, refused.retrying),
+            (0, 1),
+            "{mode:?}: an unknown CA is not trusted"
+        );
+
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let trusting = mailer(&app, server.port, |s| {
+            s.mail.smtp_host = "localhost".into();
+            s.mail.smtp_tls = mode;
+            s.mail.smtp_ca_file = ca.display().to_string();
+        });
+        let round = drain(&app, &trusting).await;
+        assert_eq!(round.sent, 1, "{mode:?}: delivered over TLS");
+        assert_eq!(server.wait_for(1, Duration::from_secs(5)).len(), 1);
+    }
+}
+
 /// Writes `n` confirmation jobs straight into the outbox.
 async fn enqueue_confirmations(app: &TestApp, n: usize) {
     let db = app.db.clone();
@@ -662,5 +716,6 @@ on_both_backends!(
     without_an_smtp_server_emails_are_written_as_files,
     attendees_get_their_agenda_once_a_few_days_before_the_event,
     a_worker_told_to_stop_hands_back_what_it_has_not_sent,
+    mail_goes_over_starttls_or_implicit_tls_to_a_server_with_a_private_ca,
     a_worker_killed_mid_batch_loses_nothing_and_repeats_at_most_its_batch,
 );

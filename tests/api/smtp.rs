@@ -52,11 +52,17 @@ pub struct SmtpServer {
 impl SmtpServer {
     /// Starts aiosmtpd on `port` and waits until it accepts connections.
     pub fn start_on(port: u16) -> SmtpServer {
+        Self::start_with(port, &[])
+    }
+
+    /// Like [`SmtpServer::start_on`], with more aiosmtpd options (`--tlscert`, `--smtpscert`, …).
+    pub fn start_with(port: u16, options: &[&std::ffi::OsStr]) -> SmtpServer {
         let dir = tempfile::tempdir().expect("temporary folder");
         let maildir = dir.path().join("maildir");
         let child = Command::new(python())
             .args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{port}"))
+            .args(options)
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(&maildir)
             .stdout(Stdio::null())
@@ -113,4 +119,72 @@ fn read_maildir(maildir: &Path) -> Vec<Vec<u8>> {
         .collect();
     files.sort();
     files.iter().filter_map(|f| std::fs::read(f).ok()).collect()
+}
+
+/// A private certificate authority and a certificate it signed for `localhost`, made with the
+/// openssl command: (folder, CA file, certificate file, key file).
+pub fn localhost_certificate() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let path = |name: &str| dir.path().join(name);
+    let run = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=masterclass test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        path("server.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("extensions file");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    let (ca, cert, key) = (path("ca.pem"), path("server.pem"), path("server.key"));
+    (dir, ca, cert, key)
 }
