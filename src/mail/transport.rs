@@ -30,9 +30,17 @@ pub enum SendError {
 }
 
 impl SendError {
-    /// The server refused for good (5xx): trying again will not help.
+    /// The server refused this message for good (5xx): trying again will not help. A refused
+    /// login (530, 534, 535, 538) is not counted: it is a setting to fix, after which every
+    /// waiting email should still go out.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Self::Smtp(e) if e.is_permanent())
+        match self {
+            Self::Smtp(e) => {
+                let code = e.status().map(u16::from);
+                e.is_permanent() && !matches!(code, Some(530 | 534 | 535 | 538))
+            }
+            Self::File(_) => false,
+        }
     }
 }
 

@@ -486,6 +486,36 @@ async fn mail_goes_over_starttls_or_implicit_tls_to_a_server_with_a_private_ca(a
     }
 }
 
+async fn mail_logs_in_with_the_configured_credentials(app: TestApp) {
+    if !smtp::available() {
+        return;
+    }
+    let server = SmtpServer::start_with_login(smtp::free_port(), "relay-user", "relay-secret");
+    let slug = app.published_event("mail-login").await;
+    let session = app.session(&slug, "Resource management", 20, 0).await;
+    expect_json(app.book(&slug, "ada@example.org", &[session]).await, 201).await;
+
+    let wrong = mailer(&app, server.port, |s| {
+        s.mail.smtp_username = "relay-user".into();
+        s.mail.smtp_password = Some("not-the-secret".to_owned().into());
+    });
+    let refused = drain(&app, &wrong).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let right = mailer(&app, server.port, |s| {
+        s.mail.smtp_username = "relay-user".into();
+        s.mail.smtp_password = Some("relay-secret".to_owned().into());
+    });
+    let delivered = drain(&app, &right).await;
+
+    assert_eq!(
+        (refused.sent, refused.retrying, refused.dead),
+        (0, 1, 0),
+        "a wrong password delivers nothing, and the email waits for the setting to be fixed"
+    );
+    assert_eq!(delivered.sent, 1, "the right one does");
+    assert_eq!(server.wait_for(1, Duration::from_secs(5)).len(), 1);
+}
+
 /// Writes `n` confirmation jobs straight into the outbox.
 async fn enqueue_confirmations(app: &TestApp, n: usize) {
     let db = app.db.clone();
@@ -717,5 +747,6 @@ on_both_backends!(
     attendees_get_their_agenda_once_a_few_days_before_the_event,
     a_worker_told_to_stop_hands_back_what_it_has_not_sent,
     mail_goes_over_starttls_or_implicit_tls_to_a_server_with_a_private_ca,
+    mail_logs_in_with_the_configured_credentials,
     a_worker_killed_mid_batch_loses_nothing_and_repeats_at_most_its_batch,
 );

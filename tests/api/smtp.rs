@@ -85,6 +85,50 @@ impl SmtpServer {
         }
     }
 
+    /// Starts an aiosmtpd that requires `AUTH` with `user` and `password` (over plain SMTP, so
+    /// the test needs no certificate), on `port`.
+    pub fn start_with_login(port: u16, user: &str, password: &str) -> SmtpServer {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let maildir = dir.path().join("maildir");
+        let script = format!(
+            r#"
+import signal, sys, threading
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import AuthResult
+def check(server, session, envelope, mechanism, auth_data):
+    ok = auth_data.login == {user:?}.encode() and auth_data.password == {password:?}.encode()
+    return AuthResult(success=ok)
+controller = Controller(Mailbox(sys.argv[1]), hostname="127.0.0.1", port={port},
+                        authenticator=check, auth_required=True, auth_require_tls=False)
+controller.start()
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+threading.Event().wait()
+"#
+        );
+        let child = Command::new(python())
+            .args(["-c", &script])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("aiosmtpd starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "aiosmtpd did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        SmtpServer {
+            child,
+            port,
+            maildir,
+            _dir: dir,
+        }
+    }
+
     /// The raw messages received so far.
     pub fn messages(&self) -> Vec<Vec<u8>> {
         read_maildir(&self.maildir)
