@@ -11,8 +11,8 @@ use super::{
 use crate::db::schema::{bookings, seats};
 use crate::db::{self, DbConn, DbError};
 use crate::events::{self, Event, EventError, EventStatus};
-use crate::mail::compose::{self, SessionLine};
-use crate::mail::{self, MailData, Template};
+use crate::mail::compose;
+use crate::mail::{self, Template};
 use crate::sessions::{self, Session, SessionStatus};
 use crate::tokens;
 use crate::validation::ValidationError;
@@ -149,46 +149,6 @@ pub fn book_in(
             });
         }
     }
-    let confirmation = MailData {
-        event: compose::event_mail(&event),
-        reference: reference.clone(),
-        attendee_name: request.attendee.name.clone(),
-        seats: wanted
-            .iter()
-            .zip(&seat_ids)
-            .map(|(s, seat_id)| {
-                let line = SessionLine {
-                    session_id: s.id,
-                    title: &s.title,
-                    room: s.room.as_deref(),
-                    speakers: &s.speakers,
-                    starts_at: s.starts_at,
-                    ends_at: s.ends_at,
-                    sequence: s.sequence,
-                    price_minor: s.price_minor,
-                };
-                compose::seat_mail(
-                    *seat_id,
-                    &line,
-                    event.time_zone,
-                    &event.currency,
-                    "confirmed",
-                )
-            })
-            .collect(),
-        agenda: Vec::new(),
-        total: (total > 0).then(|| compose::money(total, &event.currency)),
-        change: None,
-        manage_url: None,
-        agenda_url: None,
-    };
-    mail::enqueue(
-        conn,
-        Template::BookingConfirmed,
-        request.attendee.email.as_str(),
-        Some(booking_id),
-        &confirmation,
-    )?;
     let mut seats: Vec<Seat> = wanted
         .iter()
         .zip(&seat_ids)
@@ -206,6 +166,16 @@ pub fn book_in(
         })
         .collect();
     seats.sort_by_key(|s| (s.starts_at, s.session_id));
+    let mut confirmation = compose::booking_mail(&event, &reference, &request.attendee.name);
+    confirmation.seats = seats.iter().map(|s| s.mail(&event, "confirmed")).collect();
+    confirmation.total = (total > 0).then(|| compose::money(total, &event.currency));
+    mail::enqueue(
+        conn,
+        Template::BookingConfirmed,
+        request.attendee.email.as_str(),
+        Some(booking_id),
+        &confirmation,
+    )?;
     let booking = Booking {
         id: booking_id,
         event_id: event.id,

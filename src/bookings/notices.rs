@@ -9,7 +9,7 @@ use crate::db::schema::seats;
 use crate::db::{DbConn, DbError};
 use crate::events::Event;
 use crate::mail::data::ChangeMail;
-use crate::mail::{self, compose, MailData, Template};
+use crate::mail::{self, compose, Template};
 use crate::sessions::Session;
 
 /// Writes the email telling the attendee which of their seats were cancelled.
@@ -20,23 +20,15 @@ pub(super) fn notify(
     session_ids: &[i64],
     template: Template,
 ) -> Result<(), DbError> {
-    let data = MailData {
-        event: compose::event_mail(event),
-        reference: booking.reference.clone(),
-        attendee_name: booking.attendee_name.clone(),
-        seats: booking
-            .seats
-            .iter()
-            .filter(|s| session_ids.contains(&s.session_id))
-            .map(|s| s.mail(event, "cancelled"))
-            .collect(),
-        agenda: Vec::new(),
-        total: (booking.total_minor > 0)
-            .then(|| compose::money(booking.total_minor, &booking.currency)),
-        change: None,
-        manage_url: None,
-        agenda_url: None,
-    };
+    let mut data = compose::booking_mail(event, &booking.reference, &booking.attendee_name);
+    data.seats = booking
+        .seats
+        .iter()
+        .filter(|s| session_ids.contains(&s.session_id))
+        .map(|s| s.mail(event, "cancelled"))
+        .collect();
+    data.total =
+        (booking.total_minor > 0).then(|| compose::money(booking.total_minor, &booking.currency));
     mail::enqueue(
         conn,
         template,
@@ -58,32 +50,23 @@ pub fn session_changed(
         .filter(seats::state.eq_any(SeatState::ACTIVE))
         .select(seats::booking_id)
         .load(conn)?;
-    let zone = event.time_zone;
-    let starts = before.starts_at.with_timezone(&zone);
-    let ends = before.ends_at.with_timezone(&zone);
+    let (previous_day, previous_time) =
+        compose::day_and_time(before.starts_at, before.ends_at, event.time_zone);
     let change = ChangeMail {
-        previous_day: starts.format("%A %-d %B %Y").to_string(),
-        previous_time: format!("{}–{}", starts.format("%H:%M"), ends.format("%H:%M")),
+        previous_day,
+        previous_time,
         previous_room: before.room.clone(),
     };
     for booking_id in &holders {
         let booking = load(conn, *booking_id)?;
-        let data = MailData {
-            event: compose::event_mail(event),
-            reference: booking.reference.clone(),
-            attendee_name: booking.attendee_name.clone(),
-            seats: booking
-                .seats
-                .iter()
-                .filter(|s| s.session_id == after.id)
-                .map(|s| s.mail(event, "confirmed"))
-                .collect(),
-            agenda: Vec::new(),
-            total: None,
-            change: Some(change.clone()),
-            manage_url: None,
-            agenda_url: None,
-        };
+        let mut data = compose::booking_mail(event, &booking.reference, &booking.attendee_name);
+        data.seats = booking
+            .seats
+            .iter()
+            .filter(|s| s.session_id == after.id)
+            .map(|s| s.mail(event, "confirmed"))
+            .collect();
+        data.change = Some(change.clone());
         mail::enqueue(
             conn,
             Template::SessionChanged,

@@ -5,10 +5,39 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use diesel::prelude::*;
 
-use super::data::{EventMail, SeatMail};
+use super::data::{EventMail, MailData, SeatMail};
 use crate::db::schema::{bookings, events, seats, sessions};
 use crate::db::{DbConn, DbError};
 use crate::events::Event;
+
+/// An email about one booking, with nothing in it yet but who and what it is about.
+pub fn booking_mail(event: &Event, reference: &str, attendee_name: &str) -> MailData {
+    MailData {
+        event: event_mail(event),
+        reference: reference.to_owned(),
+        attendee_name: attendee_name.to_owned(),
+        seats: Vec::new(),
+        agenda: Vec::new(),
+        total: None,
+        change: None,
+        manage_url: None,
+        agenda_url: None,
+    }
+}
+
+/// A session's day ("Wednesday 6 January 2027") and time ("09:00–10:30") in `zone`.
+pub fn day_and_time(
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    zone: Tz,
+) -> (String, String) {
+    let starts = starts_at.with_timezone(&zone);
+    let ends = ends_at.with_timezone(&zone);
+    (
+        starts.format("%A %-d %B %Y").to_string(),
+        format!("{}–{}", starts.format("%H:%M"), ends.format("%H:%M")),
+    )
+}
 
 pub fn event_mail(event: &Event) -> EventMail {
     EventMail {
@@ -58,8 +87,7 @@ pub fn seat_mail(
     currency: &str,
     state: &str,
 ) -> SeatMail {
-    let starts = line.starts_at.with_timezone(&zone);
-    let ends = line.ends_at.with_timezone(&zone);
+    let (day, time) = day_and_time(line.starts_at, line.ends_at, zone);
     SeatMail {
         seat_id,
         session_id: line.session_id,
@@ -68,8 +96,8 @@ pub fn seat_mail(
         speakers: line.speakers.to_vec(),
         starts_at: line.starts_at,
         ends_at: line.ends_at,
-        day: starts.format("%A %-d %B %Y").to_string(),
-        time: format!("{}–{}", starts.format("%H:%M"), ends.format("%H:%M")),
+        day,
+        time,
         sequence: line.sequence,
         state: state.to_owned(),
         price: (line.price_minor > 0).then(|| money(line.price_minor, currency)),

@@ -7,7 +7,7 @@ use chrono::Duration;
 use diesel::dsl::min;
 use diesel::prelude::*;
 
-use super::data::{MailData, Template};
+use super::data::Template;
 use super::{compose, outbox};
 use crate::bookings::SeatState;
 use crate::db::schema::{agenda_reminders, bookings, events, seats, sessions};
@@ -72,17 +72,7 @@ fn remind_event(conn: &mut DbConn, event_id: i64) -> Result<usize, DbError> {
                     agenda_reminders::created_at.eq(db::now()),
                 ))
                 .execute(conn)?;
-            let data = MailData {
-                event: compose::event_mail(&event),
-                reference: reference.clone(),
-                attendee_name: name.clone(),
-                seats: Vec::new(),
-                agenda: Vec::new(),
-                total: None,
-                change: None,
-                manage_url: None,
-                agenda_url: None,
-            };
+            let data = compose::booking_mail(&event, &reference, &name);
             outbox::enqueue(conn, Template::Agenda, &address, Some(booking_id), &data)
         });
         match outcome {
