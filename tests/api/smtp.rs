@@ -69,20 +69,7 @@ impl SmtpServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("aiosmtpd starts");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "aiosmtpd did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        SmtpServer {
-            child,
-            port,
-            maildir,
-            _dir: dir,
-        }
+        Self::running(child, port, maildir, dir)
     }
 
     /// Starts an aiosmtpd that requires `AUTH` with `user` and `password` (over plain SMTP, so
@@ -113,6 +100,11 @@ threading.Event().wait()
             .stderr(Stdio::null())
             .spawn()
             .expect("aiosmtpd starts");
+        Self::running(child, port, maildir, dir)
+    }
+
+    /// Waits until the server accepts connections.
+    fn running(child: Child, port: u16, maildir: PathBuf, dir: tempfile::TempDir) -> SmtpServer {
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
