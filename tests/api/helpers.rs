@@ -233,17 +233,7 @@ impl TestApp {
     /// Creates a published event open for registration; returns its slug.
     pub async fn published_event(&self, slug: &str) -> String {
         let response = self
-            .admin_post(
-                "/api/v1/admin/events",
-                &json!({
-                    "slug": slug,
-                    "name": "PMO Masterclasses 2027",
-                    "venue": "Riverside Conference Centre, London",
-                    "time_zone": "Europe/London",
-                    "currency": "GBP",
-                    "status": "published"
-                }),
-            )
+            .admin_post("/api/v1/admin/events", &event_body(slug))
             .await;
         assert_eq!(
             response.status(),

@@ -59,17 +59,14 @@ impl SmtpServer {
     pub fn start_with(port: u16, options: &[&std::ffi::OsStr]) -> SmtpServer {
         let dir = tempfile::tempdir().expect("temporary folder");
         let maildir = dir.path().join("maildir");
-        let child = Command::new(python())
+        let mut command = Command::new(python());
+        command
             .args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{port}"))
             .args(options)
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("aiosmtpd starts");
-        Self::running(child, port, maildir, dir)
+            .arg(&maildir);
+        Self::launch(command, port, maildir, dir)
     }
 
     /// Starts an aiosmtpd that requires `AUTH` with `user` and `password` (over plain SMTP, so
@@ -93,18 +90,23 @@ signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
 threading.Event().wait()
 "#
         );
-        let child = Command::new(python())
-            .args(["-c", &script])
-            .arg(&maildir)
+        let mut command = Command::new(python());
+        command.args(["-c", &script]).arg(&maildir);
+        Self::launch(command, port, maildir, dir)
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    fn launch(
+        mut command: Command,
+        port: u16,
+        maildir: PathBuf,
+        dir: tempfile::TempDir,
+    ) -> SmtpServer {
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("aiosmtpd starts");
-        Self::running(child, port, maildir, dir)
-    }
-
-    /// Waits until the server accepts connections.
-    fn running(child: Child, port: u16, maildir: PathBuf, dir: tempfile::TempDir) -> SmtpServer {
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
