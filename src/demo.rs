@@ -113,8 +113,12 @@ fn seed(conn: &mut DbConn, issuer: &Issuer) -> anyhow::Result<Option<String>> {
             },
         )?;
     }
-    let programme = sessions::for_event(conn, event.id, true)?;
-    if let Some(busy) = programme.iter().find(|s| s.title == NEARLY_FULL.0) {
+    let programme = sessions::Programme::load(conn, &event.slug)?
+        .ok_or_else(|| anyhow::anyhow!("the demo event just created is not there"))?;
+    let busy = sessions::for_event(conn, event.id, true)?
+        .into_iter()
+        .find(|s| s.title == NEARLY_FULL.0);
+    if let Some(busy) = busy {
         for n in 1..=NEARLY_FULL.1 {
             let attendee = Attendee {
                 name: format!("Demo Attendee {n}"),
@@ -123,7 +127,7 @@ fn seed(conn: &mut DbConn, issuer: &Issuer) -> anyhow::Result<Option<String>> {
                 organisation: Some("Example Ltd".to_owned()),
             };
             let request = BookingRequest::new(attendee, &[busy.id])?;
-            bookings::book_in(conn, &event.slug, &request, issuer)?;
+            bookings::book_in(conn, &programme, &request, issuer)?;
         }
     }
     let organiser = NewOrganiser::parse("demo@example.org", "Demo Organiser", Role::Owner)?;

@@ -60,6 +60,7 @@ impl Application {
             db: db.clone(),
             settings: Arc::new(settings),
             issuer,
+            programmes: Arc::new(sessions::ProgrammeCache::new()),
         };
         let openapi = openapi_document();
         let mut server =

@@ -26,6 +26,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Reference prefix and manage-link key for new bookings.
     pub issuer: Arc<crate::bookings::Issuer>,
+    /// Programmes as bookings last read them.
+    pub programmes: Arc<crate::sessions::ProgrammeCache>,
 }
 
 /// Runs one domain call with a pooled connection on the blocking thread pool.

@@ -10,70 +10,95 @@ use super::{
 };
 use crate::db::schema::{bookings, seats};
 use crate::db::{self, DbConn, DbError};
-use crate::events::{self, Event, EventError, EventStatus};
+use crate::events::{EventError, EventStatus};
 use crate::mail::compose;
 use crate::mail::{self, Template};
-use crate::sessions::{self, Session, SessionStatus};
+use crate::sessions::{self, Cached, Programme, ProgrammeCache, Refusal, Session, SessionStatus};
 use crate::tokens;
 use crate::validation::ValidationError;
+
+/// How many times one booking is tried: a new reference after a collision, or the programme read
+/// again after it changed.
+const MAX_ATTEMPTS: u32 = 5;
 
 /// Books every requested session for the attendee, or none of them.
 #[tracing::instrument(level = "debug", skip_all, fields(event = event_slug, sessions = ?request.session_ids))]
 pub fn book(
     conn: &mut DbConn,
+    programmes: &ProgrammeCache,
     event_slug: &str,
     request: &BookingRequest,
     issuer: &Issuer,
 ) -> Result<Booked, BookingError> {
-    // A new reference collides with an existing one about once in a billion bookings; the
-    // unique index catches it and the whole attempt is made again with another reference.
     let mut attempts = 0;
     loop {
         attempts += 1;
+        let Some(Cached { programme, fresh }) = programmes.get(conn, event_slug)? else {
+            return Err(EventError::NotFound(event_slug.to_owned()).into());
+        };
         let outcome =
-            db::write_transaction(conn, |conn| book_in(conn, event_slug, request, issuer));
+            db::write_transaction(conn, |conn| book_in(conn, &programme, request, issuer));
         match outcome {
-            Err(BookingError::ReferenceCollision) if attempts < 5 => continue,
+            // The programme changed since it was read, or it was read earlier and says no:
+            // read it again, and let what is stored now decide.
+            Err(e) if e.programme_changed() || (!fresh && e.is_programme_refusal()) => {
+                programmes.forget(event_slug);
+                if attempts >= MAX_ATTEMPTS {
+                    return Err(e);
+                }
+            }
+            // A new reference collides with an existing one about once in a billion bookings;
+            // the unique index catches it and the whole attempt is made again.
+            Err(BookingError::ReferenceCollision) if attempts < MAX_ATTEMPTS => {}
             outcome => return outcome,
         }
     }
 }
 
-/// The statements of one booking, inside the caller's write transaction: one read, one insert
-/// per row, one conditional counter update per session. Every round trip is paid under a busy
-/// session's row lock, so there are no others.
+/// The statements of one booking, inside the caller's write transaction: one conditional counter
+/// update per session, then one insert per row. `programme` may have been read earlier: the
+/// counter updates check that it still holds. Every round trip is paid under a busy session's
+/// row lock, so there are no others.
 pub fn book_in(
     conn: &mut DbConn,
-    event_slug: &str,
+    programme: &Programme,
     request: &BookingRequest,
     issuer: &Issuer,
 ) -> Result<Booked, BookingError> {
-    let (event, found) = match sessions::with_event(conn, event_slug, &request.session_ids)? {
-        Some(both) => both,
-        // Nothing matched: find out why, for the answer.
-        None => (events::find_published(conn, event_slug)?, Vec::new()),
-    };
+    let event = &programme.event;
     if event.status != EventStatus::Published {
-        return Err(EventError::NotFound(event_slug.to_owned()).into());
+        return Err(EventError::NotFound(event.slug.clone()).into());
     }
     let now = Utc::now();
     if !event.registration_open(now) {
         return Err(BookingError::RegistrationClosed);
     }
-    let wanted = bookable_sessions(found, &event, &request.session_ids, now)?;
+    let wanted = bookable_sessions(programme, &request.session_ids, now)?;
     let email = request.attendee.email.normalized();
-    // Fail fast on what was full when read; the conditional update below decides for real.
-    if let Some(full) = wanted.iter().find(|s| s.taken >= s.capacity) {
-        // Someone who holds a seat already is better told so than that it is full.
-        if let Some(held) = already_holds(conn, &email, &wanted)? {
-            return Err(BookingError::AlreadyBooked {
-                session: (held.id, held.title.clone()),
-            });
+    // Counters first, in id order: a full or changed session is found before anything is
+    // written, and two bookings never wait on each other's row locks in opposite orders.
+    for session in &wanted {
+        if !sessions::take_seat(conn, session, event.revision)? {
+            return Err(
+                match sessions::why_not_taken(conn, session, event.revision)? {
+                    Refusal::Changed => BookingError::ProgrammeChanged,
+                    Refusal::Cancelled => BookingError::SessionCancelled {
+                        id: session.id,
+                        title: session.title.clone(),
+                    },
+                    // Someone who holds a seat already is better told so than that it is full.
+                    Refusal::Full => match already_holds(conn, &email, &wanted)? {
+                        Some(held) => BookingError::AlreadyBooked {
+                            session: (held.id, held.title.clone()),
+                        },
+                        None => BookingError::SessionFull {
+                            id: session.id,
+                            title: session.title.clone(),
+                        },
+                    },
+                },
+            );
         }
-        return Err(BookingError::SessionFull {
-            id: full.id,
-            title: full.title.clone(),
-        });
     }
 
     let reference = new_reference(&issuer.reference_prefix);
@@ -130,25 +155,6 @@ pub fn book_in(
             other => seat_ids.push(other?),
         };
     }
-    // Counters last, in id order: row locks on busy sessions are held only until the commit
-    // that follows, and two bookings never wait on each other in opposite orders.
-    for session in &wanted {
-        if !sessions::take_seat(conn, session.id)? {
-            // Full, or cancelled by an organiser since it was read.
-            let now_status = sessions::find(conn, session.id)?.status;
-            return Err(if now_status == SessionStatus::Cancelled {
-                BookingError::SessionCancelled {
-                    id: session.id,
-                    title: session.title.clone(),
-                }
-            } else {
-                BookingError::SessionFull {
-                    id: session.id,
-                    title: session.title.clone(),
-                }
-            });
-        }
-    }
     let mut seats: Vec<Seat> = wanted
         .iter()
         .zip(&seat_ids)
@@ -166,8 +172,8 @@ pub fn book_in(
         })
         .collect();
     seats.sort_by_key(|s| (s.starts_at, s.session_id));
-    let mut confirmation = compose::booking_mail(&event, &reference, &request.attendee.name);
-    confirmation.seats = seats.iter().map(|s| s.mail(&event, "confirmed")).collect();
+    let mut confirmation = compose::booking_mail(event, &reference, &request.attendee.name);
+    confirmation.seats = seats.iter().map(|s| s.mail(event, "confirmed")).collect();
     confirmation.total = (total > 0).then(|| compose::money(total, &event.currency));
     mail::enqueue(
         conn,
@@ -191,26 +197,27 @@ pub fn book_in(
         seats,
     };
     Ok(Booked {
-        event,
+        event: event.clone(),
         booking,
         manage_token,
     })
 }
 
-/// The requested sessions, refusing any that is not a published, future session of the event.
-fn bookable_sessions(
-    found: Vec<Session>,
-    event: &Event,
+/// The requested sessions, in id order, refusing any that is not a published, future session of
+/// the event.
+fn bookable_sessions<'a>(
+    programme: &'a Programme,
     ids: &[i64],
     now: DateTime<Utc>,
-) -> Result<Vec<Session>, BookingError> {
+) -> Result<Vec<&'a Session>, BookingError> {
+    let found: Vec<&Session> = ids
+        .iter()
+        .filter_map(|id| programme.session(*id))
+        .filter(|s| s.status != SessionStatus::Draft)
+        .collect();
     let unknown: Vec<String> = ids
         .iter()
-        .filter(|id| {
-            !found
-                .iter()
-                .any(|s| s.id == **id && s.event_id == event.id && s.status != SessionStatus::Draft)
-        })
+        .filter(|id| !found.iter().any(|s| s.id == **id))
         .map(i64::to_string)
         .collect();
     if !unknown.is_empty() {
@@ -241,7 +248,7 @@ fn bookable_sessions(
 fn already_holds<'a>(
     conn: &mut DbConn,
     email: &str,
-    wanted: &'a [Session],
+    wanted: &[&'a Session],
 ) -> Result<Option<&'a Session>, DbError> {
     let ids: Vec<i64> = wanted.iter().map(|s| s.id).collect();
     let held: Vec<i64> = seats::table
@@ -250,7 +257,7 @@ fn already_holds<'a>(
         .filter(seats::state.eq_any(SeatState::ACTIVE))
         .select(seats::session_id)
         .load(conn)?;
-    Ok(wanted.iter().find(|s| held.contains(&s.id)))
+    Ok(wanted.iter().copied().find(|s| held.contains(&s.id)))
 }
 
 /// Letters and digits that cannot be mistaken for each other when read aloud or copied.

@@ -237,6 +237,10 @@ impl From<BookingError> for Problem {
             .with_session(id, &title),
             BookingError::NotFound => Problem::not_found("The booking"),
             e @ BookingError::ReferenceCollision => Problem::internal(&e),
+            BookingError::ProgrammeChanged => Problem::new(
+                Kind::Conflict,
+                "The programme changed while this booking was made; nothing was booked, please try again",
+            ),
             BookingError::Session(e) => e.into(),
             BookingError::Db(e) => e.into(),
         }
@@ -251,7 +255,7 @@ impl From<BookingError> for Problem {
     responses(
         (status = 201, description = "Booked; keep `manage_token`, it is not shown again", body = BookingCreated),
         BodyProblems, NotFound,
-        (status = 409, description = "`session-full`, `already-booked`, `registration-closed`, `session-cancelled` or `session-started`; nothing was booked", body = crate::api::problem::ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`session-full`, `already-booked`, `registration-closed`, `session-cancelled`, `session-started`, or `conflict` when the programme kept changing during the booking; nothing was booked", body = crate::api::problem::ProblemDocument, content_type = "application/problem+json"),
         Unavailable,
     )
 )]
@@ -264,8 +268,9 @@ async fn create_booking(
     let request = BookingRequest::try_from(input.0)?;
     let slug = slug.into_inner();
     let issuer = state.issuer.clone();
+    let programmes = state.programmes.clone();
     let booked = run(&state.db, move |conn| {
-        super::book(conn, &slug, &request, &issuer)
+        super::book(conn, &programmes, &slug, &request, &issuer)
     })
     .await?;
     tracing::info!(reference = %booked.booking.reference, seats = booked.booking.seats.len(), "booked");

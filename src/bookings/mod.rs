@@ -216,10 +216,33 @@ pub enum BookingError {
     /// The generated reference was in use; [`book`] tries again with another.
     #[error("booking reference already in use")]
     ReferenceCollision,
+    /// The event or a session changed while the booking was made; [`book`] reads the programme
+    /// again and retries, and gives up with this after a few changes in a row.
+    #[error("the programme changed while booking")]
+    ProgrammeChanged,
     #[error(transparent)]
     Session(#[from] SessionError),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl BookingError {
+    fn programme_changed(&self) -> bool {
+        matches!(self, Self::ProgrammeChanged)
+    }
+
+    /// A refusal decided from the programme alone (not from seats or counters), which a
+    /// programme read earlier may have got wrong.
+    fn is_programme_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::Event(EventError::NotFound(_))
+                | Self::RegistrationClosed
+                | Self::Invalid(_)
+                | Self::SessionCancelled { .. }
+                | Self::SessionStarted { .. }
+        )
+    }
 }
 
 impl From<diesel::result::Error> for BookingError {

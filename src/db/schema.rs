@@ -13,6 +13,7 @@ diesel::table! {
         status -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        revision -> Integer,
     }
 }
 
@@ -34,6 +35,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         sequence -> Integer,
+        revision -> Integer,
     }
 }
 

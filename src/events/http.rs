@@ -285,5 +285,7 @@ async fn update_event(
     let changes = EventChanges::try_from(input.read().await?)?;
     let slug = slug.into_inner();
     let event = run(&state.db, move |conn| super::update(conn, &slug, changes)).await?;
+    // Not needed for correctness (bookings check revisions), but saves the next one a retry.
+    state.programmes.forget(&event.slug);
     Ok(web::Json(EventView::from(&event)))
 }

@@ -51,6 +51,8 @@ pub struct Event {
     pub status: EventStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Raised by every change; see [`crate::sessions::ProgrammeCache`].
+    pub revision: i32,
 }
 
 impl Event {
@@ -78,6 +80,7 @@ pub(crate) struct EventRow {
     status: String,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    revision: i32,
 }
 
 impl From<EventRow> for Event {
@@ -98,6 +101,7 @@ impl From<EventRow> for Event {
             status: EventStatus::from_db(&row.status),
             created_at: row.created_at.and_utc(),
             updated_at: row.updated_at.and_utc(),
+            revision: row.revision,
         }
     }
 }
@@ -268,7 +272,7 @@ pub fn update(conn: &mut DbConn, slug: &str, changes: EventChanges) -> Result<Ev
             updated_at: db::now(),
         };
         diesel::update(events::table.find(current.id))
-            .set(&changeset)
+            .set((&changeset, events::revision.eq(events::revision + 1)))
             .execute(conn)?;
         Ok(by_id(conn, current.id)?)
     })

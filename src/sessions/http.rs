@@ -280,6 +280,7 @@ async fn create_session(
     let new = NewSession::try_from(input.read().await?)?;
     let slug = slug.into_inner();
     let (event, session) = run(&state.db, move |conn| super::create(conn, &slug, &new)).await?;
+    state.programmes.forget(&event.slug);
     Ok(HttpResponse::Created().json(SessionWithEvent {
         session: SessionView::new(&session, &event),
         event: EventView::from(&event),
@@ -308,6 +309,8 @@ async fn update_session(
     let changes = SessionChanges::try_from(input.read().await?)?;
     let id = id.into_inner();
     let (event, session) = run(&state.db, move |conn| super::update(conn, id, changes)).await?;
+    // Not needed for correctness (bookings check revisions), but saves the next one a retry.
+    state.programmes.forget(&event.slug);
     Ok(web::Json(SessionWithEvent {
         session: SessionView::new(&session, &event),
         event: EventView::from(&event),

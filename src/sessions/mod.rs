@@ -4,7 +4,10 @@
 //! update in the same transaction as the seat row that justifies it, so concurrent requests and
 //! several processes can never push it past `capacity` (the table's CHECK is the last guard).
 
+mod cache;
 pub mod http;
+
+pub use cache::{Cached, Programme, ProgrammeCache};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -14,7 +17,7 @@ use utoipa::ToSchema;
 use crate::bookings;
 use crate::db::schema::sessions;
 use crate::db::{self, DbConn, DbError};
-use crate::events::{self, Event, EventError, Slug};
+use crate::events::{self, Event, EventError};
 use crate::validation::ValidationError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -60,6 +63,8 @@ pub struct Session {
     pub status: SessionStatus,
     /// Goes up whenever the time or room changes (calendar files' SEQUENCE).
     pub sequence: i32,
+    /// Raised by every change an organiser makes; see [`ProgrammeCache`].
+    pub revision: i32,
 }
 
 impl Session {
@@ -85,6 +90,7 @@ pub(crate) struct SessionRow {
     price_minor: i64,
     status: String,
     sequence: i32,
+    revision: i32,
 }
 
 impl From<SessionRow> for Session {
@@ -104,6 +110,7 @@ impl From<SessionRow> for Session {
             price_minor: row.price_minor,
             status: SessionStatus::from_db(&row.status),
             sequence: row.sequence,
+            revision: row.revision,
         }
     }
 }
@@ -285,7 +292,7 @@ pub fn update(
             updated_at: Some(db::now()),
         };
         diesel::update(sessions::table.find(id))
-            .set(&changeset)
+            .set((&changeset, sessions::revision.eq(sessions::revision + 1)))
             .execute(conn)?;
         let session = find(conn, id)?;
         let event = events::by_id(conn, session.event_id)?;
@@ -330,34 +337,6 @@ pub fn programme(
     Ok((event, sessions))
 }
 
-/// An event (by slug) with those of `ids` that are its sessions, in one query; `None` when no
-/// session matched (or there is no such event).
-pub fn with_event(
-    conn: &mut DbConn,
-    event_slug: &str,
-    ids: &[i64],
-) -> Result<Option<(Event, Vec<Session>)>, DbError> {
-    use crate::db::schema::events;
-    use crate::events::EventRow;
-    if Slug::parse(event_slug).is_err() {
-        return Ok(None);
-    }
-    let rows: Vec<(EventRow, SessionRow)> = sessions::table
-        .inner_join(events::table)
-        .filter(events::slug.eq(event_slug))
-        .filter(sessions::id.eq_any(ids))
-        .order(sessions::id.asc())
-        .select((EventRow::as_select(), SessionRow::as_select()))
-        .load(conn)?;
-    let mut rows = rows.into_iter();
-    let Some((event, first)) = rows.next() else {
-        return Ok(None);
-    };
-    let mut found = vec![Session::from(first)];
-    found.extend(rows.map(|(_, s)| Session::from(s)));
-    Ok(Some((event.into(), found)))
-}
-
 /// Takes the session's row lock for the rest of the transaction. Every transaction that changes
 /// a session and its seats takes the session rows first, in id order, so two of them never wait
 /// on each other in a circle. (On SQLite writers are serialised anyway; the write is harmless.)
@@ -368,35 +347,93 @@ pub fn lock(conn: &mut DbConn, id: i64) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Takes one seat if one is left in a published session: the only way `taken` goes up.
-pub fn take_seat(conn: &mut DbConn, id: i64) -> Result<bool, DbError> {
-    let changed = TakeSeat { session_id: id }.execute(conn)?;
+/// Takes one seat if one is left in a published session whose programme is still as the caller
+/// read it (`session.revision` and `event_revision`): the only way `taken` goes up. When it
+/// returns `false`, [`why_not_taken`] says why.
+pub fn take_seat(
+    conn: &mut DbConn,
+    session: &Session,
+    event_revision: i32,
+) -> Result<bool, DbError> {
+    let changed = TakeSeat {
+        session_id: session.id,
+        revision: session.revision,
+        event_revision,
+    }
+    .execute(conn)?;
     Ok(changed == 1)
 }
 
+/// Why [`take_seat`] took nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The session or its event changed since the caller read them: read again and retry.
+    Changed,
+    Cancelled,
+    Full,
+}
+
+/// Reads the session as it is now to explain a refused [`take_seat`], checking its conditions
+/// in the same order.
+pub fn why_not_taken(
+    conn: &mut DbConn,
+    session: &Session,
+    event_revision: i32,
+) -> Result<Refusal, DbError> {
+    use crate::db::schema::events;
+    let now: Option<(String, i32, i32)> = sessions::table
+        .inner_join(events::table)
+        .filter(sessions::id.eq(session.id))
+        .select((sessions::status, sessions::revision, events::revision))
+        .first(conn)
+        .optional()?;
+    Ok(match now {
+        Some((_, revision, event_now))
+            if revision != session.revision || event_now != event_revision =>
+        {
+            Refusal::Changed
+        }
+        Some((status, ..)) => match SessionStatus::from_db(&status) {
+            SessionStatus::Published => Refusal::Full,
+            SessionStatus::Cancelled => Refusal::Cancelled,
+            SessionStatus::Draft => Refusal::Changed,
+        },
+        None => Refusal::Changed,
+    })
+}
+
 /// `UPDATE sessions SET taken = taken + 1 WHERE id = ? AND taken < capacity AND status =
-/// 'published'`, written out as a
+/// 'published' AND revision = ? AND (SELECT revision FROM events ...) = ?`, written out as a
 /// query of its own because diesel never caches the prepared statement of an `update()`, and this
 /// one runs in every booking, under the session's row lock.
 #[derive(diesel::query_builder::QueryId)]
 struct TakeSeat {
     session_id: i64,
+    revision: i32,
+    event_revision: i32,
 }
 
 impl<DB> diesel::query_builder::QueryFragment<DB> for TakeSeat
 where
     DB: diesel::backend::Backend,
     i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
+    i32: diesel::serialize::ToSql<diesel::sql_types::Integer, DB>,
 {
     fn walk_ast<'b>(
         &'b self,
         mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
     ) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Integer};
         out.push_sql("UPDATE sessions SET taken = taken + 1 WHERE id = ");
-        out.push_bind_param::<diesel::sql_types::BigInt, _>(&self.session_id)?;
+        out.push_bind_param::<BigInt, _>(&self.session_id)?;
         // The status is checked here, under the row lock, so a booking racing an organiser who
         // cancels the session cannot slip in after the cancellation freed the seats.
-        out.push_sql(" AND taken < capacity AND status = 'published'");
+        out.push_sql(" AND taken < capacity AND status = 'published' AND revision = ");
+        out.push_bind_param::<Integer, _>(&self.revision)?;
+        out.push_sql(
+            " AND (SELECT events.revision FROM events WHERE events.id = sessions.event_id) = ",
+        );
+        out.push_bind_param::<Integer, _>(&self.event_revision)?;
         Ok(())
     }
 }

@@ -10,4 +10,5 @@ mod errors;
 mod events;
 mod mail;
 mod openapi;
+mod programme_cache;
 mod sessions;

@@ -1,0 +1,2 @@
+ALTER TABLE sessions DROP COLUMN revision;
+ALTER TABLE events DROP COLUMN revision;
