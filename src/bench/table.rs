@@ -50,7 +50,14 @@ impl BenchReport {
             if let Some(per_attempt) = f.cpu.total_ms_per_attempt {
                 text += &row(
                     "CPU/attempt",
-                    format!("{per_attempt:.3} ms (service + postgres, refused attempts included)"),
+                    format!(
+                        "{per_attempt:.3} ms ({}, refused attempts included)",
+                        if self.backend == "postgres" {
+                            "service + postgres"
+                        } else {
+                            "service"
+                        }
+                    ),
                 );
             }
         }
