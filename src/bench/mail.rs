@@ -311,6 +311,9 @@ fn fill_outbox(database: &DatabaseSettings, emails: usize) -> anyhow::Result<Db>
                     agenda: vec![seat.clone()],
                     seats: vec![seat],
                     change: None,
+                    hold_until: None,
+                    paid: false,
+                    waitlist: None,
                     manage_url: None,
                     agenda_url: None,
                 };

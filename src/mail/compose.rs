@@ -20,9 +20,19 @@ pub fn booking_mail(event: &Event, reference: &str, attendee_name: &str) -> Mail
         agenda: Vec::new(),
         total: None,
         change: None,
+        hold_until: None,
+        paid: false,
+        waitlist: None,
         manage_url: None,
         agenda_url: None,
     }
+}
+
+/// A moment as emails give a deadline: "14:15 on Wednesday 6 January 2027", in `zone`.
+pub fn moment(at: DateTime<Utc>, zone: Tz) -> String {
+    at.with_timezone(&zone)
+        .format("%H:%M on %A %-d %B %Y")
+        .to_string()
 }
 
 /// A session's day ("Wednesday 6 January 2027") and time ("09:00–10:30") in `zone`.

@@ -46,6 +46,19 @@ pub struct ChangeMail {
     pub previous_room: Option<String>,
 }
 
+/// A place on a session's waitlist, as emails show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WaitlistMail {
+    /// The session waited for; its `state` is the entry's (`waiting`, `offered`, `expired`, ...)
+    /// and its `seat_id` is 0: a waitlist email carries no calendar file.
+    pub session: SeatMail,
+    /// Place in the queue (1 is next), while waiting.
+    pub position: Option<i64>,
+    /// Until when an offered seat is kept, in the event's time zone,
+    /// e.g. "09:00 on Thursday 7 January 2027".
+    pub offer_until: Option<String>,
+}
+
 /// Everything an email about one booking is rendered with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MailData {
@@ -61,6 +74,17 @@ pub struct MailData {
     pub total: Option<String>,
     /// For `session_changed`: how it was before.
     pub change: Option<ChangeMail>,
+    /// For a held booking: until when its seats are kept, in the event's time zone,
+    /// e.g. "14:15 on Wednesday 6 January 2027".
+    #[serde(default)]
+    pub hold_until: Option<String>,
+    /// The total has been paid (a held booking confirmed by its payment).
+    #[serde(default)]
+    pub paid: bool,
+    /// For the waitlist emails: the entry. `reference` is then the entry's reference and the
+    /// manage link leads to the entry.
+    #[serde(default)]
+    pub waitlist: Option<WaitlistMail>,
     /// Absolute link to manage the booking. Never stored: filled in when the message is rendered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manage_url: Option<String>,
@@ -78,15 +102,33 @@ pub enum Template {
     SessionChanged,
     SessionCancelled,
     Agenda,
+    /// A booking with a price: seats held until `hold_until`, waiting for payment.
+    BookingHeld,
+    /// The hold ran out before payment: the seats went back.
+    HoldExpired,
+    /// On the waitlist, at `waitlist.position`.
+    WaitlistJoined,
+    /// A seat is offered until `waitlist.offer_until`: claim or decline it.
+    WaitlistOffer,
+    /// The offer was not claimed in time and passed to the next person.
+    OfferExpired,
+    /// The person left the waitlist (or declined an offer).
+    WaitlistLeft,
 }
 
 impl Template {
-    pub const ALL: [Template; 5] = [
+    pub const ALL: [Template; 11] = [
         Self::BookingConfirmed,
         Self::BookingCancelled,
         Self::SessionChanged,
         Self::SessionCancelled,
         Self::Agenda,
+        Self::BookingHeld,
+        Self::HoldExpired,
+        Self::WaitlistJoined,
+        Self::WaitlistOffer,
+        Self::OfferExpired,
+        Self::WaitlistLeft,
     ];
 
     /// The folder name under `emails/`, also stored in the job.
@@ -97,6 +139,12 @@ impl Template {
             Self::SessionChanged => "session_changed",
             Self::SessionCancelled => "session_cancelled",
             Self::Agenda => "agenda",
+            Self::BookingHeld => "booking_held",
+            Self::HoldExpired => "hold_expired",
+            Self::WaitlistJoined => "waitlist_joined",
+            Self::WaitlistOffer => "waitlist_offer",
+            Self::OfferExpired => "offer_expired",
+            Self::WaitlistLeft => "waitlist_left",
         }
     }
 

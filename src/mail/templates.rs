@@ -42,6 +42,24 @@ const FILES: &[(&str, &str)] = embed![
     "agenda/subject.txt",
     "agenda/body.txt",
     "agenda/body.html",
+    "booking_held/subject.txt",
+    "booking_held/body.txt",
+    "booking_held/body.html",
+    "hold_expired/subject.txt",
+    "hold_expired/body.txt",
+    "hold_expired/body.html",
+    "waitlist_joined/subject.txt",
+    "waitlist_joined/body.txt",
+    "waitlist_joined/body.html",
+    "waitlist_offer/subject.txt",
+    "waitlist_offer/body.txt",
+    "waitlist_offer/body.html",
+    "offer_expired/subject.txt",
+    "offer_expired/body.txt",
+    "offer_expired/body.html",
+    "waitlist_left/subject.txt",
+    "waitlist_left/body.txt",
+    "waitlist_left/body.html",
 ];
 
 /// The three files every email has, in its folder.
@@ -164,7 +182,14 @@ impl Templates {
 fn calendar_seats(template: Template, data: &MailData) -> Option<Vec<SeatMail>> {
     let seats = match template {
         Template::BookingConfirmed | Template::Agenda => data.agenda.clone(),
-        Template::SessionChanged => data.seats.clone(),
+        Template::SessionChanged | Template::BookingHeld => data.seats.clone(),
+        // Held seats never went into a calendar, so there is nothing to take out of one; a
+        // waitlist place is not a seat.
+        Template::HoldExpired
+        | Template::WaitlistJoined
+        | Template::WaitlistOffer
+        | Template::OfferExpired
+        | Template::WaitlistLeft => return None,
         // The email says these seats are cancelled, so the calendar says so too, whatever state
         // they were read in.
         Template::BookingCancelled | Template::SessionCancelled => data
@@ -213,7 +238,7 @@ mod tests {
     use chrono::{DateTime, TimeZone, Utc};
 
     use super::*;
-    use crate::mail::data::{ChangeMail, EventMail};
+    use crate::mail::data::{ChangeMail, EventMail, WaitlistMail};
 
     const MANAGE_URL: &str =
         "https://masterclasses.example.org/manage/mt_4f9c2a?from=email&lang=en";
@@ -303,6 +328,9 @@ mod tests {
             agenda,
             total: Some("£240.00".into()),
             change: None,
+            hold_until: None,
+            paid: false,
+            waitlist: None,
             manage_url: Some(MANAGE_URL.into()),
             agenda_url: Some(AGENDA_URL.into()),
         }
@@ -650,6 +678,332 @@ mod tests {
         assert!(rendered.text.contains("You have no sessions booked"));
     }
 
+    const HOLD_UNTIL: &str = "14:15 on Wednesday 6 January 2027";
+    const OFFER_UNTIL: &str = "09:00 on Thursday 7 January 2027";
+    const WAITLIST_URL: &str = "https://masterclasses.example.org/waitlist/wl_8b3d1e";
+
+    fn held(mut seat: SeatMail) -> SeatMail {
+        seat.state = "held".into();
+        seat
+    }
+
+    /// Two priced sessions booked and waiting for payment, as a new booking stores it.
+    fn held_booking() -> MailData {
+        let mut data = mail(vec![held(building_a_pmo()), held(portfolio())], vec![]);
+        data.hold_until = Some(HOLD_UNTIL.into());
+        data.agenda_url = None;
+        data
+    }
+
+    /// A waitlist entry for the (priced) PMO session, in `state`.
+    fn on_the_waitlist(state: &str, position: Option<i64>, offer_until: Option<&str>) -> MailData {
+        let mut session = building_a_pmo();
+        session.seat_id = 0;
+        session.state = state.into();
+        let mut data = mail(vec![], vec![]);
+        data.reference = "WL-7K3F9Q".into();
+        data.total = None;
+        data.manage_url = Some(WAITLIST_URL.into());
+        data.agenda_url = None;
+        data.waitlist = Some(WaitlistMail {
+            session,
+            position,
+            offer_until: offer_until.map(Into::into),
+        });
+        data
+    }
+
+    fn assert_both_parts_say(rendered: &Rendered, wanted: &[&str]) {
+        for part in [&rendered.text, &rendered.html] {
+            for wanted in wanted {
+                assert!(part.contains(wanted), "{wanted:?} missing from {part}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_held_booking_lists_the_prices_the_total_due_and_the_deadline_to_pay() {
+        let rendered = render(Template::BookingHeld, &held_booking());
+
+        assert_eq!(
+            rendered.subject,
+            "Your places are held until 14:15 on Wednesday 6 January 2027: please complete your payment – PMO Masterclasses 2027 (PMO-7K3F9Q)"
+        );
+        assert_both_parts_say(
+            &rendered,
+            &[
+                "PMO-7K3F9Q",
+                "Building a PMO from scratch",
+                "Portfolio prioritisation that sticks",
+                "09:00–10:30",
+                "£145.00",
+                "£95.00",
+                "Total due: £240.00",
+                HOLD_UNTIL,
+                "(time at the venue)",
+                "Please complete your payment by",
+                "released for others to book",
+                "Complete your payment",
+            ],
+        );
+        assert!(rendered
+            .text
+            .contains("for you until 14:15 on Wednesday 6 January 2027 (time at the venue)"));
+        assert!(
+            !rendered.text.contains("(awaiting payment)"),
+            "the email already says so"
+        );
+        assert!(rendered.text.contains(&format!(
+            "Complete your payment (no account or password needed):\n{MANAGE_URL}"
+        )));
+        let escaped = MANAGE_URL.replace('&', "&amp;");
+        assert!(rendered.html.contains(&format!(r#"<a href="{escaped}""#)));
+        assert!(rendered.html.contains(">Complete your payment</a>"));
+        // A held seat is not the attendee's yet: it goes into no calendar.
+        assert_eq!(rendered.calendar, None);
+    }
+
+    #[test]
+    fn a_held_booking_without_a_link_says_how_to_pay() {
+        let rendered = render(Template::BookingHeld, &without_links(held_booking()));
+
+        assert_both_parts_say(
+            &rendered,
+            &["To complete your payment, or if you need any help, please contact the organisers and quote your booking reference, PMO-7K3F9Q."],
+        );
+        assert!(!rendered.text.contains("https://"));
+        assert!(!rendered.html.contains("<a href"));
+    }
+
+    #[test]
+    fn an_expired_hold_says_which_places_were_released_and_invites_booking_again() {
+        let mut data = held_booking();
+        data.total = None;
+
+        let rendered = render(Template::HoldExpired, &data);
+
+        assert_eq!(
+            rendered.subject,
+            "Payment not received: your places have been released – PMO Masterclasses 2027 (PMO-7K3F9Q)"
+        );
+        assert_both_parts_say(
+            &rendered,
+            &[
+                "PMO-7K3F9Q",
+                "Building a PMO from scratch",
+                "Portfolio prioritisation that sticks",
+                "until 14:15 on Wednesday 6 January 2027",
+                "we did not receive it in time",
+                "released for others to book",
+                "You are welcome to book again while places remain.",
+            ],
+        );
+        assert!(rendered.text.contains("\nRELEASED\n"));
+        assert!(rendered
+            .html
+            .contains("Your places have been released</h1>"));
+    }
+
+    #[test]
+    fn joining_the_waitlist_gives_the_session_the_position_and_what_happens_next() {
+        let rendered = render(
+            Template::WaitlistJoined,
+            &on_the_waitlist("waiting", Some(3), None),
+        );
+
+        assert_eq!(
+            rendered.subject,
+            "You are number 3 on the waitlist for Building a PMO from scratch – PMO Masterclasses 2027 (WL-7K3F9Q)"
+        );
+        assert_both_parts_say(
+            &rendered,
+            &[
+                "WL-7K3F9Q",
+                "Building a PMO from scratch",
+                "Wednesday 6 January 2027",
+                "09:00–10:30",
+                "Churchill Room",
+                "You are number 3 in the queue",
+                "2 people are ahead of you",
+                "This is not a booking yet",
+                "we offer it by email to the first person waiting",
+                "See your place or leave the waitlist",
+                "about waitlist place WL-7K3F9Q for PMO Masterclasses 2027",
+                WAITLIST_URL,
+            ],
+        );
+        assert!(rendered.text.contains("Waitlist reference: WL-7K3F9Q"));
+        assert!(rendered
+            .html
+            .contains(&format!(r#"<a href="{WAITLIST_URL}""#)));
+        assert!(!rendered.text.contains("booking WL-7K3F9Q"));
+        assert_eq!(rendered.calendar, None);
+    }
+
+    #[test]
+    fn the_first_in_line_is_told_the_next_free_seat_is_theirs() {
+        let rendered = render(
+            Template::WaitlistJoined,
+            &without_links(on_the_waitlist("waiting", Some(1), None)),
+        );
+
+        assert!(
+            rendered
+                .subject
+                .starts_with("You are next on the waitlist for Building a PMO from scratch"),
+            "{}",
+            rendered.subject
+        );
+        assert_both_parts_say(
+            &rendered,
+            &[
+                "You are first in the queue",
+                "the next seat that becomes free will be offered to you",
+                "To leave the waitlist, or with any question about it, please contact the organisers and quote your waitlist reference, WL-7K3F9Q.",
+            ],
+        );
+        assert!(!rendered.text.contains("ahead of you"));
+    }
+
+    #[test]
+    fn an_offer_gives_the_deadline_and_says_a_priced_seat_is_held_for_payment() {
+        let rendered = render(
+            Template::WaitlistOffer,
+            &on_the_waitlist("offered", None, Some(OFFER_UNTIL)),
+        );
+
+        assert_eq!(
+            rendered.subject,
+            "A seat is free in Building a PMO from scratch: claim it by 09:00 on Thursday 7 January 2027 – PMO Masterclasses 2027 (WL-7K3F9Q)"
+        );
+        assert_both_parts_say(
+            &rendered,
+            &[
+                "WL-7K3F9Q",
+                "Building a PMO from scratch",
+                OFFER_UNTIL,
+                "(time at the venue)",
+                "The seat costs £145.00. Claiming it holds it for you while you pay",
+                "Claim or decline the seat",
+                "please decline it, so that the next person waiting can have it",
+                "the offer passes to the next person at 09:00 on Thursday 7 January 2027",
+                WAITLIST_URL,
+            ],
+        );
+        assert!(rendered
+            .text
+            .contains("for you until 09:00 on Thursday 7 January 2027 (time at the venue)"));
+        assert!(rendered.html.contains(">Claim or decline the seat</a>"));
+        assert_eq!(rendered.calendar, None);
+    }
+
+    #[test]
+    fn an_offer_of_a_free_seat_says_claiming_books_it() {
+        let mut data = without_links(on_the_waitlist("offered", None, Some(OFFER_UNTIL)));
+        if let Some(waitlist) = data.waitlist.as_mut() {
+            waitlist.session.price = None;
+        }
+
+        let rendered = render(Template::WaitlistOffer, &data);
+
+        assert_both_parts_say(
+            &rendered,
+            &[
+                "Claiming the seat books your place",
+                "please contact the organisers before 09:00 on Thursday 7 January 2027 and quote your waitlist reference, WL-7K3F9Q.",
+            ],
+        );
+        assert!(!rendered.text.contains("while you pay"));
+    }
+
+    #[test]
+    fn an_expired_offer_says_it_passed_on_and_the_waitlist_place_is_gone() {
+        let rendered = render(
+            Template::OfferExpired,
+            &on_the_waitlist("expired", None, Some(OFFER_UNTIL)),
+        );
+
+        assert_eq!(
+            rendered.subject,
+            "Your waitlist offer has expired: Building a PMO from scratch – PMO Masterclasses 2027 (WL-7K3F9Q)"
+        );
+        assert_both_parts_say(
+            &rendered,
+            &[
+                "WL-7K3F9Q",
+                "until 09:00 on Thursday 7 January 2027",
+                "it was not claimed in time",
+                "passed to the next person waiting",
+                "you are no longer on the waitlist for this session",
+            ],
+        );
+        assert_eq!(rendered.calendar, None);
+    }
+
+    #[test]
+    fn leaving_the_waitlist_is_confirmed() {
+        let rendered = render(
+            Template::WaitlistLeft,
+            &on_the_waitlist("withdrawn", None, None),
+        );
+
+        assert_eq!(
+            rendered.subject,
+            "You have left the waitlist: Building a PMO from scratch – PMO Masterclasses 2027 (WL-7K3F9Q)"
+        );
+        assert_both_parts_say(
+            &rendered,
+            &[
+                "You have left the waitlist for Building a PMO from scratch",
+                "If you did not ask for this, please contact the organisers and quote your waitlist reference, WL-7K3F9Q.",
+            ],
+        );
+        assert!(!rendered.text.contains("declined"));
+        assert_eq!(rendered.calendar, None);
+    }
+
+    #[test]
+    fn declining_an_offer_says_the_seat_goes_to_the_next_person() {
+        let rendered = render(
+            Template::WaitlistLeft,
+            &on_the_waitlist("declined", None, Some(OFFER_UNTIL)),
+        );
+
+        assert_eq!(
+            rendered.subject,
+            "You have declined the seat offered to you: Building a PMO from scratch – PMO Masterclasses 2027 (WL-7K3F9Q)"
+        );
+        assert_both_parts_say(
+            &rendered,
+            &[
+                "You have declined the seat we offered you in Building a PMO from scratch",
+                "it now goes to the next person waiting",
+                "you are no longer on the waitlist for this session",
+            ],
+        );
+        assert!(rendered.html.contains("You have declined the seat</h1>"));
+    }
+
+    #[test]
+    fn a_paid_confirmation_says_the_payment_was_received() {
+        let mut data = full_booking();
+        data.paid = true;
+
+        let rendered = render(Template::BookingConfirmed, &data);
+
+        assert_both_parts_say(
+            &rendered,
+            &[
+                "Thank you for booking and for your payment.",
+                "Payment received: £240.00",
+            ],
+        );
+        assert!(!rendered.text.contains("Total:"));
+        let unpaid = render(Template::BookingConfirmed, &full_booking());
+        assert!(unpaid.text.contains("Total: £240.00"));
+        assert!(!unpaid.text.contains("Payment received"));
+    }
+
     #[test]
     fn every_template_renders_with_and_without_links() {
         let mut changed = moved();
@@ -660,6 +1014,9 @@ mod tests {
                 without_links(full_booking()),
                 changed.clone(),
                 mail(vec![], vec![]),
+                held_booking(),
+                on_the_waitlist("waiting", Some(3), None),
+                without_links(on_the_waitlist("offered", Some(1), Some(OFFER_UNTIL))),
             ] {
                 let rendered = render(template, &data);
 
