@@ -8,12 +8,14 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::bench;
-use crate::bookings::check;
+use crate::bookings::{check, Issuer};
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db;
 use crate::mail::{Mailer, Workers};
 use crate::organisers::{self, NewOrganiser, Role};
 use crate::startup::Application;
+use crate::sweeper::{self, Sweeper};
 use crate::telemetry;
 use crate::tokens::TokenKey;
 
@@ -116,8 +118,19 @@ fn worker(settings: &Settings, once: bool) -> anyhow::Result<()> {
     let db =
         db::Db::connect(&settings.database).context("cannot open the database (database.url)")?;
     db.migrate()?;
+    let issuer = Arc::new(Issuer {
+        reference_prefix: settings.bookings.reference_prefix.as_str().to_owned(),
+        key: key.clone(),
+        hold: settings.bookings.hold(),
+        offer: settings.bookings.offer(),
+    });
     let mailer = Mailer::new(settings, key).context("cannot set up email delivery")?;
     if once {
+        let swept = sweeper::sweep(&db, &issuer, &Clock::system())?;
+        println!(
+            "holds expired {}, offers lapsed {}",
+            swept.holds_expired, swept.offers_lapsed
+        );
         let round = mailer.drain(&db)?;
         println!(
             "claimed {}, sent {}, retrying {}, dead {}",
@@ -125,10 +138,17 @@ fn worker(settings: &Settings, once: bool) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    let sweeper = Sweeper::start(
+        db.clone(),
+        issuer,
+        Clock::system(),
+        std::time::Duration::from_millis(u64::from(settings.bookings.sweep_interval_ms.get())),
+    );
     let workers = Workers::start(db, Arc::new(mailer));
     println!("masterclass worker running; stop with SIGINT or SIGTERM");
     wait_for_stop_signal()?;
     workers.stop();
+    sweeper.stop();
     println!("masterclass worker stopped");
     Ok(())
 }
@@ -195,16 +215,24 @@ fn check(settings: &Settings) -> ExitCode {
     let drifted: Vec<_> = counts.iter().filter(|c| c.drifted()).collect();
     for c in &drifted {
         println!(
-            "DRIFT session {} \"{}\": counter {} but {} seat rows, capacity {}",
+            "DRIFT session {} \"{}\": counter {} but {} seats and offers, capacity {}",
             c.session_id, c.title, c.taken, c.counted, c.capacity
         );
     }
+    let stuck: Vec<_> = counts.iter().filter(|c| c.stuck()).collect();
+    for c in &stuck {
+        println!(
+            "STUCK session {} \"{}\": {} of {} seats taken while {} people wait",
+            c.session_id, c.title, c.taken, c.capacity, c.waiting
+        );
+    }
     println!(
-        "checked {} sessions: {} with drift",
+        "checked {} sessions: {} with drift, {} with a free seat nobody waiting was offered",
         counts.len(),
-        drifted.len()
+        drifted.len(),
+        stuck.len()
     );
-    if drifted.is_empty() {
+    if drifted.is_empty() && stuck.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

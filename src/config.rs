@@ -158,6 +158,24 @@ pub enum LogFormat {
 pub struct BookingSettings {
     /// Letters before the dash in booking references (`PMO` gives `PMO-7K3F9Q`).
     pub reference_prefix: ReferencePrefix,
+    /// How long the seats of an unpaid booking are held.
+    pub hold_minutes: std::num::NonZeroU32,
+    /// How long a waitlist offer keeps its seat (never past the session's start).
+    pub offer_hours: std::num::NonZeroU32,
+    /// Expire unpaid holds and lapsed offers from `serve` too; `masterclass worker` always does.
+    pub sweeper_in_serve: bool,
+    /// How often the sweeper looks for holds and offers past their deadline.
+    pub sweep_interval_ms: std::num::NonZeroU32,
+}
+
+impl BookingSettings {
+    pub fn hold(&self) -> chrono::Duration {
+        chrono::Duration::minutes(i64::from(self.hold_minutes.get()))
+    }
+
+    pub fn offer(&self) -> chrono::Duration {
+        chrono::Duration::hours(i64::from(self.offer_hours.get()))
+    }
 }
 
 /// One to eight upper-case letters or digits.

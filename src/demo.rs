@@ -127,7 +127,7 @@ fn seed(conn: &mut DbConn, issuer: &Issuer) -> anyhow::Result<Option<String>> {
                 organisation: Some("Example Ltd".to_owned()),
             };
             let request = BookingRequest::new(attendee, &[busy.id])?;
-            bookings::book_in(conn, &programme, &request, issuer)?;
+            bookings::book_in(conn, &programme, &request, issuer, chrono::Utc::now())?;
         }
     }
     let organiser = NewOrganiser::parse("demo@example.org", "Demo Organiser", Role::Owner)?;

@@ -2,7 +2,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, Service, ServiceFactory, ServiceRequest};
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -14,12 +14,14 @@ use utoipa_actix_web::{scope, AppExt, UtoipaApp};
 
 use crate::api::{ApiDoc, AppState, Kind, Problem};
 use crate::bookings::Issuer;
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::mail::{Mailer, Workers};
+use crate::sweeper::Sweeper;
 use crate::telemetry::RequestSpan;
 use crate::tokens::TokenKey;
-use crate::{bookings, demo, events, health, mail, sessions};
+use crate::{bookings, demo, events, health, mail, sessions, waitlist};
 
 /// A server bound to its port, not yet running.
 pub struct Application {
@@ -28,19 +30,37 @@ pub struct Application {
     db: Db,
     /// The delivery worker, when it runs inside `serve`.
     workers: Option<Workers>,
+    /// The hold and offer sweeper, when it runs inside `serve`.
+    sweeper: Option<Sweeper>,
 }
 
 impl Application {
     /// Connects to the database, applies migrations, seeds the demo programme when asked, and
     /// binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Clock::system()).await
+    }
+
+    /// Like [`Application::build`], reading the time for deadlines from `clock` (tests pass a
+    /// clock they move by hand).
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         let key = TokenKey::from_settings(&settings.secrets)
             .context("cannot set up the manage-link key")?;
         let issuer = Arc::new(Issuer {
             reference_prefix: settings.bookings.reference_prefix.as_str().to_owned(),
             key: key.clone(),
+            hold: settings.bookings.hold(),
+            offer: settings.bookings.offer(),
         });
         let db = prepare_database(&settings, &issuer).await?;
+        let sweeper = settings.bookings.sweeper_in_serve.then(|| {
+            Sweeper::start(
+                db.clone(),
+                issuer.clone(),
+                clock.clone(),
+                Duration::from_millis(u64::from(settings.bookings.sweep_interval_ms.get())),
+            )
+        });
         let mail_workers = if settings.mail.worker_in_serve {
             let mailer = Mailer::new(&settings, key).context("cannot set up email delivery")?;
             Some(Workers::start(db.clone(), Arc::new(mailer)))
@@ -61,6 +81,7 @@ impl Application {
             settings: Arc::new(settings),
             issuer,
             programmes: Arc::new(sessions::ProgrammeCache::new()),
+            clock,
         };
         let openapi = openapi_document();
         let mut server =
@@ -131,6 +152,7 @@ impl Application {
             port,
             db,
             workers: mail_workers,
+            sweeper,
         })
     }
 
@@ -145,6 +167,9 @@ impl Application {
     /// Serves until the process is told to stop (SIGINT/SIGTERM finish in-flight requests).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
+        if let Some(sweeper) = self.sweeper {
+            let _ = tokio::task::spawn_blocking(move || sweeper.stop()).await;
+        }
         if let Some(workers) = self.workers {
             // Senders finish the message in hand and hand the rest back.
             let _ = tokio::task::spawn_blocking(move || workers.stop()).await;
@@ -163,10 +188,12 @@ where
         scope::scope("/api/v1")
             .configure(events::http::public_routes)
             .configure(bookings::http::public_routes)
+            .configure(waitlist::http::public_routes)
             .configure(mail::http::public_routes)
             .configure(events::http::admin_routes)
             .configure(sessions::http::admin_routes)
             .configure(bookings::http::admin_routes)
+            .configure(waitlist::http::admin_routes)
             .configure(mail::http::admin_routes),
     )
 }

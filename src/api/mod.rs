@@ -28,6 +28,8 @@ pub struct AppState {
     pub issuer: Arc<crate::bookings::Issuer>,
     /// Programmes as bookings last read them.
     pub programmes: Arc<crate::sessions::ProgrammeCache>,
+    /// The time deadlines are measured in (a test clock in tests).
+    pub clock: crate::clock::Clock,
 }
 
 /// Runs one domain call with a pooled connection on the blocking thread pool.

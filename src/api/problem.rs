@@ -27,6 +27,10 @@ pub enum Kind {
     AlreadyBooked,
     RegistrationClosed,
     CapacityBelowTaken,
+    SeatsAvailable,
+    AlreadyWaiting,
+    WaitlistClosed,
+    OfferExpired,
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -48,6 +52,10 @@ impl Kind {
             Self::AlreadyBooked => "already-booked",
             Self::RegistrationClosed => "registration-closed",
             Self::CapacityBelowTaken => "capacity-below-taken",
+            Self::SeatsAvailable => "seats-available",
+            Self::AlreadyWaiting => "already-waiting",
+            Self::WaitlistClosed => "waitlist-closed",
+            Self::OfferExpired => "offer-expired",
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
@@ -69,6 +77,10 @@ impl Kind {
             Self::AlreadyBooked => "Already booked",
             Self::RegistrationClosed => "Registration is closed",
             Self::CapacityBelowTaken => "Capacity below seats taken",
+            Self::SeatsAvailable => "Seats are available",
+            Self::AlreadyWaiting => "Already on the waitlist",
+            Self::WaitlistClosed => "The session has no waitlist",
+            Self::OfferExpired => "The offer has run out",
             Self::Conflict => "Conflict",
             Self::PayloadTooLarge => "The request body is too large",
             Self::UnsupportedMediaType => "Unsupported media type",
@@ -90,6 +102,10 @@ impl Kind {
             | Self::AlreadyBooked
             | Self::RegistrationClosed
             | Self::CapacityBelowTaken
+            | Self::SeatsAvailable
+            | Self::AlreadyWaiting
+            | Self::WaitlistClosed
+            | Self::OfferExpired
             | Self::Conflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -107,6 +123,7 @@ pub struct Problem {
     detail: String,
     errors: Vec<FieldError>,
     session: Option<Box<(i64, String)>>,
+    waitlist: Option<Box<str>>,
 }
 
 /// A problem details object (RFC 9457).
@@ -128,6 +145,9 @@ pub struct ProblemDocument<'a> {
     pub session_id: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_title: Option<&'a str>,
+    /// For `session-full`: where to join the session's waitlist (`POST`), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waitlist: Option<&'a str>,
 }
 
 impl Problem {
@@ -137,6 +157,7 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             session: None,
+            waitlist: None,
         }
     }
 
@@ -146,6 +167,12 @@ impl Problem {
 
     pub fn with_session(mut self, id: i64, title: &str) -> Self {
         self.session = Some(Box::new((id, title.to_owned())));
+        self
+    }
+
+    /// Points at the waitlist to join (a `session-full` answer for a session that has one).
+    pub fn with_waitlist(mut self, path: String) -> Self {
+        self.waitlist = Some(path.into_boxed_str());
         self
     }
 
@@ -168,6 +195,7 @@ impl Problem {
             errors: &self.errors,
             session_id: self.session.as_ref().map(|s| s.0),
             session_title: self.session.as_ref().map(|s| s.1.as_str()),
+            waitlist: self.waitlist.as_deref(),
         }
     }
 }

@@ -5,12 +5,12 @@ use diesel::prelude::*;
 use rand::seq::IndexedRandom;
 
 use super::{
-    Booked, Booking, BookingError, BookingRequest, BookingStatus, Issuer, PaymentStatus, Seat,
-    SeatState,
+    Attendee, Booked, Booking, BookingError, BookingRequest, BookingStatus, Issuer, PaymentStatus,
+    Seat, SeatState,
 };
 use crate::db::schema::{bookings, seats};
 use crate::db::{self, DbConn, DbError};
-use crate::events::{EventError, EventStatus};
+use crate::events::{Event, EventError, EventStatus};
 use crate::mail::compose;
 use crate::mail::{self, Template};
 use crate::sessions::{self, Cached, Programme, ProgrammeCache, Refusal, Session, SessionStatus};
@@ -29,6 +29,7 @@ pub fn book(
     event_slug: &str,
     request: &BookingRequest,
     issuer: &Issuer,
+    now: DateTime<Utc>,
 ) -> Result<Booked, BookingError> {
     let mut attempts = 0;
     loop {
@@ -37,7 +38,7 @@ pub fn book(
             return Err(EventError::NotFound(event_slug.to_owned()).into());
         };
         let outcome =
-            db::write_transaction(conn, |conn| book_in(conn, &programme, request, issuer));
+            db::write_transaction(conn, |conn| book_in(conn, &programme, request, issuer, now));
         match outcome {
             // The programme changed since it was read, or it was read earlier and says no:
             // read it again, and let what is stored now decide.
@@ -64,12 +65,12 @@ pub fn book_in(
     programme: &Programme,
     request: &BookingRequest,
     issuer: &Issuer,
+    now: DateTime<Utc>,
 ) -> Result<Booked, BookingError> {
     let event = &programme.event;
     if event.status != EventStatus::Published {
         return Err(EventError::NotFound(event.slug.clone()).into());
     }
-    let now = Utc::now();
     if !event.registration_open(now) {
         return Err(BookingError::RegistrationClosed);
     }
@@ -94,36 +95,68 @@ pub fn book_in(
                         None => BookingError::SessionFull {
                             id: session.id,
                             title: session.title.clone(),
+                            waitlist: session.waitlist_enabled.then(|| {
+                                format!(
+                                    "/api/v1/events/{}/sessions/{}/waitlist",
+                                    event.slug, session.id
+                                )
+                            }),
                         },
                     },
                 },
             );
         }
     }
+    write_booking(conn, event, &wanted, &request.attendee, issuer, now)
+}
 
+/// Writes a booking of `wanted`, whose seats the caller has already counted (taken in the
+/// counters, or reserved by a waitlist offer): the booking row, one seat each and the email.
+pub(crate) fn write_booking(
+    conn: &mut DbConn,
+    event: &Event,
+    wanted: &[&Session],
+    attendee: &Attendee,
+    issuer: &Issuer,
+    now: DateTime<Utc>,
+) -> Result<Booked, BookingError> {
+    let email = attendee.email.normalized();
     let reference = new_reference(&issuer.reference_prefix);
     let manage_token = issuer.key.manage_token(&reference);
     let total: i64 = wanted.iter().map(|s| s.price_minor).sum();
-    let payment_status = if total > 0 {
-        PaymentStatus::Unpaid
+    // Something to pay: the seats are held until it is paid, or until the hold runs out.
+    let (status, seat_state, payment_status, hold_expires_at) = if total > 0 {
+        let until = now + issuer.hold;
+        (
+            BookingStatus::Held,
+            SeatState::Held,
+            PaymentStatus::Unpaid,
+            Some(until),
+        )
     } else {
-        PaymentStatus::NotRequired
+        (
+            BookingStatus::Confirmed,
+            SeatState::Confirmed,
+            PaymentStatus::NotRequired,
+            None,
+        )
     };
-    let stamp = db::now();
+    let stamp = db::stored(now);
     let inserted = diesel::insert_into(bookings::table)
         .values((
             bookings::event_id.eq(event.id),
             bookings::reference.eq(&reference),
             bookings::manage_token_hash.eq(tokens::hash_token(&manage_token)),
-            bookings::attendee_name.eq(&request.attendee.name),
-            bookings::attendee_email.eq(request.attendee.email.as_str()),
-            bookings::attendee_organisation.eq(&request.attendee.organisation),
+            bookings::attendee_name.eq(&attendee.name),
+            bookings::attendee_email.eq(attendee.email.as_str()),
+            bookings::attendee_organisation.eq(&attendee.organisation),
             bookings::total_minor.eq(total),
             bookings::currency.eq(&event.currency),
-            bookings::status.eq("confirmed"),
+            bookings::status.eq(status.as_str()),
             bookings::payment_status.eq(payment_status.as_str()),
             bookings::created_at.eq(stamp),
             bookings::updated_at.eq(stamp),
+            bookings::hold_expires_at.eq(hold_expires_at.map(db::stored)),
         ))
         .returning(bookings::id)
         .get_result(conn);
@@ -134,13 +167,13 @@ pub fn book_in(
     // The unique index on (session, email) of active seats is what refuses a second seat for
     // the same person, also when two of their requests race.
     let mut seat_ids = Vec::with_capacity(wanted.len());
-    for session in &wanted {
+    for session in wanted {
         let inserted = diesel::insert_into(seats::table)
             .values((
                 seats::booking_id.eq(booking_id),
                 seats::session_id.eq(session.id),
                 seats::attendee_email.eq(&email),
-                seats::state.eq(SeatState::Confirmed.as_str()),
+                seats::state.eq(seat_state.as_str()),
                 seats::price_minor.eq(session.price_minor),
                 seats::created_at.eq(stamp),
             ))
@@ -167,18 +200,26 @@ pub fn book_in(
             room: s.room.clone(),
             starts_at: s.starts_at,
             ends_at: s.ends_at,
-            state: SeatState::Confirmed,
+            state: seat_state,
             price_minor: s.price_minor,
         })
         .collect();
     seats.sort_by_key(|s| (s.starts_at, s.session_id));
-    let mut confirmation = compose::booking_mail(event, &reference, &request.attendee.name);
-    confirmation.seats = seats.iter().map(|s| s.mail(event, "confirmed")).collect();
+    let mut confirmation = compose::booking_mail(event, &reference, &attendee.name);
+    confirmation.seats = seats
+        .iter()
+        .map(|s| s.mail(event, seat_state.as_str()))
+        .collect();
     confirmation.total = (total > 0).then(|| compose::money(total, &event.currency));
+    confirmation.hold_until = hold_expires_at.map(|t| compose::moment(t, event.time_zone));
     mail::enqueue(
         conn,
-        Template::BookingConfirmed,
-        request.attendee.email.as_str(),
+        if hold_expires_at.is_some() {
+            Template::BookingHeld
+        } else {
+            Template::BookingConfirmed
+        },
+        attendee.email.as_str(),
         Some(booking_id),
         &confirmation,
     )?;
@@ -186,14 +227,15 @@ pub fn book_in(
         id: booking_id,
         event_id: event.id,
         reference,
-        attendee_name: request.attendee.name.clone(),
-        attendee_email: request.attendee.email.as_str().to_owned(),
-        attendee_organisation: request.attendee.organisation.clone(),
+        attendee_name: attendee.name.clone(),
+        attendee_email: attendee.email.as_str().to_owned(),
+        attendee_organisation: attendee.organisation.clone(),
         total_minor: total,
         currency: event.currency.clone(),
-        status: BookingStatus::Confirmed,
+        status,
         payment_status,
         created_at: stamp.and_utc(),
+        hold_expires_at,
         seats,
     };
     Ok(Booked {
@@ -263,7 +305,7 @@ fn already_holds<'a>(
 /// Letters and digits that cannot be mistaken for each other when read aloud or copied.
 const REFERENCE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
 
-fn new_reference(prefix: &str) -> String {
+pub(crate) fn new_reference(prefix: &str) -> String {
     let mut rng = rand::rng();
     let code: String = (0..6)
         .filter_map(|_| REFERENCE_ALPHABET.choose(&mut rng).map(|b| char::from(*b)))

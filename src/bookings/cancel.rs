@@ -1,25 +1,28 @@
 //! Cancelling seats: by the attendee (some or all of a booking) or because an organiser
 //! cancelled the session. Each freed seat goes back to its session in the same transaction.
 
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::notices::notify;
 use super::queries::{id_for_token, load};
-use super::{Booking, BookingError, SeatState};
+use super::{Booking, BookingError, BookingStatus, Issuer, SeatState};
 use crate::db::schema::{bookings, seats};
 use crate::db::{self, DbConn, DbError};
 use crate::events::{self, Event};
 use crate::mail::Template;
-use crate::sessions;
 use crate::validation::ValidationError;
+use crate::{sessions, waitlist};
 
 /// Cancels the booking's seats in `session_ids`, or all of them; each freed seat goes back to
 /// its session in the same transaction. Seats already cancelled are left as they are.
-#[tracing::instrument(level = "debug", skip(conn, manage_token))]
+#[tracing::instrument(level = "debug", skip(conn, manage_token, issuer))]
 pub fn cancel(
     conn: &mut DbConn,
     manage_token: &str,
     session_ids: Option<&[i64]>,
+    issuer: &Issuer,
+    now: DateTime<Utc>,
 ) -> Result<(Event, Booking), BookingError> {
     db::write_transaction(conn, |conn| {
         let id = id_for_token(conn, manage_token)?;
@@ -58,7 +61,7 @@ pub fn cancel(
         for session_id in &targets {
             sessions::lock(conn, *session_id)?;
         }
-        let now = db::now();
+        let stamp = db::stored(now);
         let mut cancelled = Vec::new();
         for session_id in targets {
             let changed = diesel::update(seats::table)
@@ -67,11 +70,13 @@ pub fn cancel(
                 .filter(seats::state.eq_any(SeatState::ACTIVE))
                 .set((
                     seats::state.eq(SeatState::Cancelled.as_str()),
-                    seats::cancelled_at.eq(Some(now)),
+                    seats::cancelled_at.eq(Some(stamp)),
                 ))
                 .execute(conn)?;
             if changed > 0 {
                 sessions::free_seats(conn, session_id, changed as i32)?;
+                // The freed seat goes to the first person waiting, never back to the public.
+                waitlist::offer_free_seats(conn, session_id, issuer, now)?;
                 cancelled.push(session_id);
             }
         }
@@ -91,26 +96,40 @@ pub fn cancel(
     })
 }
 
-/// Recomputes a booking's total and status from its active seats.
+/// Recomputes a booking's total and status from its seats: held while any seat is held,
+/// confirmed while any is confirmed, else expired if the hold ran out, else cancelled.
 fn refresh(conn: &mut DbConn, id: i64) -> Result<(), DbError> {
-    let active: Vec<i64> = seats::table
+    let seats_now: Vec<(String, i64)> = seats::table
         .filter(seats::booking_id.eq(id))
-        .filter(seats::state.eq_any(SeatState::ACTIVE))
-        .select(seats::price_minor)
+        .select((seats::state, seats::price_minor))
         .load(conn)?;
-    let total: i64 = active.iter().sum();
-    let status = if active.is_empty() {
-        "cancelled"
+    let has = |state: SeatState| seats_now.iter().any(|(s, _)| s == state.as_str());
+    let total: i64 = seats_now
+        .iter()
+        .filter(|(s, _)| SeatState::ACTIVE.contains(&s.as_str()))
+        .map(|(_, price)| price)
+        .sum();
+    let status = if has(SeatState::Held) {
+        BookingStatus::Held
+    } else if has(SeatState::Confirmed) {
+        BookingStatus::Confirmed
+    } else if has(SeatState::Expired) && !has(SeatState::Cancelled) {
+        BookingStatus::Expired
     } else {
-        "confirmed"
+        BookingStatus::Cancelled
     };
     diesel::update(bookings::table.find(id))
         .set((
             bookings::total_minor.eq(total),
-            bookings::status.eq(status),
+            bookings::status.eq(status.as_str()),
             bookings::updated_at.eq(db::now()),
         ))
         .execute(conn)?;
+    if status != BookingStatus::Held {
+        diesel::update(bookings::table.find(id))
+            .set(bookings::hold_expires_at.eq(None::<chrono::NaiveDateTime>))
+            .execute(conn)?;
+    }
     // Nothing left to pay for an unpaid booking once its priced seats are gone.
     diesel::update(bookings::table.find(id))
         .filter(bookings::payment_status.eq("unpaid"))

@@ -131,12 +131,18 @@ pub struct BookingView {
     pub attendee: AttendeeView,
     pub seats: Vec<SeatView>,
     pub created_at: DateTime<Utc>,
+    /// For a held booking: the seats go back unless it is paid by then.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub hold_expires_at: Option<DateTime<FixedOffset>>,
 }
 
 impl BookingView {
     pub fn new(booking: &Booking, event: &Event) -> Self {
         Self {
             reference: booking.reference.clone(),
+            hold_expires_at: booking
+                .hold_expires_at
+                .map(|t| local_time(t, event.time_zone)),
             status: booking.status,
             payment_status: booking.payment_status,
             total_minor: booking.total_minor,
@@ -223,11 +229,23 @@ impl From<BookingError> for Problem {
                 format!("\"{title}\" has already started"),
             )
             .with_session(id, &title),
-            BookingError::SessionFull { id, title } => Problem::new(
-                Kind::SessionFull,
-                format!("\"{title}\" is full; nothing was booked"),
-            )
-            .with_session(id, &title),
+            BookingError::SessionFull {
+                id,
+                title,
+                waitlist,
+            } => match waitlist {
+                Some(path) => Problem::new(
+                    Kind::SessionFull,
+                    format!("\"{title}\" is full; nothing was booked. Its waitlist is open: join it to be offered the next free seat"),
+                )
+                .with_session(id, &title)
+                .with_waitlist(path),
+                None => Problem::new(
+                    Kind::SessionFull,
+                    format!("\"{title}\" is full; nothing was booked"),
+                )
+                .with_session(id, &title),
+            },
             BookingError::AlreadyBooked {
                 session: (id, title),
             } => Problem::new(
@@ -237,6 +255,7 @@ impl From<BookingError> for Problem {
             .with_session(id, &title),
             BookingError::NotFound => Problem::not_found("The booking"),
             e @ BookingError::ReferenceCollision => Problem::internal(&e),
+            e @ BookingError::NotHeld { .. } => Problem::new(Kind::Conflict, e.to_string()),
             BookingError::ProgrammeChanged => Problem::new(
                 Kind::Conflict,
                 "The programme changed while this booking was made; nothing was booked, please try again",
@@ -269,8 +288,9 @@ async fn create_booking(
     let slug = slug.into_inner();
     let issuer = state.issuer.clone();
     let programmes = state.programmes.clone();
+    let now = state.clock.now();
     let booked = run(&state.db, move |conn| {
-        super::book(conn, &programmes, &slug, &request, &issuer)
+        super::book(conn, &programmes, &slug, &request, &issuer, now)
     })
     .await?;
     tracing::info!(reference = %booked.booking.reference, seats = booked.booking.seats.len(), "booked");
@@ -296,7 +316,8 @@ async fn get_booking(
     Ok(web::Json(BookingView::new(&booking, &event)))
 }
 
-/// Cancels some seats (`session_ids`) or the whole booking (no body); freed seats return to sale.
+/// Cancels some seats (`session_ids`) or the whole booking (no body); a freed seat goes to the
+/// session's waitlist first, then back on sale.
 #[utoipa::path(
     tag = "bookings",
     request_body(content = Option<CancelInput>, description = "Leave out to cancel every seat"),
@@ -311,8 +332,10 @@ async fn cancel_booking(
 ) -> Result<web::Json<BookingView>, Problem> {
     let token = token.into_inner();
     let session_ids = input.0.and_then(|i| i.session_ids);
+    let issuer = state.issuer.clone();
+    let now = state.clock.now();
     let (event, booking) = run(&state.db, move |conn| {
-        super::cancel(conn, &token, session_ids.as_deref())
+        super::cancel(conn, &token, session_ids.as_deref(), &issuer, now)
     })
     .await?;
     tracing::info!(reference = %booking.reference, "booking cancelled");

@@ -1,16 +1,20 @@
 //! Bookings: one attendee's checkout for one or more sessions, with a human reference and a
 //! secret manage token. A booking is all-or-nothing: every seat is taken in one transaction or
-//! none is. In this version every seat is confirmed at once; payment comes later.
+//! none is. Free bookings are confirmed at once; a booking with a price holds its seats until it
+//! is paid ([`confirm_payment`]) or the hold runs out ([`expire_holds`]).
 
 mod book;
 mod cancel;
 pub mod check;
+mod holds;
 pub mod http;
 mod notices;
 mod queries;
 
 pub use book::{book, book_in};
+pub(crate) use book::{new_reference, write_booking};
 pub use cancel::{cancel, cancel_session_seats};
+pub use holds::{confirm_payment, expire_holds};
 pub use notices::session_changed;
 pub use queries::{attendees, find_by_token, for_event};
 
@@ -27,12 +31,15 @@ use crate::events::{Event, EventError};
 use crate::sessions::SessionError;
 use crate::validation::{Email, ValidationError};
 
-/// What a new booking is issued with: its reference's prefix, and the key its manage token is
-/// derived from.
+/// What a new booking is issued with: its reference's prefix, the key its manage token is
+/// derived from, and how long unpaid seats are held.
 #[derive(Clone)]
 pub struct Issuer {
     pub reference_prefix: String,
     pub key: crate::tokens::TokenKey,
+    pub hold: chrono::Duration,
+    /// How long a waitlist offer keeps its seat (never past the session's start).
+    pub offer: chrono::Duration,
 }
 
 /// Most sessions one booking may hold.
@@ -41,8 +48,32 @@ pub const MAX_SESSIONS_PER_BOOKING: usize = 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BookingStatus {
+    /// Seats kept until payment arrives or `hold_expires_at` passes.
+    Held,
     Confirmed,
     Cancelled,
+    /// Not paid in time: the seats went back.
+    Expired,
+}
+
+impl BookingStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Held => "held",
+            Self::Confirmed => "confirmed",
+            Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
+        }
+    }
+
+    fn from_db(raw: &str) -> Self {
+        match raw {
+            "held" => Self::Held,
+            "cancelled" => Self::Cancelled,
+            "expired" => Self::Expired,
+            _ => Self::Confirmed,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -185,6 +216,8 @@ pub struct Booking {
     pub status: BookingStatus,
     pub payment_status: PaymentStatus,
     pub created_at: DateTime<Utc>,
+    /// Until when a held booking keeps its seats.
+    pub hold_expires_at: Option<DateTime<Utc>>,
     pub seats: Vec<Seat>,
 }
 
@@ -208,7 +241,12 @@ pub enum BookingError {
     #[error("session {id} has already started")]
     SessionStarted { id: i64, title: String },
     #[error("session {id} is full")]
-    SessionFull { id: i64, title: String },
+    SessionFull {
+        id: i64,
+        title: String,
+        /// Where to join its waitlist, when it has one.
+        waitlist: Option<String>,
+    },
     #[error("already booked")]
     AlreadyBooked { session: (i64, String) },
     #[error("no booking with that manage token")]
@@ -220,6 +258,12 @@ pub enum BookingError {
     /// again and retries, and gives up with this after a few changes in a row.
     #[error("the programme changed while booking")]
     ProgrammeChanged,
+    /// Payment for a booking whose hold has already run out (or that was cancelled).
+    #[error("booking {reference} is {status:?}, not held")]
+    NotHeld {
+        reference: String,
+        status: BookingStatus,
+    },
     #[error(transparent)]
     Session(#[from] SessionError),
     #[error(transparent)]
@@ -265,6 +309,7 @@ struct BookingRow {
     status: String,
     payment_status: String,
     created_at: NaiveDateTime,
+    hold_expires_at: Option<NaiveDateTime>,
 }
 
 impl BookingRow {
@@ -278,17 +323,14 @@ impl BookingRow {
             attendee_organisation: self.attendee_organisation,
             total_minor: self.total_minor,
             currency: self.currency,
-            status: if self.status == "cancelled" {
-                BookingStatus::Cancelled
-            } else {
-                BookingStatus::Confirmed
-            },
+            status: BookingStatus::from_db(&self.status),
             payment_status: match self.payment_status.as_str() {
                 "unpaid" => PaymentStatus::Unpaid,
                 "paid" => PaymentStatus::Paid,
                 _ => PaymentStatus::NotRequired,
             },
             created_at: self.created_at.and_utc(),
+            hold_expires_at: self.hold_expires_at.map(|t| t.and_utc()),
             seats,
         }
     }

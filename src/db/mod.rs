@@ -127,6 +127,9 @@ pub enum DbError {
     Migration(String),
     #[error("cannot create the folder for the SQLite database")]
     Folder(#[source] std::io::Error),
+    /// Stored data that breaks a rule the code relies on; a bug or a hand edit.
+    #[error("inconsistent data: {0}")]
+    Inconsistent(String),
 }
 
 /// Opens connections of the configured backend and prepares each one for use.

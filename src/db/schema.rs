@@ -14,6 +14,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         revision -> Integer,
+        allow_clashes -> Bool,
     }
 }
 
@@ -36,6 +37,7 @@ diesel::table! {
         updated_at -> Timestamp,
         sequence -> Integer,
         revision -> Integer,
+        waitlist_enabled -> Bool,
     }
 }
 
@@ -75,6 +77,41 @@ diesel::table! {
         payment_status -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        hold_expires_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    waitlist_entries (id) {
+        id -> BigInt,
+        session_id -> BigInt,
+        reference -> Text,
+        manage_token_hash -> Text,
+        attendee_name -> Text,
+        attendee_email -> Text,
+        email_key -> Text,
+        attendee_organisation -> Nullable<Text>,
+        state -> Text,
+        queue_key -> BigInt,
+        offered_at -> Nullable<Timestamp>,
+        offer_expires_at -> Nullable<Timestamp>,
+        booking_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (scope, idempotency_key) {
+        scope -> Text,
+        idempotency_key -> Text,
+        request_hash -> Text,
+        state -> Text,
+        status -> Nullable<Integer>,
+        body -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
     }
 }
 
@@ -123,6 +160,7 @@ diesel::joinable!(api_tokens -> organisers (organiser_id));
 diesel::joinable!(bookings -> events (event_id));
 diesel::joinable!(seats -> bookings (booking_id));
 diesel::joinable!(seats -> sessions (session_id));
+diesel::joinable!(waitlist_entries -> sessions (session_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     events,
@@ -132,5 +170,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     bookings,
     seats,
     email_jobs,
-    agenda_reminders
+    agenda_reminders,
+    waitlist_entries,
+    idempotency_keys
 );

@@ -42,6 +42,8 @@ pub struct SessionView {
     pub price_minor: i64,
     pub currency: String,
     pub status: SessionStatus,
+    /// Whether people can join a waitlist when the session is full.
+    pub waitlist_enabled: bool,
 }
 
 impl SessionView {
@@ -57,6 +59,7 @@ impl SessionView {
             ends_at: local_time(session.ends_at, event.time_zone),
             capacity: session.capacity,
             seats_left: session.seats_left(),
+            waitlist_enabled: session.waitlist_enabled,
             price_minor: session.price_minor,
             currency: event.currency.clone(),
             status: session.status,
@@ -206,6 +209,8 @@ pub struct SessionPatch {
     pub price_minor: Option<i64>,
     /// `cancelled` cancels every seat booked in the session.
     pub status: Option<SessionStatus>,
+    /// Switches the session's waitlist on or off (people already on it stay).
+    pub waitlist_enabled: Option<bool>,
 }
 
 impl TryFrom<SessionPatch> for SessionChanges {
@@ -232,6 +237,7 @@ impl TryFrom<SessionPatch> for SessionChanges {
             capacity: p.capacity.and_then(|v| f.check("capacity", capacity(v))),
             price_minor: p.price_minor.and_then(|v| f.check("price_minor", price(v))),
             status: p.status,
+            waitlist_enabled: p.waitlist_enabled,
         };
         f.finish().map(|()| changes)
     }
@@ -308,7 +314,12 @@ async fn update_session(
     auth.require(Role::Admin)?;
     let changes = SessionChanges::try_from(input.read().await?)?;
     let id = id.into_inner();
-    let (event, session) = run(&state.db, move |conn| super::update(conn, id, changes)).await?;
+    let issuer = state.issuer.clone();
+    let now = state.clock.now();
+    let (event, session) = run(&state.db, move |conn| {
+        super::update(conn, id, changes, &issuer, now)
+    })
+    .await?;
     // Not needed for correctness (bookings check revisions), but saves the next one a retry.
     state.programmes.forget(&event.slug);
     Ok(web::Json(SessionWithEvent {

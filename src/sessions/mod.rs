@@ -65,6 +65,8 @@ pub struct Session {
     pub sequence: i32,
     /// Raised by every change an organiser makes; see [`ProgrammeCache`].
     pub revision: i32,
+    /// Whether people may wait for a seat when it is full.
+    pub waitlist_enabled: bool,
 }
 
 impl Session {
@@ -91,6 +93,7 @@ pub(crate) struct SessionRow {
     status: String,
     sequence: i32,
     revision: i32,
+    waitlist_enabled: bool,
 }
 
 impl From<SessionRow> for Session {
@@ -111,6 +114,7 @@ impl From<SessionRow> for Session {
             status: SessionStatus::from_db(&row.status),
             sequence: row.sequence,
             revision: row.revision,
+            waitlist_enabled: row.waitlist_enabled,
         }
     }
 }
@@ -148,6 +152,7 @@ pub struct SessionChanges {
     pub capacity: Option<i32>,
     pub price_minor: Option<i64>,
     pub status: Option<SessionStatus>,
+    pub waitlist_enabled: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -236,15 +241,20 @@ struct SessionChangeset {
     status: Option<String>,
     updated_at: Option<NaiveDateTime>,
     sequence: Option<i32>,
+    waitlist_enabled: Option<bool>,
 }
 
-/// Changes a session. A lower capacity is refused when more seats are taken than it allows;
-/// cancelling a session cancels its seats in the same transaction.
-#[tracing::instrument(level = "debug", skip(conn, changes))]
+/// Changes a session. A lower capacity is refused when more seats are taken than it allows (an
+/// offer to someone on the waitlist counts as taken); a higher one offers the new seats to the
+/// waitlist first. Cancelling a session cancels its seats and closes its waitlist in the same
+/// transaction.
+#[tracing::instrument(level = "debug", skip(conn, changes, issuer))]
 pub fn update(
     conn: &mut DbConn,
     id: i64,
     changes: SessionChanges,
+    issuer: &bookings::Issuer,
+    now: DateTime<Utc>,
 ) -> Result<(Event, Session), SessionError> {
     db::write_transaction(conn, |conn| {
         lock(conn, id)?;
@@ -273,6 +283,7 @@ pub fn update(
             && current.status != SessionStatus::Cancelled;
         if cancelling {
             bookings::cancel_session_seats(conn, id)?;
+            crate::waitlist::close_session(conn, id, now)?;
         }
         // Calendars update an event only when its SEQUENCE goes up.
         let moved = changes.starts_at.is_some_and(|t| t != current.starts_at)
@@ -290,10 +301,13 @@ pub fn update(
             price_minor: changes.price_minor,
             status: changes.status.map(|s| s.as_str().to_owned()),
             updated_at: Some(db::now()),
+            waitlist_enabled: changes.waitlist_enabled,
         };
         diesel::update(sessions::table.find(id))
             .set((&changeset, sessions::revision.eq(sessions::revision + 1)))
             .execute(conn)?;
+        // More room, or published again: people waiting come first.
+        crate::waitlist::offer_free_seats(conn, id, issuer, now)?;
         let session = find(conn, id)?;
         let event = events::by_id(conn, session.event_id)?;
         if moved && !cancelling && session.status != SessionStatus::Cancelled {
@@ -439,6 +453,34 @@ where
 }
 
 impl<Conn> RunQueryDsl<Conn> for TakeSeat {}
+
+/// Reserves one free seat for a waitlist offer (the caller holds the row lock and has seen a
+/// free seat under it).
+pub fn reserve_seat(conn: &mut DbConn, id: i64) -> Result<(), DbError> {
+    let changed = diesel::update(sessions::table.find(id))
+        .filter(sessions::taken.lt(sessions::capacity))
+        .set(sessions::taken.eq(sessions::taken + 1))
+        .execute(conn)?;
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(DbError::Inconsistent(format!(
+            "session {id}: no free seat to offer"
+        )))
+    }
+}
+
+/// One more place in a session, for a person an organiser promotes from its waitlist.
+pub fn add_seat(conn: &mut DbConn, id: i64) -> Result<(), DbError> {
+    diesel::update(sessions::table.find(id))
+        .set((
+            sessions::capacity.eq(sessions::capacity + 1),
+            sessions::revision.eq(sessions::revision + 1),
+            sessions::updated_at.eq(db::now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
 
 /// Gives `count` seats back: the only way `taken` goes down.
 pub fn free_seats(conn: &mut DbConn, id: i64, count: i32) -> Result<(), DbError> {

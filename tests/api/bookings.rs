@@ -385,10 +385,11 @@ async fn cancelling_some_sessions_keeps_the_rest_and_recomputes_the_total(app: T
         .await;
 
     let changed = expect_json(response, 200).await;
-    assert_eq!(changed["status"], "confirmed");
+    // Priced seats are held until paid; the one left is still held.
+    assert_eq!(changed["status"], "held");
     assert_eq!(
         seat_states(&changed),
-        seats(&[(p.priced, "cancelled"), (second_priced, "confirmed")])
+        seats(&[(p.priced, "cancelled"), (second_priced, "held")])
     );
     assert_eq!(changed["total_minor"], 3000);
     assert_eq!(changed["payment_status"], "unpaid");
@@ -414,7 +415,7 @@ async fn cancelling_sessions_that_are_not_in_the_booking_is_refused(app: TestApp
     expect_invalid(foreign, "session_ids").await;
     expect_invalid(empty, "session_ids").await;
     let unchanged = app.booking(manage_token(&booked)).await;
-    assert_eq!(seat_states(&unchanged), seats(&[(p.priced, "confirmed")]));
+    assert_eq!(seat_states(&unchanged), seats(&[(p.priced, "held")]));
     assert_eq!(app.seats_left(&p.slug, p.priced).await, 9);
 }
 
@@ -425,7 +426,7 @@ async fn a_cancelled_seat_can_be_booked_again_by_the_same_person(app: TestApp) {
 
     let again = app.book(&p.slug, "ada@example.org", &[p.priced]).await;
 
-    assert_eq!(expect_json(again, 201).await["status"], "confirmed");
+    assert_eq!(expect_json(again, 201).await["status"], "held");
     assert_eq!(app.seats_left(&p.slug, p.priced).await, 9);
     assert_eq!(app.attendee_emails(p.priced).await, ["ada@example.org"]);
     app.assert_no_drift();
@@ -544,7 +545,7 @@ async fn the_attendee_list_shows_who_holds_a_seat(app: TestApp) {
     assert_eq!(attendees.len(), 1, "only people holding a seat: {list}");
     assert_eq!(attendees[0]["email"], "Grace@Example.org");
     assert_eq!(attendees[0]["reference"], grace["reference"]);
-    assert_eq!(attendees[0]["state"], "confirmed");
+    assert_eq!(attendees[0]["state"], "held");
     assert_eq!(
         app.attendee_emails(p.free).await,
         ["Grace@Example.org", "alan@example.org"],

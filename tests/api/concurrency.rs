@@ -217,7 +217,7 @@ fn check_reports_drift_with_exit_code_one() {
             "{backend:?}: drift gives exit code 1: {text}"
         );
         assert!(
-            text.contains("DRIFT session") && text.contains("counter 3 but 0 seat rows"),
+            text.contains("DRIFT session") && text.contains("counter 3 but 0 seats and offers"),
             "{text}"
         );
     }

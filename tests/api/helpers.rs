@@ -9,10 +9,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
+use masterclass::bookings::Issuer;
+use masterclass::clock::Clock;
 use masterclass::config::Settings;
 use masterclass::db::Db;
 use masterclass::organisers::{self, NewOrganiser, Role};
 use masterclass::startup::Application;
+use masterclass::tokens::TokenKey;
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +59,10 @@ pub struct TestApp {
     /// An owner's API token.
     pub admin_token: String,
     pub db: Db,
+    /// The server's clock for deadlines: a test clock, moved by hand.
+    pub clock: Clock,
+    /// What new bookings and offers are issued with, as the server has it.
+    pub issuer: Issuer,
     _scratch: Scratch,
 }
 
@@ -152,7 +159,14 @@ impl TestApp {
         let (database_url, scratch) = fresh_database(backend)?;
         let mut settings = test_settings(&database_url);
         adjust(&mut settings);
-        let app = Application::build(settings)
+        let issuer = Issuer {
+            reference_prefix: settings.bookings.reference_prefix.as_str().to_owned(),
+            key: TokenKey::from_settings(&settings.secrets).expect("token key"),
+            hold: settings.bookings.hold(),
+            offer: settings.bookings.offer(),
+        };
+        let clock = Clock::manual(chrono::Utc::now());
+        let app = Application::build_with_clock(settings, clock.clone())
             .await
             .expect("application starts");
         let address = format!("http://127.0.0.1:{}", app.port());
@@ -179,6 +193,8 @@ impl TestApp {
             client: reqwest::Client::new(),
             admin_token,
             db,
+            clock,
+            issuer,
             _scratch: scratch,
         })
     }
@@ -623,6 +639,17 @@ impl TestApp {
     }
 
     /// Runs `masterclass check` and expects every session's counter to match its seats.
+    /// Moves the server's clock and runs one sweep, as the sweeper thread would.
+    pub async fn advance(&self, by: chrono::Duration) -> masterclass::sweeper::Swept {
+        self.clock.advance(by);
+        let (db, issuer, clock) = (self.db.clone(), self.issuer.clone(), self.clock.clone());
+        tokio::task::spawn_blocking(move || {
+            masterclass::sweeper::sweep(&db, &issuer, &clock).expect("sweep")
+        })
+        .await
+        .expect("sweep task")
+    }
+
     pub fn assert_no_drift(&self) {
         let (code, output) = self.check();
         assert_eq!(

@@ -41,7 +41,7 @@ async fn a_booking_confirmation_arrives_with_both_parts_and_a_calendar_file(app:
     let server = SmtpServer::start_on(smtp::free_port());
     let slug = app.published_event("mail-confirmed").await;
     let first = app
-        .session(&slug, "Setting up a PMO that lasts", 20, 14500)
+        .session(&slug, "Setting up a PMO that lasts", 20, 0)
         .await;
     let second = app
         .session_at(
@@ -535,6 +535,9 @@ async fn enqueue_confirmations(app: &TestApp, n: usize) {
                 agenda: Vec::new(),
                 total: None,
                 change: None,
+                hold_until: None,
+                paid: false,
+                waitlist: None,
                 manage_url: None,
                 agenda_url: None,
             };

@@ -8,6 +8,7 @@ mod cli;
 mod concurrency;
 mod errors;
 mod events;
+mod lifecycle;
 mod mail;
 mod openapi;
 mod programme_cache;

@@ -23,6 +23,16 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/bookings/{manage_token}/agenda.ics"),
     ("get", "/api/v1/admin/emails"),
     ("post", "/api/v1/admin/emails/{id}/retry"),
+    ("post", "/api/v1/events/{slug}/sessions/{id}/waitlist"),
+    ("get", "/api/v1/waitlist/{manage_token}"),
+    ("post", "/api/v1/waitlist/{manage_token}/leave"),
+    ("post", "/api/v1/waitlist/{manage_token}/decline"),
+    ("post", "/api/v1/waitlist/{manage_token}/claim"),
+    ("get", "/api/v1/admin/sessions/{id}/waitlist"),
+    (
+        "post",
+        "/api/v1/admin/sessions/{id}/waitlist/{entry_id}/promote",
+    ),
 ];
 
 async fn document(app: &TestApp) -> Value {

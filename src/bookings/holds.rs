@@ -1,0 +1,167 @@
+//! Held bookings: confirmed when their payment arrives, expired when the hold runs out first.
+//! Every change to a booking's seats takes the session rows first, in id order, as bookings and
+//! cancellations do, so none of them wait on each other in a circle.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use super::notices::notify;
+use super::queries::load;
+use super::{Booking, BookingError, BookingStatus, Issuer, SeatState};
+use crate::db::schema::{bookings, seats};
+use crate::db::{self, DbConn, DbError};
+use crate::events;
+use crate::mail::{self, compose, Template};
+use crate::{sessions, waitlist};
+
+/// How many held bookings one sweep expires at most; the next sweep takes the rest.
+const SWEEP_BATCH: i64 = 200;
+
+/// Confirms a held booking whose payment has arrived: its held seats become confirmed, it is
+/// marked paid and the attendee gets their confirmation. A booking that is no longer held
+/// (expired, cancelled, already confirmed) is refused with [`BookingError::NotHeld`] and left
+/// as it is; the payments code decides what to do with the money.
+#[tracing::instrument(level = "debug", skip(conn))]
+pub fn confirm_payment(
+    conn: &mut DbConn,
+    booking_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Booking, BookingError> {
+    db::write_transaction(conn, |conn| {
+        let booking = load(conn, booking_id)?;
+        lock_sessions(conn, &booking, SeatState::Held)?;
+        let stamp = db::stored(now);
+        let changed = diesel::update(bookings::table.find(booking_id))
+            .filter(bookings::status.eq(BookingStatus::Held.as_str()))
+            .set((
+                bookings::status.eq(BookingStatus::Confirmed.as_str()),
+                bookings::payment_status.eq("paid"),
+                bookings::hold_expires_at.eq(None::<chrono::NaiveDateTime>),
+                bookings::updated_at.eq(stamp),
+            ))
+            .execute(conn)?;
+        if changed == 0 {
+            let now_status = load(conn, booking_id)?.status;
+            return Err(BookingError::NotHeld {
+                reference: booking.reference,
+                status: now_status,
+            });
+        }
+        diesel::update(seats::table)
+            .filter(seats::booking_id.eq(booking_id))
+            .filter(seats::state.eq(SeatState::Held.as_str()))
+            .set(seats::state.eq(SeatState::Confirmed.as_str()))
+            .execute(conn)?;
+        let booking = load(conn, booking_id)?;
+        let event = events::by_id(conn, booking.event_id)?;
+        let mut data = compose::booking_mail(&event, &booking.reference, &booking.attendee_name);
+        data.seats = booking
+            .seats
+            .iter()
+            .filter(|s| s.state == SeatState::Confirmed)
+            .map(|s| s.mail(&event, "confirmed"))
+            .collect();
+        data.total = (booking.total_minor > 0)
+            .then(|| compose::money(booking.total_minor, &booking.currency));
+        data.paid = true;
+        mail::enqueue(
+            conn,
+            Template::BookingConfirmed,
+            &booking.attendee_email,
+            Some(booking.id),
+            &data,
+        )?;
+        Ok(booking)
+    })
+}
+
+/// Expires held bookings whose hold ran out by `now`: their seats go back to their sessions
+/// (offered to the waitlist first) and the attendees are told. Each booking is its own
+/// transaction and is expired only if it is still held then, so any number of sweepers may run.
+/// Returns how many bookings this call expired.
+pub fn expire_holds(
+    conn: &mut DbConn,
+    issuer: &Issuer,
+    now: DateTime<Utc>,
+) -> Result<usize, BookingError> {
+    let due: Vec<i64> = bookings::table
+        .filter(bookings::status.eq(BookingStatus::Held.as_str()))
+        .filter(bookings::hold_expires_at.le(db::stored(now)))
+        .order(bookings::hold_expires_at.asc())
+        .select(bookings::id)
+        .limit(SWEEP_BATCH)
+        .load(conn)?;
+    let mut expired = 0;
+    for id in due {
+        if db::write_transaction(conn, |conn| expire_one(conn, id, issuer, now))? {
+            expired += 1;
+        }
+    }
+    Ok(expired)
+}
+
+fn expire_one(
+    conn: &mut DbConn,
+    id: i64,
+    issuer: &Issuer,
+    now: DateTime<Utc>,
+) -> Result<bool, BookingError> {
+    let booking = load(conn, id)?;
+    let held = lock_sessions(conn, &booking, SeatState::Held)?;
+    let stamp = db::stored(now);
+    // Still held and still due, now that the locks are ours: a payment or another sweeper may
+    // have come first.
+    let changed = diesel::update(bookings::table.find(id))
+        .filter(bookings::status.eq(BookingStatus::Held.as_str()))
+        .filter(bookings::hold_expires_at.le(stamp))
+        .set((
+            bookings::status.eq(BookingStatus::Expired.as_str()),
+            bookings::hold_expires_at.eq(None::<chrono::NaiveDateTime>),
+            bookings::updated_at.eq(stamp),
+        ))
+        .execute(conn)?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    for session_id in &held {
+        let freed = diesel::update(seats::table)
+            .filter(seats::booking_id.eq(id))
+            .filter(seats::session_id.eq(session_id))
+            .filter(seats::state.eq(SeatState::Held.as_str()))
+            .set((
+                seats::state.eq(SeatState::Expired.as_str()),
+                seats::cancelled_at.eq(Some(stamp)),
+            ))
+            .execute(conn)?;
+        if freed > 0 {
+            sessions::free_seats(conn, *session_id, freed as i32)?;
+            waitlist::offer_free_seats(conn, *session_id, issuer, now)?;
+        }
+    }
+    let booking = load(conn, id)?;
+    let event = events::by_id(conn, booking.event_id)?;
+    notify(conn, &event, &booking, &held, Template::HoldExpired)?;
+    tracing::info!(reference = %booking.reference, seats = held.len(), "hold expired");
+    Ok(true)
+}
+
+/// Takes the row locks of the sessions where `booking` has seats in `state`, in id order;
+/// returns those session ids.
+fn lock_sessions(
+    conn: &mut DbConn,
+    booking: &Booking,
+    state: SeatState,
+) -> Result<Vec<i64>, DbError> {
+    let mut ids: Vec<i64> = booking
+        .seats
+        .iter()
+        .filter(|s| s.state == state)
+        .map(|s| s.session_id)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in &ids {
+        sessions::lock(conn, *id)?;
+    }
+    Ok(ids)
+}

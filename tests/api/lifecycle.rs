@@ -1,0 +1,422 @@
+//! The booking lifecycle: holds that expire or are paid, waitlists with automatic offers that are
+//! claimed, declined or lapse, organiser promotions. Time is the server's test clock, moved by
+//! hand; each move runs one sweep, as the sweeper thread would.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{json, Value};
+
+use crate::helpers::{expect_json, expect_problem, TestApp};
+use crate::on_both_backends;
+
+fn token(body: &Value) -> &str {
+    body["manage_token"].as_str().expect("manage token")
+}
+
+fn at(body: &Value, field: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(body[field].as_str().expect(field))
+        .expect("a time")
+        .with_timezone(&Utc)
+}
+
+async fn join(app: &TestApp, slug: &str, session: i64, email: &str) -> reqwest::Response {
+    app.post(
+        &format!("/api/v1/events/{slug}/sessions/{session}/waitlist"),
+        &json!({"name": "Someone Waiting", "email": email, "organisation": null}),
+    )
+    .await
+}
+
+async fn joined(app: &TestApp, slug: &str, session: i64, email: &str) -> Value {
+    expect_json(join(app, slug, session, email).await, 201).await
+}
+
+async fn entry(app: &TestApp, entry_token: &str) -> Value {
+    expect_json(
+        app.get(&format!("/api/v1/waitlist/{entry_token}")).await,
+        200,
+    )
+    .await
+}
+
+async fn act(app: &TestApp, entry_token: &str, action: &str) -> reqwest::Response {
+    app.post(
+        &format!("/api/v1/waitlist/{entry_token}/{action}"),
+        &json!({}),
+    )
+    .await
+}
+
+/// The templates of every email written so far, oldest first.
+fn outbox(app: &TestApp) -> Vec<String> {
+    use diesel::prelude::*;
+    use masterclass::db::schema::email_jobs;
+    let mut conn = app.db.conn().expect("conn");
+    email_jobs::table
+        .order(email_jobs::id.asc())
+        .select(email_jobs::template)
+        .load(&mut *conn)
+        .expect("jobs")
+}
+
+async fn a_priced_booking_is_held_until_its_hold_runs_out(app: TestApp) {
+    let slug = app.published_event("holds").await;
+    let priced = app
+        .session(&slug, "Portfolio prioritisation", 5, 14500)
+        .await;
+    let booked = app.booked(&slug, "ada@example.org", &[priced]).await;
+    assert_eq!(booked["status"], "held");
+    assert_eq!(booked["seats"][0]["state"], "held");
+    let until = at(&booked, "hold_expires_at");
+    assert_eq!(until, app.clock.now() + Duration::minutes(15));
+    assert_eq!(app.seats_left(&slug, priced).await, 4);
+
+    let swept = app.advance(Duration::minutes(14)).await;
+    assert_eq!(swept.holds_expired, 0, "not yet due");
+    assert_eq!(app.booking(token(&booked)).await["status"], "held");
+
+    let swept = app.advance(Duration::minutes(2)).await;
+    assert_eq!(swept.holds_expired, 1);
+    let after = app.booking(token(&booked)).await;
+    assert_eq!(after["status"], "expired");
+    assert_eq!(after["seats"][0]["state"], "expired");
+    assert!(after["hold_expires_at"].is_null());
+    assert_eq!(app.seats_left(&slug, priced).await, 5);
+    assert_eq!(outbox(&app), ["booking_held", "hold_expired"]);
+    // A second sweep finds nothing more to do.
+    assert_eq!(app.advance(Duration::minutes(1)).await.holds_expired, 0);
+    app.assert_no_drift();
+}
+
+async fn payment_confirms_a_held_booking_once(app: TestApp) {
+    let slug = app.published_event("paid").await;
+    let priced = app.session(&slug, "Benefits realisation", 5, 9900).await;
+    let free = app
+        .session_at(
+            &slug,
+            "PMO forum",
+            50,
+            0,
+            "2027-03-11T09:00:00+00:00",
+            "2027-03-11T10:00:00+00:00",
+        )
+        .await;
+    let booked = app.booked(&slug, "ada@example.org", &[priced, free]).await;
+    assert_eq!(
+        booked["status"], "held",
+        "a priced session holds the whole booking"
+    );
+    let id = booking_id(&app, booked["reference"].as_str().expect("reference"));
+
+    let (db, now) = (app.db.clone(), app.clock.now());
+    let confirmed = tokio::task::spawn_blocking(move || {
+        let mut conn = db.conn().expect("conn");
+        let first = masterclass::bookings::confirm_payment(&mut conn, id, now).map(|b| b.status);
+        let again = masterclass::bookings::confirm_payment(&mut conn, id, now).map(|b| b.status);
+        (first, again)
+    })
+    .await
+    .expect("task");
+    assert!(matches!(
+        confirmed.0,
+        Ok(masterclass::bookings::BookingStatus::Confirmed)
+    ));
+    assert!(
+        matches!(
+            confirmed.1,
+            Err(masterclass::bookings::BookingError::NotHeld { .. })
+        ),
+        "a second payment confirms nothing: {:?}",
+        confirmed.1
+    );
+    let after = app.booking(token(&booked)).await;
+    assert_eq!(after["status"], "confirmed");
+    assert_eq!(after["payment_status"], "paid");
+    assert!(after["seats"]
+        .as_array()
+        .expect("seats")
+        .iter()
+        .all(|s| s["state"] == "confirmed"));
+    // Paid: the hold's deadline no longer applies.
+    assert_eq!(app.advance(Duration::hours(1)).await.holds_expired, 0);
+    assert_eq!(app.booking(token(&booked)).await["status"], "confirmed");
+    assert_eq!(outbox(&app), ["booking_held", "booking_confirmed"]);
+    app.assert_no_drift();
+}
+
+fn booking_id(app: &TestApp, reference: &str) -> i64 {
+    use diesel::prelude::*;
+    use masterclass::db::schema::bookings;
+    let mut conn = app.db.conn().expect("conn");
+    bookings::table
+        .filter(bookings::reference.eq(reference))
+        .select(bookings::id)
+        .first(&mut *conn)
+        .expect("booking")
+}
+
+async fn a_freed_seat_is_offered_to_the_first_person_waiting_never_the_public(app: TestApp) {
+    let slug = app.published_event("waitlist").await;
+    let class = app.session(&slug, "Resource capacity planning", 1, 0).await;
+    let ada = app.booked(&slug, "ada@example.org", &[class]).await;
+
+    let full = expect_problem(
+        app.book(&slug, "bob@example.org", &[class]).await,
+        409,
+        "session-full",
+    )
+    .await;
+    let path = full["waitlist"].as_str().expect("the waitlist to join");
+    assert_eq!(
+        path,
+        format!("/api/v1/events/{slug}/sessions/{class}/waitlist")
+    );
+
+    let bob = joined(&app, &slug, class, "bob@example.org").await;
+    assert_eq!(
+        (bob["state"].as_str(), bob["position"].as_i64()),
+        (Some("waiting"), Some(1))
+    );
+    let cyd = joined(&app, &slug, class, "cyd@example.org").await;
+    assert_eq!(cyd["position"], 2);
+
+    expect_json(app.cancel(token(&ada), None).await, 200).await;
+    let offered = entry(&app, token(&bob)).await;
+    assert_eq!(offered["state"], "offered");
+    assert_eq!(
+        at(&offered, "offer_expires_at"),
+        app.clock.now() + Duration::hours(24)
+    );
+    assert_eq!(
+        app.seats_left(&slug, class).await,
+        0,
+        "the offer holds the seat"
+    );
+    expect_problem(
+        app.book(&slug, "dan@example.org", &[class]).await,
+        409,
+        "session-full",
+    )
+    .await;
+    assert_eq!(entry(&app, token(&cyd)).await["position"], 1);
+
+    let claimed = expect_json(act(&app, token(&bob), "claim").await, 201).await;
+    assert_eq!(claimed["status"], "confirmed");
+    assert_eq!(claimed["attendee"]["email"], "bob@example.org");
+    assert_eq!(entry(&app, token(&bob)).await["state"], "claimed");
+    assert_eq!(app.attendee_emails(class).await, ["bob@example.org"]);
+    assert_eq!(
+        outbox(&app),
+        [
+            "booking_confirmed",
+            "waitlist_joined",
+            "waitlist_joined",
+            // Both written by the cancellation's transaction.
+            "waitlist_offer",
+            "booking_cancelled",
+            "booking_confirmed"
+        ]
+    );
+    app.assert_no_drift();
+}
+
+async fn a_declined_or_lapsed_offer_passes_to_the_next_person_at_once(app: TestApp) {
+    let slug = app.published_event("offers").await;
+    let class = app.session(&slug, "Agile PMO", 1, 0).await;
+    let ada = app.booked(&slug, "ada@example.org", &[class]).await;
+    let bob = joined(&app, &slug, class, "bob@example.org").await;
+    let cyd = joined(&app, &slug, class, "cyd@example.org").await;
+    expect_json(app.cancel(token(&ada), None).await, 200).await;
+
+    let declined = expect_json(act(&app, token(&bob), "decline").await, 200).await;
+    assert_eq!(declined["state"], "declined");
+    assert_eq!(entry(&app, token(&cyd)).await["state"], "offered");
+    app.assert_no_drift();
+
+    // Not claimed in time: the seat goes back on sale, as nobody else waits.
+    let swept = app.advance(Duration::hours(25)).await;
+    assert_eq!(swept.offers_lapsed, 1);
+    assert_eq!(entry(&app, token(&cyd)).await["state"], "expired");
+    assert_eq!(app.seats_left(&slug, class).await, 1);
+    expect_problem(act(&app, token(&cyd), "claim").await, 409, "conflict").await;
+    app.assert_no_drift();
+}
+
+async fn a_claim_after_the_deadline_is_refused_and_passes_the_seat_on(app: TestApp) {
+    let slug = app.published_event("late-claim").await;
+    let class = app.session(&slug, "Governance", 1, 0).await;
+    let ada = app.booked(&slug, "ada@example.org", &[class]).await;
+    let bob = joined(&app, &slug, class, "bob@example.org").await;
+    let cyd = joined(&app, &slug, class, "cyd@example.org").await;
+    expect_json(app.cancel(token(&ada), None).await, 200).await;
+    // Past the deadline, before any sweep has seen it.
+    app.clock.advance(Duration::hours(24));
+    expect_problem(act(&app, token(&bob), "claim").await, 409, "offer-expired").await;
+    assert_eq!(entry(&app, token(&bob)).await["state"], "expired");
+    assert_eq!(entry(&app, token(&cyd)).await["state"], "offered");
+    app.assert_no_drift();
+}
+
+async fn an_expired_hold_and_a_raised_capacity_go_to_the_waitlist_first(app: TestApp) {
+    let slug = app.published_event("freed").await;
+    let class = app.session(&slug, "Portfolio governance", 1, 12000).await;
+    app.booked(&slug, "ada@example.org", &[class]).await;
+    let bob = joined(&app, &slug, class, "bob@example.org").await;
+    let cyd = joined(&app, &slug, class, "cyd@example.org").await;
+    let dan = joined(&app, &slug, class, "dan@example.org").await;
+
+    assert_eq!(app.advance(Duration::minutes(16)).await.holds_expired, 1);
+    assert_eq!(entry(&app, token(&bob)).await["state"], "offered");
+    // Claiming a priced offer holds the seat for payment.
+    let claimed = expect_json(act(&app, token(&bob), "claim").await, 201).await;
+    assert_eq!(claimed["status"], "held");
+
+    let raised = app.patch_session(class, &json!({"capacity": 3})).await;
+    assert_eq!(expect_json(raised, 200).await["seats_left"], 0);
+    assert_eq!(entry(&app, token(&cyd)).await["state"], "offered");
+    assert_eq!(entry(&app, token(&dan)).await["state"], "offered");
+    app.assert_no_drift();
+}
+
+async fn joining_is_refused_with_seats_left_twice_or_when_booked_or_switched_off(app: TestApp) {
+    let slug = app.published_event("join-rules").await;
+    let roomy = app.session(&slug, "Benefits", 5, 0).await;
+    expect_problem(
+        join(&app, &slug, roomy, "bob@example.org").await,
+        409,
+        "seats-available",
+    )
+    .await;
+
+    let tight = app.session(&slug, "Reporting", 1, 0).await;
+    app.booked(&slug, "ada@example.org", &[tight]).await;
+    expect_problem(
+        join(&app, &slug, tight, "ADA@example.org").await,
+        409,
+        "already-booked",
+    )
+    .await;
+    joined(&app, &slug, tight, "bob@example.org").await;
+    expect_problem(
+        join(&app, &slug, tight, "Bob@Example.org").await,
+        409,
+        "already-waiting",
+    )
+    .await;
+    expect_json(
+        app.patch_session(tight, &json!({"waitlist_enabled": false}))
+            .await,
+        200,
+    )
+    .await;
+    expect_problem(
+        join(&app, &slug, tight, "cyd@example.org").await,
+        409,
+        "waitlist-closed",
+    )
+    .await;
+    let full = expect_problem(
+        app.book(&slug, "cyd@example.org", &[tight]).await,
+        409,
+        "session-full",
+    )
+    .await;
+    assert!(
+        full.get("waitlist").is_none(),
+        "no waitlist to point at: {full}"
+    );
+    expect_problem(
+        join(&app, &slug, 9999, "cyd@example.org").await,
+        404,
+        "not-found",
+    )
+    .await;
+    let invalid = join(&app, &slug, tight, "not an email").await;
+    crate::helpers::expect_invalid(invalid, "email").await;
+
+    // Leaving: the place is gone, and leaving twice is refused.
+    let cyd_free = app.session(&slug, "Forum", 1, 0).await;
+    app.booked(&slug, "eve@example.org", &[cyd_free]).await;
+    let cyd = joined(&app, &slug, cyd_free, "cyd@example.org").await;
+    assert_eq!(
+        expect_json(act(&app, token(&cyd), "leave").await, 200).await["state"],
+        "withdrawn"
+    );
+    expect_problem(act(&app, token(&cyd), "leave").await, 409, "conflict").await;
+    expect_problem(
+        app.get("/api/v1/waitlist/not-a-token").await,
+        404,
+        "not-found",
+    )
+    .await;
+    app.assert_no_drift();
+}
+
+async fn organisers_see_the_waitlist_in_order_and_promote_someone(app: TestApp) {
+    let slug = app.published_event("promote").await;
+    let class = app.session(&slug, "Leadership", 1, 0).await;
+    app.booked(&slug, "ada@example.org", &[class]).await;
+    let bob = joined(&app, &slug, class, "bob@example.org").await;
+    joined(&app, &slug, class, "cyd@example.org").await;
+    let list = expect_json(
+        app.admin_get(&format!("/api/v1/admin/sessions/{class}/waitlist"))
+            .await,
+        200,
+    )
+    .await;
+    let emails: Vec<&str> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|e| e["attendee"]["email"].as_str().expect("email"))
+        .collect();
+    assert_eq!(emails, ["bob@example.org", "cyd@example.org"]);
+    let cyd_id = list[1]["id"].as_i64().expect("id");
+
+    let moved = expect_json(
+        app.admin_post(
+            &format!("/api/v1/admin/sessions/{class}/waitlist/{cyd_id}/promote"),
+            &json!({}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(moved["position"], 1);
+    assert_eq!(entry(&app, token(&bob)).await["position"], 2);
+
+    // With a seat added for them, they are offered it now, ahead of everyone.
+    let offered = expect_json(
+        app.admin_post(
+            &format!("/api/v1/admin/sessions/{class}/waitlist/{cyd_id}/promote"),
+            &json!({"add_seat": true}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(offered["state"], "offered");
+    assert_eq!(offered["session"]["capacity"], 2);
+    assert_eq!(entry(&app, token(&bob)).await["state"], "waiting");
+    expect_problem(
+        app.admin_post(
+            &format!("/api/v1/admin/sessions/{class}/waitlist/{cyd_id}/promote"),
+            &json!({}),
+        )
+        .await,
+        409,
+        "conflict",
+    )
+    .await;
+    app.assert_no_drift();
+}
+
+on_both_backends!(
+    a_priced_booking_is_held_until_its_hold_runs_out,
+    payment_confirms_a_held_booking_once,
+    a_freed_seat_is_offered_to_the_first_person_waiting_never_the_public,
+    a_declined_or_lapsed_offer_passes_to_the_next_person_at_once,
+    a_claim_after_the_deadline_is_refused_and_passes_the_seat_on,
+    an_expired_hold_and_a_raised_capacity_go_to_the_waitlist_first,
+    joining_is_refused_with_seats_left_twice_or_when_booked_or_switched_off,
+    organisers_see_the_waitlist_in_order_and_promote_someone,
+);
