@@ -93,6 +93,7 @@ fn seed(conn: &mut DbConn, issuer: &Issuer) -> anyhow::Result<Option<String>> {
             registration_opens_at: Some((now - chrono::Duration::days(1)).trunc_subsecs(0)),
             registration_closes_at: Some(at(0, (9, 0))?),
             status: EventStatus::Published,
+            allow_clashes: false,
         },
     )?;
     for class in PROGRAMME {

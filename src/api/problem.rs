@@ -28,6 +28,7 @@ pub enum Kind {
     RegistrationClosed,
     CapacityBelowTaken,
     SeatsAvailable,
+    TimetableClash,
     AlreadyWaiting,
     WaitlistClosed,
     OfferExpired,
@@ -53,6 +54,7 @@ impl Kind {
             Self::RegistrationClosed => "registration-closed",
             Self::CapacityBelowTaken => "capacity-below-taken",
             Self::SeatsAvailable => "seats-available",
+            Self::TimetableClash => "timetable-clash",
             Self::AlreadyWaiting => "already-waiting",
             Self::WaitlistClosed => "waitlist-closed",
             Self::OfferExpired => "offer-expired",
@@ -78,6 +80,7 @@ impl Kind {
             Self::RegistrationClosed => "Registration is closed",
             Self::CapacityBelowTaken => "Capacity below seats taken",
             Self::SeatsAvailable => "Seats are available",
+            Self::TimetableClash => "Sessions overlap in time",
             Self::AlreadyWaiting => "Already on the waitlist",
             Self::WaitlistClosed => "The session has no waitlist",
             Self::OfferExpired => "The offer has run out",
@@ -103,6 +106,7 @@ impl Kind {
             | Self::RegistrationClosed
             | Self::CapacityBelowTaken
             | Self::SeatsAvailable
+            | Self::TimetableClash
             | Self::AlreadyWaiting
             | Self::WaitlistClosed
             | Self::OfferExpired
@@ -124,6 +128,7 @@ pub struct Problem {
     errors: Vec<FieldError>,
     session: Option<Box<(i64, String)>>,
     waitlist: Option<Box<str>>,
+    other_session: Option<Box<(i64, String)>>,
 }
 
 /// A problem details object (RFC 9457).
@@ -148,6 +153,11 @@ pub struct ProblemDocument<'a> {
     /// For `session-full`: where to join the session's waitlist (`POST`), when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waitlist: Option<&'a str>,
+    /// For `timetable-clash`: the other session, which overlaps `session_id` in time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_session_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_session_title: Option<&'a str>,
 }
 
 impl Problem {
@@ -158,6 +168,7 @@ impl Problem {
             errors: Vec::new(),
             session: None,
             waitlist: None,
+            other_session: None,
         }
     }
 
@@ -167,6 +178,12 @@ impl Problem {
 
     pub fn with_session(mut self, id: i64, title: &str) -> Self {
         self.session = Some(Box::new((id, title.to_owned())));
+        self
+    }
+
+    /// Names a second session (the one a `timetable-clash` overlaps).
+    pub fn with_other_session(mut self, id: i64, title: &str) -> Self {
+        self.other_session = Some(Box::new((id, title.to_owned())));
         self
     }
 
@@ -196,6 +213,8 @@ impl Problem {
             session_id: self.session.as_ref().map(|s| s.0),
             session_title: self.session.as_ref().map(|s| s.1.as_str()),
             waitlist: self.waitlist.as_deref(),
+            other_session_id: self.other_session.as_ref().map(|s| s.0),
+            other_session_title: self.other_session.as_ref().map(|s| s.1.as_str()),
         }
     }
 }

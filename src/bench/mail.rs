@@ -267,6 +267,7 @@ fn fill_outbox(database: &DatabaseSettings, emails: usize) -> anyhow::Result<Db>
             registration_opens_at: None,
             registration_closes_at: None,
             status: EventStatus::Published,
+            allow_clashes: false,
         },
     )?;
     let (_, session) = sessions::create(

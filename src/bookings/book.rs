@@ -13,7 +13,9 @@ use crate::db::{self, DbConn, DbError};
 use crate::events::{Event, EventError, EventStatus};
 use crate::mail::compose;
 use crate::mail::{self, Template};
-use crate::sessions::{self, Cached, Programme, ProgrammeCache, Refusal, Session, SessionStatus};
+use crate::sessions::{
+    self, Cached, Programme, ProgrammeCache, Refusal, SeatRequest, Session, SessionStatus,
+};
 use crate::tokens;
 use crate::validation::ValidationError;
 
@@ -78,33 +80,49 @@ pub fn book_in(
     let email = request.attendee.email.normalized();
     // Counters first, in id order: a full or changed session is found before anything is
     // written, and two bookings never wait on each other's row locks in opposite orders.
+    if !event.allow_clashes {
+        if let Some((a, b)) = overlapping_pair(&wanted) {
+            return Err(BookingError::TimetableClash {
+                session: (b.id, b.title.clone()),
+                other: (a.id, a.title.clone()),
+            });
+        }
+    }
     for session in &wanted {
-        if !sessions::take_seat(conn, session, event.revision)? {
-            return Err(
-                match sessions::why_not_taken(conn, session, event.revision)? {
-                    Refusal::Changed => BookingError::ProgrammeChanged,
-                    Refusal::Cancelled => BookingError::SessionCancelled {
+        let seat = SeatRequest {
+            session,
+            event_revision: event.revision,
+            allow_clashes: event.allow_clashes,
+            email: &email,
+        };
+        if !sessions::take_seat(conn, &seat)? {
+            return Err(match sessions::why_not_taken(conn, &seat)? {
+                Refusal::Changed => BookingError::ProgrammeChanged,
+                Refusal::Cancelled => BookingError::SessionCancelled {
+                    id: session.id,
+                    title: session.title.clone(),
+                },
+                Refusal::Clash { id, title } => BookingError::TimetableClash {
+                    session: (session.id, session.title.clone()),
+                    other: (id, title),
+                },
+                // Someone who holds a seat already is better told so than that it is full.
+                Refusal::Full => match already_holds(conn, &email, &wanted)? {
+                    Some(held) => BookingError::AlreadyBooked {
+                        session: (held.id, held.title.clone()),
+                    },
+                    None => BookingError::SessionFull {
                         id: session.id,
                         title: session.title.clone(),
-                    },
-                    // Someone who holds a seat already is better told so than that it is full.
-                    Refusal::Full => match already_holds(conn, &email, &wanted)? {
-                        Some(held) => BookingError::AlreadyBooked {
-                            session: (held.id, held.title.clone()),
-                        },
-                        None => BookingError::SessionFull {
-                            id: session.id,
-                            title: session.title.clone(),
-                            waitlist: session.waitlist_enabled.then(|| {
-                                format!(
-                                    "/api/v1/events/{}/sessions/{}/waitlist",
-                                    event.slug, session.id
-                                )
-                            }),
-                        },
+                        waitlist: session.waitlist_enabled.then(|| {
+                            format!(
+                                "/api/v1/events/{}/sessions/{}/waitlist",
+                                event.slug, session.id
+                            )
+                        }),
                     },
                 },
-            );
+            });
         }
     }
     write_booking(conn, event, &wanted, &request.attendee, issuer, now)
@@ -284,6 +302,16 @@ fn bookable_sessions<'a>(
         }
     }
     Ok(found)
+}
+
+/// Two of `sessions` that overlap in time, the earlier first.
+fn overlapping_pair<'a>(sessions: &[&'a Session]) -> Option<(&'a Session, &'a Session)> {
+    let mut by_start: Vec<&Session> = sessions.to_vec();
+    by_start.sort_by_key(|s| (s.starts_at, s.id));
+    by_start
+        .windows(2)
+        .find(|w| w[1].starts_at < w[0].ends_at)
+        .map(|w| (w[0], w[1]))
 }
 
 /// The first of `wanted` in which this person (normalised email) holds an active seat.

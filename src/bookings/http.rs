@@ -253,6 +253,15 @@ impl From<BookingError> for Problem {
                 format!("This email address already has a seat in \"{title}\"; nothing was booked"),
             )
             .with_session(id, &title),
+            BookingError::TimetableClash { session, other } => Problem::new(
+                Kind::TimetableClash,
+                format!(
+                    "\"{}\" overlaps \"{}\" in time; nothing was booked",
+                    session.1, other.1
+                ),
+            )
+            .with_session(session.0, &session.1)
+            .with_other_session(other.0, &other.1),
             BookingError::NotFound => Problem::not_found("The booking"),
             e @ BookingError::ReferenceCollision => Problem::internal(&e),
             e @ BookingError::NotHeld { .. } => Problem::new(Kind::Conflict, e.to_string()),
@@ -274,7 +283,7 @@ impl From<BookingError> for Problem {
     responses(
         (status = 201, description = "Booked; keep `manage_token`, it is not shown again", body = BookingCreated),
         BodyProblems, NotFound,
-        (status = 409, description = "`session-full`, `already-booked`, `registration-closed`, `session-cancelled`, `session-started`, or `conflict` when the programme kept changing during the booking; nothing was booked", body = crate::api::problem::ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`session-full`, `already-booked`, `timetable-clash`, `registration-closed`, `session-cancelled`, `session-started`, or `conflict` when the programme kept changing during the booking; nothing was booked", body = crate::api::problem::ProblemDocument, content_type = "application/problem+json"),
         Unavailable,
     )
 )]

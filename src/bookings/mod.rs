@@ -249,6 +249,13 @@ pub enum BookingError {
     },
     #[error("already booked")]
     AlreadyBooked { session: (i64, String) },
+    /// `session` overlaps `other` in time (both requested, or `other` already held) and the
+    /// event does not allow clashes.
+    #[error("session {} overlaps session {}", session.0, other.0)]
+    TimetableClash {
+        session: (i64, String),
+        other: (i64, String),
+    },
     #[error("no booking with that manage token")]
     NotFound,
     /// The generated reference was in use; [`book`] tries again with another.

@@ -39,6 +39,8 @@ pub struct EventView {
     /// Whether bookings are accepted right now.
     pub registration_open: bool,
     pub status: EventStatus,
+    /// Whether one person may book sessions that overlap in time.
+    pub allow_clashes: bool,
 }
 
 impl From<&Event> for EventView {
@@ -57,6 +59,7 @@ impl From<&Event> for EventView {
                 .map(|t| local_time(t, event.time_zone)),
             registration_open: event.registration_open(Utc::now()),
             status: event.status,
+            allow_clashes: event.allow_clashes,
         }
     }
 }
@@ -99,6 +102,10 @@ pub struct EventInput {
     /// `draft` (the default) or `published`.
     #[serde(default)]
     pub status: Option<EventStatus>,
+    /// Let one person book sessions that overlap in time (default: refused as
+    /// `timetable-clash`).
+    #[serde(default)]
+    pub allow_clashes: bool,
 }
 
 impl TryFrom<EventInput> for NewEvent {
@@ -129,6 +136,7 @@ impl TryFrom<EventInput> for NewEvent {
                     registration_opens_at: opens,
                     registration_closes_at: closes,
                     status: input.status.unwrap_or(EventStatus::Draft),
+                    allow_clashes: input.allow_clashes,
                 })
             }
             _ => Err(crate::validation::ValidationError::single(
@@ -158,6 +166,7 @@ pub struct EventPatch {
     #[schema(value_type = Option<String>, format = DateTime)]
     pub registration_closes_at: Option<Option<DateTime<FixedOffset>>>,
     pub status: Option<EventStatus>,
+    pub allow_clashes: Option<bool>,
 }
 
 impl TryFrom<EventPatch> for EventChanges {
@@ -183,6 +192,7 @@ impl TryFrom<EventPatch> for EventChanges {
                 .registration_closes_at
                 .map(|t| t.and_then(|t| f.check("registration_closes_at", instant(t)))),
             status: p.status,
+            allow_clashes: p.allow_clashes,
         };
         f.finish().map(|()| changes)
     }

@@ -53,6 +53,8 @@ pub struct Event {
     pub updated_at: DateTime<Utc>,
     /// Raised by every change; see [`crate::sessions::ProgrammeCache`].
     pub revision: i32,
+    /// Whether one person may hold seats in sessions that overlap in time.
+    pub allow_clashes: bool,
 }
 
 impl Event {
@@ -81,6 +83,7 @@ pub(crate) struct EventRow {
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
     revision: i32,
+    allow_clashes: bool,
 }
 
 impl From<EventRow> for Event {
@@ -102,6 +105,7 @@ impl From<EventRow> for Event {
             created_at: row.created_at.and_utc(),
             updated_at: row.updated_at.and_utc(),
             revision: row.revision,
+            allow_clashes: row.allow_clashes,
         }
     }
 }
@@ -141,6 +145,7 @@ pub struct NewEvent {
     pub registration_opens_at: Option<DateTime<Utc>>,
     pub registration_closes_at: Option<DateTime<Utc>>,
     pub status: EventStatus,
+    pub allow_clashes: bool,
 }
 
 /// Changes to an event; `None` leaves a field as it is, `Some(None)` clears an optional one.
@@ -153,6 +158,7 @@ pub struct EventChanges {
     pub registration_opens_at: Option<Option<DateTime<Utc>>>,
     pub registration_closes_at: Option<Option<DateTime<Utc>>>,
     pub status: Option<EventStatus>,
+    pub allow_clashes: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -201,6 +207,7 @@ struct EventInsert<'a> {
     status: &'a str,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    allow_clashes: bool,
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(slug = new.slug.as_str()))]
@@ -218,6 +225,7 @@ pub fn create(conn: &mut DbConn, new: &NewEvent) -> Result<Event, EventError> {
         status: new.status.as_str(),
         created_at: now,
         updated_at: now,
+        allow_clashes: new.allow_clashes,
     };
     let inserted = diesel::insert_into(events::table)
         .values(&row)
@@ -243,6 +251,7 @@ struct EventChangeset {
     registration_closes_at: Option<Option<NaiveDateTime>>,
     status: Option<String>,
     updated_at: NaiveDateTime,
+    allow_clashes: Option<bool>,
 }
 
 #[tracing::instrument(level = "debug", skip(conn, changes))]
@@ -270,6 +279,7 @@ pub fn update(conn: &mut DbConn, slug: &str, changes: EventChanges) -> Result<Ev
             registration_closes_at: changes.registration_closes_at.map(|t| t.map(db::stored)),
             status: changes.status.map(|s| s.as_str().to_owned()),
             updated_at: db::now(),
+            allow_clashes: changes.allow_clashes,
         };
         diesel::update(events::table.find(current.id))
             .set((&changeset, events::revision.eq(events::revision + 1)))

@@ -364,36 +364,46 @@ pub fn lock(conn: &mut DbConn, id: i64) -> Result<(), DbError> {
 /// Takes one seat if one is left in a published session whose programme is still as the caller
 /// read it (`session.revision` and `event_revision`): the only way `taken` goes up. When it
 /// returns `false`, [`why_not_taken`] says why.
-pub fn take_seat(
-    conn: &mut DbConn,
-    session: &Session,
-    event_revision: i32,
-) -> Result<bool, DbError> {
+pub fn take_seat(conn: &mut DbConn, seat: &SeatRequest<'_>) -> Result<bool, DbError> {
     let changed = TakeSeat {
-        session_id: session.id,
-        revision: session.revision,
-        event_revision,
+        session_id: seat.session.id,
+        revision: seat.session.revision,
+        event_revision: seat.event_revision,
+        allow_clashes: seat.allow_clashes,
+        email: seat.email.to_owned(),
     }
     .execute(conn)?;
     Ok(changed == 1)
 }
 
+/// One seat wanted by one person, with what the caller read of the programme.
+pub struct SeatRequest<'a> {
+    pub session: &'a Session,
+    pub event_revision: i32,
+    /// The event's setting: when `false`, a seat overlapping one the person holds is refused.
+    pub allow_clashes: bool,
+    /// The person's normalised email.
+    pub email: &'a str,
+}
+
 /// Why [`take_seat`] took nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// The session or its event changed since the caller read them: read again and retry.
     Changed,
     Cancelled,
+    /// The person holds a seat in this session of the event, which overlaps it.
+    Clash {
+        id: i64,
+        title: String,
+    },
     Full,
 }
 
 /// Reads the session as it is now to explain a refused [`take_seat`], checking its conditions
 /// in the same order.
-pub fn why_not_taken(
-    conn: &mut DbConn,
-    session: &Session,
-    event_revision: i32,
-) -> Result<Refusal, DbError> {
+pub fn why_not_taken(conn: &mut DbConn, seat: &SeatRequest<'_>) -> Result<Refusal, DbError> {
+    let (session, event_revision) = (seat.session, seat.event_revision);
     use crate::db::schema::events;
     let now: Option<(String, i32, i32)> = sessions::table
         .inner_join(events::table)
@@ -408,7 +418,10 @@ pub fn why_not_taken(
             Refusal::Changed
         }
         Some((status, ..)) => match SessionStatus::from_db(&status) {
-            SessionStatus::Published => Refusal::Full,
+            SessionStatus::Published => match clashing_seat(conn, seat.email, session)? {
+                Some((id, title)) if !seat.allow_clashes => Refusal::Clash { id, title },
+                _ => Refusal::Full,
+            },
             SessionStatus::Cancelled => Refusal::Cancelled,
             SessionStatus::Draft => Refusal::Changed,
         },
@@ -416,8 +429,31 @@ pub fn why_not_taken(
     })
 }
 
+/// A session of the same event, overlapping `session` in time, in which the person (normalised
+/// email) holds a seat.
+pub fn clashing_seat(
+    conn: &mut DbConn,
+    email: &str,
+    session: &Session,
+) -> Result<Option<(i64, String)>, DbError> {
+    use crate::db::schema::seats;
+    Ok(seats::table
+        .inner_join(sessions::table)
+        .filter(seats::attendee_email.eq(email))
+        .filter(seats::state.eq_any(bookings::SeatState::ACTIVE))
+        .filter(sessions::event_id.eq(session.event_id))
+        .filter(sessions::id.ne(session.id))
+        .filter(sessions::starts_at.lt(db::stored(session.ends_at)))
+        .filter(sessions::ends_at.gt(db::stored(session.starts_at)))
+        .order(sessions::starts_at.asc())
+        .select((sessions::id, sessions::title))
+        .first(conn)
+        .optional()?)
+}
+
 /// `UPDATE sessions SET taken = taken + 1 WHERE id = ? AND taken < capacity AND status =
-/// 'published' AND revision = ? AND (SELECT revision FROM events ...) = ?`, written out as a
+/// 'published' AND revision = ? AND (SELECT revision FROM events ...) = ? AND (clashes allowed
+/// OR no overlapping seat of this person)`, written out as a
 /// query of its own because diesel never caches the prepared statement of an `update()`, and this
 /// one runs in every booking, under the session's row lock.
 #[derive(diesel::query_builder::QueryId)]
@@ -425,6 +461,8 @@ struct TakeSeat {
     session_id: i64,
     revision: i32,
     event_revision: i32,
+    allow_clashes: bool,
+    email: String,
 }
 
 impl<DB> diesel::query_builder::QueryFragment<DB> for TakeSeat
@@ -432,12 +470,16 @@ where
     DB: diesel::backend::Backend,
     i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
     i32: diesel::serialize::ToSql<diesel::sql_types::Integer, DB>,
+    bool: diesel::serialize::ToSql<diesel::sql_types::Bool, DB>,
+    String: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+    DB: diesel::sql_types::HasSqlType<diesel::sql_types::Bool>
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Text>,
 {
     fn walk_ast<'b>(
         &'b self,
         mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
     ) -> QueryResult<()> {
-        use diesel::sql_types::{BigInt, Integer};
+        use diesel::sql_types::{BigInt, Bool, Integer, Text};
         out.push_sql("UPDATE sessions SET taken = taken + 1 WHERE id = ");
         out.push_bind_param::<BigInt, _>(&self.session_id)?;
         // The status is checked here, under the row lock, so a booking racing an organiser who
@@ -448,6 +490,20 @@ where
             " AND (SELECT events.revision FROM events WHERE events.id = sessions.event_id) = ",
         );
         out.push_bind_param::<Integer, _>(&self.event_revision)?;
+        // In the same statement, so it costs no round trip of its own: the person holds no seat
+        // in another session of the event that overlaps this one.
+        out.push_sql(" AND (");
+        out.push_bind_param::<Bool, _>(&self.allow_clashes)?;
+        out.push_sql(
+            " OR NOT EXISTS (SELECT 1 FROM seats JOIN sessions AS other ON other.id = seats.session_id \
+             WHERE seats.attendee_email = ",
+        );
+        out.push_bind_param::<Text, _>(&self.email)?;
+        out.push_sql(
+            " AND seats.state IN ('held', 'confirmed') AND other.event_id = sessions.event_id \
+             AND other.id <> sessions.id AND other.starts_at < sessions.ends_at \
+             AND other.ends_at > sessions.starts_at))",
+        );
         Ok(())
     }
 }

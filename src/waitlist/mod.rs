@@ -79,6 +79,7 @@ pub struct Entry {
     pub booking_id: Option<i64>,
     pub created_at: DateTime<Utc>,
     queue_key: i64,
+    email_key: String,
 }
 
 #[derive(Queryable, Selectable)]
@@ -89,6 +90,7 @@ struct EntryRow {
     reference: String,
     attendee_name: String,
     attendee_email: String,
+    email_key: String,
     attendee_organisation: Option<String>,
     state: String,
     queue_key: i64,
@@ -108,6 +110,7 @@ impl From<EntryRow> for Entry {
             attendee_organisation: row.attendee_organisation,
             state: EntryState::from_db(&row.state),
             queue_key: row.queue_key,
+            email_key: row.email_key,
             offer_expires_at: row.offer_expires_at.map(|t| t.and_utc()),
             booking_id: row.booking_id,
             created_at: row.created_at.and_utc(),
@@ -318,6 +321,16 @@ pub fn claim(
                 .map_err(|e| DbError::Inconsistent(format!("stored email: {e}")))?,
             organisation: entry.attendee_organisation.clone(),
         };
+        if !event.allow_clashes {
+            if let Some(other) = sessions::clashing_seat(conn, &entry.email_key, &session)? {
+                // Refused, and the offer stands: they may cancel the other seat and claim.
+                return Err(BookingError::TimetableClash {
+                    session: (session.id, session.title.clone()),
+                    other,
+                }
+                .into());
+            }
+        }
         let booked = bookings::write_booking(conn, &event, &[&session], &attendee, issuer, now)?;
         diesel::update(waitlist_entries::table.find(entry.id))
             .set((
@@ -441,10 +454,14 @@ pub fn promote(
 ) -> Result<EntryView, WaitlistError> {
     db::write_transaction(conn, |conn| {
         sessions::lock(conn, session_id)?;
-        let entry = find(conn, entry_id)?;
-        if entry.session_id != session_id {
-            return Err(WaitlistError::NotFound);
-        }
+        let entry = waitlist_entries::table
+            .find(entry_id)
+            .filter(waitlist_entries::session_id.eq(session_id))
+            .select(EntryRow::as_select())
+            .first(conn)
+            .optional()?
+            .map(Entry::from)
+            .ok_or(WaitlistError::NotFound)?;
         if entry.state != EntryState::Waiting {
             return Err(WaitlistError::NotAllowed(entry.state));
         }

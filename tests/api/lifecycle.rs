@@ -407,10 +407,164 @@ async fn organisers_see_the_waitlist_in_order_and_promote_someone(app: TestApp) 
         "conflict",
     )
     .await;
+    // Someone not on this session's list is not found.
+    for path in [
+        format!(
+            "/api/v1/admin/sessions/{class}/waitlist/{}/promote",
+            i64::MIN
+        ),
+        format!(
+            "/api/v1/admin/sessions/{}/waitlist/{cyd_id}/promote",
+            class + 1000
+        ),
+    ] {
+        expect_problem(
+            app.admin_post(&path, &json!({"add_seat": true})).await,
+            404,
+            "not-found",
+        )
+        .await;
+    }
+    app.assert_no_drift();
+}
+
+async fn overlapping_sessions_are_refused_unless_the_event_allows_it(app: TestApp) {
+    let slug = app.published_event("clashes").await;
+    let morning = app
+        .session_at(
+            &slug,
+            "Morning strategy",
+            10,
+            0,
+            "2027-03-10T09:00:00+00:00",
+            "2027-03-10T10:30:00+00:00",
+        )
+        .await;
+    let overlap = app
+        .session_at(
+            &slug,
+            "Late-morning risk",
+            10,
+            0,
+            "2027-03-10T10:00:00+00:00",
+            "2027-03-10T11:00:00+00:00",
+        )
+        .await;
+    let after = app
+        .session_at(
+            &slug,
+            "Straight after",
+            10,
+            0,
+            "2027-03-10T10:30:00+00:00",
+            "2027-03-10T11:30:00+00:00",
+        )
+        .await;
+
+    // Within one booking.
+    let both = expect_problem(
+        app.book(&slug, "ada@example.org", &[morning, overlap])
+            .await,
+        409,
+        "timetable-clash",
+    )
+    .await;
+    assert_eq!(
+        (
+            both["session_id"].as_i64(),
+            both["other_session_id"].as_i64()
+        ),
+        (Some(overlap), Some(morning))
+    );
+    assert!(both["detail"]
+        .as_str()
+        .expect("detail")
+        .contains("Morning strategy"));
+    // Against a seat already held; back to back is not a clash.
+    app.booked(&slug, "ada@example.org", &[morning]).await;
+    let later = expect_problem(
+        app.book(&slug, "ADA@example.org", &[overlap]).await,
+        409,
+        "timetable-clash",
+    )
+    .await;
+    assert_eq!(
+        (
+            later["session_id"].as_i64(),
+            later["other_session_id"].as_i64()
+        ),
+        (Some(overlap), Some(morning))
+    );
+    app.booked(&slug, "ada@example.org", &[after]).await;
+    assert_eq!(
+        app.seats_left(&slug, overlap).await,
+        10,
+        "nothing taken by the refusals"
+    );
+    // Another person is not affected.
+    app.booked(&slug, "bob@example.org", &[overlap]).await;
+
+    // The organiser allows clashes: the same request goes through.
+    expect_json(
+        app.patch_event(&slug, &json!({"allow_clashes": true}))
+            .await,
+        200,
+    )
+    .await;
+    app.booked(&slug, "ada@example.org", &[overlap]).await;
+    app.assert_no_drift();
+}
+
+async fn a_claim_that_clashes_is_refused_and_the_offer_stands(app: TestApp) {
+    let slug = app.published_event("claim-clash").await;
+    let full = app
+        .session_at(
+            &slug,
+            "Popular",
+            1,
+            0,
+            "2027-03-10T09:00:00+00:00",
+            "2027-03-10T10:30:00+00:00",
+        )
+        .await;
+    let parallel = app
+        .session_at(
+            &slug,
+            "Parallel",
+            10,
+            0,
+            "2027-03-10T09:30:00+00:00",
+            "2027-03-10T10:00:00+00:00",
+        )
+        .await;
+    let ada = app.booked(&slug, "ada@example.org", &[full]).await;
+    let bob = joined(&app, &slug, full, "bob@example.org").await;
+    let bob_parallel = app.booked(&slug, "bob@example.org", &[parallel]).await;
+    expect_json(app.cancel(token(&ada), None).await, 200).await;
+    assert_eq!(entry(&app, token(&bob)).await["state"], "offered");
+
+    expect_problem(
+        act(&app, token(&bob), "claim").await,
+        409,
+        "timetable-clash",
+    )
+    .await;
+    assert_eq!(
+        entry(&app, token(&bob)).await["state"],
+        "offered",
+        "the offer stands"
+    );
+    expect_json(app.cancel(token(&bob_parallel), None).await, 200).await;
+    assert_eq!(
+        expect_json(act(&app, token(&bob), "claim").await, 201).await["status"],
+        "confirmed"
+    );
     app.assert_no_drift();
 }
 
 on_both_backends!(
+    overlapping_sessions_are_refused_unless_the_event_allows_it,
+    a_claim_that_clashes_is_refused_and_the_offer_stands,
     a_priced_booking_is_held_until_its_hold_runs_out,
     payment_confirms_a_held_booking_once,
     a_freed_seat_is_offered_to_the_first_person_waiting_never_the_public,
