@@ -14,6 +14,7 @@ pub mod db;
 pub mod demo;
 pub mod events;
 pub mod health;
+pub mod idempotency;
 pub mod mail;
 pub mod organisers;
 pub mod sessions;

@@ -1,5 +1,6 @@
 //! The sweeper: expires unpaid holds and lapsed waitlist offers once their deadline passes, so
-//! their seats go to the next person waiting or back on sale. Runs in `serve` (unless
+//! their seats go to the next person waiting or back on sale, and forgets idempotency keys
+//! after their 24 hours. Runs in `serve` (unless
 //! `bookings.sweeper_in_serve` is off) and in `masterclass worker`; several may run at once, as
 //! each expiry re-checks its row under the session's lock.
 
@@ -18,6 +19,8 @@ use crate::waitlist;
 pub struct Swept {
     pub holds_expired: usize,
     pub offers_lapsed: usize,
+    /// Idempotency keys past their 24 hours.
+    pub keys_forgotten: usize,
 }
 
 /// One pass over everything due at `clock.now()`. Blocking.
@@ -26,9 +29,11 @@ pub fn sweep(db: &Db, issuer: &Issuer, clock: &Clock) -> anyhow::Result<Swept> {
     let now = clock.now();
     let holds_expired = bookings::expire_holds(&mut conn, issuer, now)?;
     let offers_lapsed = waitlist::expire_offers(&mut conn, issuer, now)?;
+    let keys_forgotten = crate::idempotency::purge(&mut conn, now)?;
     Ok(Swept {
         holds_expired,
         offers_lapsed,
+        keys_forgotten,
     })
 }
 
@@ -55,6 +60,7 @@ impl Sweeper {
                                 tracing::info!(
                                     holds_expired = swept.holds_expired,
                                     offers_lapsed = swept.offers_lapsed,
+                                    keys_forgotten = swept.keys_forgotten,
                                     "swept"
                                 );
                             }

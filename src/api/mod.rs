@@ -3,6 +3,7 @@
 //! `http.rs`.
 
 pub mod auth;
+pub mod idempotency;
 pub mod json;
 pub mod problem;
 

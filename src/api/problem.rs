@@ -32,6 +32,7 @@ pub enum Kind {
     AlreadyWaiting,
     WaitlistClosed,
     OfferExpired,
+    IdempotencyKeyReused,
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -58,6 +59,7 @@ impl Kind {
             Self::AlreadyWaiting => "already-waiting",
             Self::WaitlistClosed => "waitlist-closed",
             Self::OfferExpired => "offer-expired",
+            Self::IdempotencyKeyReused => "idempotency-key-reused",
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
@@ -84,6 +86,7 @@ impl Kind {
             Self::AlreadyWaiting => "Already on the waitlist",
             Self::WaitlistClosed => "The session has no waitlist",
             Self::OfferExpired => "The offer has run out",
+            Self::IdempotencyKeyReused => "Idempotency key used for another request",
             Self::Conflict => "Conflict",
             Self::PayloadTooLarge => "The request body is too large",
             Self::UnsupportedMediaType => "Unsupported media type",
@@ -95,7 +98,7 @@ impl Kind {
     pub fn status(self) -> StatusCode {
         match self {
             Self::MalformedJson => StatusCode::BAD_REQUEST,
-            Self::Validation => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Validation | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -179,6 +182,10 @@ impl Problem {
     pub fn with_session(mut self, id: i64, title: &str) -> Self {
         self.session = Some(Box::new((id, title.to_owned())));
         self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.kind.status()
     }
 
     /// Names a second session (the one a `timetable-clash` overlaps).

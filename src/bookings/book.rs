@@ -5,8 +5,8 @@ use diesel::prelude::*;
 use rand::seq::IndexedRandom;
 
 use super::{
-    Attendee, Booked, Booking, BookingError, BookingRequest, BookingStatus, Issuer, PaymentStatus,
-    Seat, SeatState,
+    Attendee, Booked, Booking, BookingError, BookingRequest, BookingStatus, Finish, Issuer,
+    PaymentStatus, Seat, SeatState,
 };
 use crate::db::schema::{bookings, seats};
 use crate::db::{self, DbConn, DbError};
@@ -32,6 +32,7 @@ pub fn book(
     request: &BookingRequest,
     issuer: &Issuer,
     now: DateTime<Utc>,
+    mut finish: Finish<'_, Booked>,
 ) -> Result<Booked, BookingError> {
     let mut attempts = 0;
     loop {
@@ -39,8 +40,13 @@ pub fn book(
         let Some(Cached { programme, fresh }) = programmes.get(conn, event_slug)? else {
             return Err(EventError::NotFound(event_slug.to_owned()).into());
         };
-        let outcome =
-            db::write_transaction(conn, |conn| book_in(conn, &programme, request, issuer, now));
+        let outcome = db::write_transaction(conn, |conn| {
+            let booked = book_in(conn, &programme, request, issuer, now)?;
+            if let Some(finish) = finish.as_mut() {
+                finish(conn, &booked)?;
+            }
+            Ok(booked)
+        });
         match outcome {
             // The programme changed since it was read, or it was read earlier and says no:
             // read it again, and let what is stored now decide.

@@ -1,20 +1,21 @@
 //! `/api/v1/events/{slug}/bookings` and `/api/v1/bookings/{manage_token}` for attendees;
 //! bookings and attendee lists for organisers.
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{
-    Attendee, Booking, BookingError, BookingRequest, BookingStatus, PaymentStatus, SeatState,
-    SessionAttendee,
+    Attendee, Booked, Booking, BookingError, BookingRequest, BookingStatus, PaymentStatus,
+    SeatState, SessionAttendee,
 };
 use crate::api::auth::Authenticated;
 use crate::api::json::{ApiJson, OptionalJson};
 use crate::api::problem::responses::{AuthProblems, BodyProblems, NotFound, Unavailable};
-use crate::api::{local_time, run, AppState, Kind, Problem};
+use crate::api::{idempotency, local_time, run, AppState, Kind, Problem};
+use crate::db::{DbConn, DbError};
 use crate::events::Event;
 use crate::organisers::Role;
 use crate::sessions::http::SessionView;
@@ -31,7 +32,7 @@ pub fn admin_routes(cfg: &mut ServiceConfig) {
 }
 
 /// Who is booking.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttendeeInput {
     #[schema(example = "Ada Lovelace", min_length = 1, max_length = 200)]
@@ -44,7 +45,7 @@ pub struct AttendeeInput {
 }
 
 /// A booking request: one attendee, one or more sessions of the event.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BookingInput {
     pub attendee: AttendeeInput,
@@ -279,7 +280,10 @@ impl From<BookingError> for Problem {
 #[utoipa::path(
     tag = "bookings",
     request_body = BookingInput,
-    params(("slug" = String, Path, description = "The event's slug")),
+    params(
+        ("slug" = String, Path, description = "The event's slug"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Any unique string (1 to 255 visible ASCII characters): a retry with the same key and body gets the first answer and books nothing more, for 24 hours"),
+    ),
     responses(
         (status = 201, description = "Booked; keep `manage_token`, it is not shown again", body = BookingCreated),
         BodyProblems, NotFound,
@@ -290,23 +294,61 @@ impl From<BookingError> for Problem {
 #[post("/events/{slug}/bookings")]
 async fn create_booking(
     state: web::Data<AppState>,
+    req: HttpRequest,
     slug: web::Path<String>,
     input: ApiJson<BookingInput>,
 ) -> Result<HttpResponse, Problem> {
+    let key = idempotency::key_of(&req, &input.0)?;
     let request = BookingRequest::try_from(input.0)?;
+    if let Some(key) = &key {
+        if let Some(answer) = idempotency::begin(&state, key).await? {
+            return Ok(answer);
+        }
+    }
     let slug = slug.into_inner();
     let issuer = state.issuer.clone();
     let programmes = state.programmes.clone();
     let now = state.clock.now();
-    let booked = run(&state.db, move |conn| {
-        super::book(conn, &programmes, &slug, &request, &issuer, now)
+    let kept = key.clone();
+    let outcome = run(&state.db, move |conn| {
+        let mut record = kept.map(answer_recorder);
+        super::book(
+            conn,
+            &programmes,
+            &slug,
+            &request,
+            &issuer,
+            now,
+            record
+                .as_mut()
+                .map(|r| r as &mut dyn FnMut(&mut DbConn, &Booked) -> Result<(), DbError>),
+        )
     })
-    .await?;
+    .await;
+    let booked = match outcome {
+        Ok(booked) => booked,
+        Err(problem) => {
+            idempotency::settle_failure(&state, key, &problem).await;
+            return Err(problem);
+        }
+    };
     tracing::info!(reference = %booked.booking.reference, seats = booked.booking.seats.len(), "booked");
     Ok(HttpResponse::Created().json(BookingCreated {
         manage_token: booked.manage_token,
         booking: BookingView::new(&booked.booking, &booked.event),
     }))
+}
+
+/// Records a new booking as the answer to an idempotent request, in the booking's transaction.
+/// The manage token is left out: it is derived again when the answer is repeated.
+pub(crate) fn answer_recorder(
+    key: crate::idempotency::Key,
+) -> impl FnMut(&mut DbConn, &Booked) -> Result<(), DbError> {
+    move |conn, booked| {
+        let body = serde_json::to_string(&BookingView::new(&booked.booking, &booked.event))
+            .map_err(|e| DbError::Inconsistent(e.to_string()))?;
+        crate::idempotency::complete(conn, &key, 201, &body)
+    }
 }
 
 /// The booking behind a manage token.

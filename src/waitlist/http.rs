@@ -1,19 +1,21 @@
 //! Waitlist routes: join a full session's list; with the entry's manage token see your place,
 //! leave, claim or decline an offer; organisers see each list in order and promote people.
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{Entry, EntryState, EntryView, WaitlistError};
+use super::{Entry, EntryState, EntryView, Joined, WaitlistError};
 use crate::api::auth::Authenticated;
 use crate::api::json::{ApiJson, OptionalJson};
 use crate::api::problem::responses::{AuthProblems, BodyProblems, NotFound, Unavailable};
-use crate::api::{local_time, run, AppState, Kind, Problem};
+use crate::api::{idempotency, local_time, run, AppState, Kind, Problem};
 use crate::bookings::http::{AttendeeInput, AttendeeView, BookingCreated, BookingView, EventRef};
 use crate::bookings::Attendee;
+use crate::bookings::Booked;
+use crate::db::{DbConn, DbError};
 use crate::organisers::Role;
 use crate::sessions::http::SessionView;
 use crate::validation::{optional_text, required_text, Email, Fields, ValidationError};
@@ -204,6 +206,7 @@ fn attendee(input: AttendeeInput) -> Result<Attendee, ValidationError> {
     params(
         ("slug" = String, Path, description = "The event's slug"),
         ("id" = i64, Path, description = "The session's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Any unique string: a retry with the same key and body gets the first answer and joins nothing more, for 24 hours"),
     ),
     responses(
         (status = 201, description = "On the waitlist; keep `manage_token`, it is not shown again", body = WaitlistJoined),
@@ -215,17 +218,49 @@ fn attendee(input: AttendeeInput) -> Result<Attendee, ValidationError> {
 #[post("/events/{slug}/sessions/{id}/waitlist")]
 async fn join_waitlist(
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<(String, i64)>,
     input: ApiJson<AttendeeInput>,
 ) -> Result<HttpResponse, Problem> {
+    let key = idempotency::key_of(&req, &input.0)?;
     let who = attendee(input.0)?;
+    if let Some(key) = &key {
+        if let Some(answer) = idempotency::begin(&state, key).await? {
+            return Ok(answer);
+        }
+    }
     let (slug, session_id) = path.into_inner();
     let issuer = state.issuer.clone();
     let now = state.clock.now();
-    let joined = run(&state.db, move |conn| {
-        super::join(conn, &issuer, &slug, session_id, &who, now)
+    let kept = key.clone();
+    let outcome = run(&state.db, move |conn| {
+        let mut record = kept.map(|key| {
+            move |conn: &mut DbConn, joined: &Joined| -> Result<(), DbError> {
+                let body = serde_json::to_string(&WaitlistView::from(&joined.view))
+                    .map_err(|e| DbError::Inconsistent(e.to_string()))?;
+                crate::idempotency::complete(conn, &key, 201, &body)
+            }
+        });
+        super::join(
+            conn,
+            &issuer,
+            &slug,
+            session_id,
+            &who,
+            now,
+            record
+                .as_mut()
+                .map(|r| r as &mut dyn FnMut(&mut DbConn, &Joined) -> Result<(), DbError>),
+        )
     })
-    .await?;
+    .await;
+    let joined = match outcome {
+        Ok(joined) => joined,
+        Err(problem) => {
+            idempotency::settle_failure(&state, key, &problem).await;
+            return Err(problem);
+        }
+    };
     tracing::info!(reference = %joined.view.entry.reference, session = session_id, "joined waitlist");
     Ok(HttpResponse::Created().json(WaitlistJoined {
         manage_token: joined.manage_token,
@@ -304,7 +339,10 @@ async fn decline_offer(
 /// Claims an offered seat: it becomes a booking (held for payment when the session is priced).
 #[utoipa::path(
     tag = "waitlist",
-    params(("manage_token" = String, Path, description = "The secret returned when joining")),
+    params(
+        ("manage_token" = String, Path, description = "The secret returned when joining"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Any unique string: a retry with the same key gets the first answer and books nothing more, for 24 hours"),
+    ),
     responses(
         (status = 201, description = "Booked; keep `manage_token` (the booking's), it is not shown again", body = BookingCreated),
         NotFound,
@@ -315,15 +353,39 @@ async fn decline_offer(
 #[post("/waitlist/{manage_token}/claim")]
 async fn claim_offer(
     state: web::Data<AppState>,
+    req: HttpRequest,
     token: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
+    let key = idempotency::key_of(&req, &())?;
+    if let Some(key) = &key {
+        if let Some(answer) = idempotency::begin(&state, key).await? {
+            return Ok(answer);
+        }
+    }
     let token = token.into_inner();
     let issuer = state.issuer.clone();
     let now = state.clock.now();
-    let booked = run(&state.db, move |conn| {
-        super::claim(conn, &issuer, &token, now)
+    let kept = key.clone();
+    let outcome = run(&state.db, move |conn| {
+        let mut record = kept.map(crate::bookings::http::answer_recorder);
+        super::claim(
+            conn,
+            &issuer,
+            &token,
+            now,
+            record
+                .as_mut()
+                .map(|r| r as &mut dyn FnMut(&mut DbConn, &Booked) -> Result<(), DbError>),
+        )
     })
-    .await?;
+    .await;
+    let booked = match outcome {
+        Ok(booked) => booked,
+        Err(problem) => {
+            idempotency::settle_failure(&state, key, &problem).await;
+            return Err(problem);
+        }
+    };
     tracing::info!(reference = %booked.booking.reference, "offer claimed");
     Ok(HttpResponse::Created().json(BookingCreated {
         manage_token: booked.manage_token,

@@ -14,7 +14,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::bookings::{self, Attendee, Booked, BookingError, Issuer, SeatState};
+use crate::bookings::{self, Attendee, Booked, BookingError, Finish, Issuer, SeatState};
 use crate::db::schema::{seats, waitlist_entries};
 use crate::db::{self, DbConn, DbError};
 use crate::events::{self, Event, EventError};
@@ -174,7 +174,7 @@ impl From<diesel::result::Error> for WaitlistError {
 }
 
 /// Puts `attendee` on the waitlist of a full session.
-#[tracing::instrument(level = "debug", skip(conn, issuer, attendee))]
+#[tracing::instrument(level = "debug", skip(conn, issuer, attendee, finish))]
 pub fn join(
     conn: &mut DbConn,
     issuer: &Issuer,
@@ -182,6 +182,7 @@ pub fn join(
     session_id: i64,
     attendee: &Attendee,
     now: DateTime<Utc>,
+    mut finish: Finish<'_, Joined>,
 ) -> Result<Joined, WaitlistError> {
     db::write_transaction(conn, |conn| {
         let event = events::find_published(conn, event_slug)?;
@@ -242,7 +243,11 @@ pub fn join(
             .get_result(conn)?;
         let view = view_by_id(conn, id)?;
         tell(conn, &view, Template::WaitlistJoined)?;
-        Ok(Joined { view, manage_token })
+        let joined = Joined { view, manage_token };
+        if let Some(finish) = finish.as_mut() {
+            finish(conn, &joined)?;
+        }
+        Ok(joined)
     })
 }
 
@@ -301,6 +306,7 @@ pub fn claim(
     issuer: &Issuer,
     manage_token: &str,
     now: DateTime<Utc>,
+    mut finish: Finish<'_, Booked>,
 ) -> Result<Booked, WaitlistError> {
     let outcome = db::write_transaction(conn, |conn| -> Result<Claim, WaitlistError> {
         let entry = entry_for_token(conn, manage_token)?;
@@ -339,6 +345,9 @@ pub fn claim(
                 waitlist_entries::updated_at.eq(db::stored(now)),
             ))
             .execute(conn)?;
+        if let Some(finish) = finish.as_mut() {
+            finish(conn, &booked)?;
+        }
         Ok(Claim::Booked(Box::new(booked)))
     })?;
     match outcome {

@@ -247,10 +247,11 @@ impl TestApp {
     }
 
     /// Creates a published event open for registration; returns its slug.
+    /// A published event in which one person may book overlapping sessions: most tests give
+    /// their sessions the same default time. [`TestApp::strict_event`] refuses clashes.
     pub async fn published_event(&self, slug: &str) -> String {
-        let response = self
-            .admin_post("/api/v1/admin/events", &event_body(slug))
-            .await;
+        let body = crate::helpers::merged(event_body(slug), json!({"allow_clashes": true}));
+        let response = self.admin_post("/api/v1/admin/events", &body).await;
         assert_eq!(
             response.status(),
             201,
@@ -261,6 +262,17 @@ impl TestApp {
     }
 
     /// Adds a published session a month ahead; returns its id.
+    /// A published event with the default rule: overlapping sessions are refused.
+    pub async fn strict_event(&self, slug: &str) -> String {
+        expect_json(
+            self.admin_post("/api/v1/admin/events", &event_body(slug))
+                .await,
+            201,
+        )
+        .await;
+        slug.to_owned()
+    }
+
     pub async fn session(&self, slug: &str, title: &str, capacity: i32, price_minor: i64) -> i64 {
         self.session_at(
             slug,

@@ -429,7 +429,7 @@ async fn organisers_see_the_waitlist_in_order_and_promote_someone(app: TestApp) 
 }
 
 async fn overlapping_sessions_are_refused_unless_the_event_allows_it(app: TestApp) {
-    let slug = app.published_event("clashes").await;
+    let slug = app.strict_event("clashes").await;
     let morning = app
         .session_at(
             &slug,
@@ -516,7 +516,7 @@ async fn overlapping_sessions_are_refused_unless_the_event_allows_it(app: TestAp
 }
 
 async fn a_claim_that_clashes_is_refused_and_the_offer_stands(app: TestApp) {
-    let slug = app.published_event("claim-clash").await;
+    let slug = app.strict_event("claim-clash").await;
     let full = app
         .session_at(
             &slug,
@@ -574,3 +574,145 @@ on_both_backends!(
     joining_is_refused_with_seats_left_twice_or_when_booked_or_switched_off,
     organisers_see_the_waitlist_in_order_and_promote_someone,
 );
+
+mod idempotency {
+    use super::*;
+    use crate::helpers::booking_body;
+
+    async fn send(app: &TestApp, path: &str, key: &str, body: &Value) -> reqwest::Response {
+        app.client
+            .post(app.url(path))
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    async fn a_retried_booking_gets_the_first_answer_and_books_once(app: TestApp) {
+        let slug = app.published_event("idem").await;
+        let class = app.session(&slug, "Benefits", 10, 0).await;
+        let path = format!("/api/v1/events/{slug}/bookings");
+        let body = booking_body("ada@example.org", &[class]);
+
+        let first = send(&app, &path, "k-1", &body).await;
+        assert!(first.headers().get("idempotent-replayed").is_none());
+        let first = expect_json(first, 201).await;
+        let again = send(&app, &path, "k-1", &body).await;
+        assert_eq!(
+            again
+                .headers()
+                .get("idempotent-replayed")
+                .map(|v| v.as_bytes()),
+            Some(&b"true"[..])
+        );
+        let again = expect_json(again, 201).await;
+        assert_eq!(again["reference"], first["reference"]);
+        assert_eq!(
+            again["manage_token"], first["manage_token"],
+            "the token is derived again"
+        );
+        assert_eq!(again["seats"], first["seats"]);
+        assert_eq!(app.admin_bookings(&slug).await.len(), 1);
+        assert_eq!(app.seats_left(&slug, class).await, 9);
+
+        // The same key for another body is refused and changes nothing.
+        let other = booking_body("bob@example.org", &[class]);
+        expect_problem(
+            send(&app, &path, "k-1", &other).await,
+            422,
+            "idempotency-key-reused",
+        )
+        .await;
+        // A key that is not one.
+        crate::helpers::expect_invalid(send(&app, &path, "", &other).await, "Idempotency-Key")
+            .await;
+        assert_eq!(app.admin_bookings(&slug).await.len(), 1);
+
+        // A refusal is an answer too: repeated as it was, even once things change.
+        let full = app.session(&slug, "Tiny", 1, 0).await;
+        app.booked(&slug, "cyd@example.org", &[full]).await;
+        let refused = booking_body("dan@example.org", &[full]);
+        expect_problem(
+            send(&app, &path, "k-2", &refused).await,
+            409,
+            "session-full",
+        )
+        .await;
+        let cyd_booking = app.admin_bookings(&slug).await;
+        assert_eq!(cyd_booking.len(), 2);
+        expect_problem(
+            send(&app, &path, "k-2", &refused).await,
+            409,
+            "session-full",
+        )
+        .await;
+
+        // After 24 hours the key is forgotten: the same request is a new one.
+        app.advance(Duration::hours(25)).await;
+        expect_problem(send(&app, &path, "k-1", &body).await, 409, "already-booked").await;
+        app.assert_no_drift();
+    }
+
+    async fn simultaneous_retries_wait_for_the_first_and_book_once(app: TestApp) {
+        let slug = app.published_event("idem-race").await;
+        let class = app.session(&slug, "Governance", 10, 4500).await;
+        let path = format!("/api/v1/events/{slug}/bookings");
+        let body = booking_body("ada@example.org", &[class]);
+        let mut requests = tokio::task::JoinSet::new();
+        for _ in 0..12 {
+            let (client, url, body) = (app.client.clone(), app.url(&path), body.clone());
+            requests.spawn(async move {
+                let response = client
+                    .post(url)
+                    .header("Idempotency-Key", "same-click")
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("request");
+                (
+                    response.status().as_u16(),
+                    response.json::<Value>().await.expect("json"),
+                )
+            });
+        }
+        let mut references = Vec::new();
+        while let Some(done) = requests.join_next().await {
+            let (status, body) = done.expect("task");
+            assert_eq!(status, 201, "{body}");
+            references.push(body["reference"].as_str().expect("reference").to_owned());
+        }
+        references.dedup();
+        assert_eq!(references.len(), 1, "one booking for all: {references:?}");
+        assert_eq!(app.admin_bookings(&slug).await.len(), 1);
+        assert_eq!(app.seats_left(&slug, class).await, 9);
+        app.assert_no_drift();
+    }
+
+    async fn waitlist_joins_and_claims_take_keys_too(app: TestApp) {
+        let slug = app.published_event("idem-wait").await;
+        let class = app.session(&slug, "Popular", 1, 0).await;
+        let ada = app.booked(&slug, "ada@example.org", &[class]).await;
+        let path = format!("/api/v1/events/{slug}/sessions/{class}/waitlist");
+        let who = json!({"name": "Bob", "email": "bob@example.org"});
+        let first = expect_json(send(&app, &path, "join-1", &who).await, 201).await;
+        let again = expect_json(send(&app, &path, "join-1", &who).await, 201).await;
+        assert_eq!(again["reference"], first["reference"]);
+        assert_eq!(again["manage_token"], first["manage_token"]);
+        expect_json(app.cancel(token(&ada), None).await, 200).await;
+
+        let claim = format!("/api/v1/waitlist/{}/claim", token(&first));
+        let booked = expect_json(send(&app, &claim, "claim-1", &json!(null)).await, 201).await;
+        let replayed = expect_json(send(&app, &claim, "claim-1", &json!(null)).await, 201).await;
+        assert_eq!(replayed["reference"], booked["reference"]);
+        assert_eq!(replayed["manage_token"], booked["manage_token"]);
+        assert_eq!(app.attendee_emails(class).await, ["bob@example.org"]);
+        app.assert_no_drift();
+    }
+
+    on_both_backends!(
+        a_retried_booking_gets_the_first_answer_and_books_once,
+        simultaneous_retries_wait_for_the_first_and_book_once,
+        waitlist_joins_and_claims_take_keys_too,
+    );
+}
