@@ -346,6 +346,7 @@ async fn decline_offer(
     responses(
         (status = 201, description = "Booked; keep `manage_token` (the booking's), it is not shown again", body = BookingCreated),
         NotFound,
+        (status = 422, description = "`validation`: the Idempotency-Key header is not a key, or `idempotency-key-reused`", body = crate::api::problem::ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "`offer-expired`, or `conflict` when there is no offer", body = crate::api::problem::ProblemDocument, content_type = "application/problem+json"),
         Unavailable
     )

@@ -235,7 +235,9 @@ pub fn join(
                 waitlist_entries::email_key.eq(&email_key),
                 waitlist_entries::attendee_organisation.eq(&attendee.organisation),
                 waitlist_entries::state.eq(EntryState::Waiting.as_str()),
-                waitlist_entries::queue_key.eq(now.timestamp_micros()),
+                // First in, first out by insertion (the id); only a promotion moves someone
+                // ahead, with a key below everyone's.
+                waitlist_entries::queue_key.eq(0),
                 waitlist_entries::created_at.eq(stamp),
                 waitlist_entries::updated_at.eq(stamp),
             ))
@@ -479,7 +481,9 @@ pub fn promote(
             .filter(waitlist_entries::state.eq(EntryState::Waiting.as_str()))
             .select(diesel::dsl::min(waitlist_entries::queue_key))
             .first(conn)?;
-        let key = front.map_or(entry.queue_key, |k| k.min(entry.queue_key) - 1);
+        let key = front
+            .map_or(entry.queue_key, |k| k.min(entry.queue_key) - 1)
+            .min(-1);
         diesel::update(waitlist_entries::table.find(entry_id))
             .set((
                 waitlist_entries::queue_key.eq(key),

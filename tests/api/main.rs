@@ -13,3 +13,4 @@ mod mail;
 mod openapi;
 mod programme_cache;
 mod sessions;
+mod simulation;
