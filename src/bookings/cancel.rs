@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::notices::notify;
-use super::queries::{id_for_token, load};
+use super::queries::{id_for_reference, id_for_token, load};
 use super::{Booking, BookingError, BookingStatus, Issuer, SeatState};
 use crate::db::schema::{bookings, seats};
 use crate::db::{self, DbConn, DbError};
@@ -26,6 +26,34 @@ pub fn cancel(
 ) -> Result<(Event, Booking), BookingError> {
     db::write_transaction(conn, |conn| {
         let id = id_for_token(conn, manage_token)?;
+        cancel_seats(conn, id, session_ids, issuer, now)
+    })
+}
+
+/// Like [`cancel`], for an organiser who names the booking by its reference.
+#[tracing::instrument(level = "debug", skip(conn, issuer))]
+pub fn cancel_by_reference(
+    conn: &mut DbConn,
+    reference: &str,
+    session_ids: Option<&[i64]>,
+    issuer: &Issuer,
+    now: DateTime<Utc>,
+) -> Result<(Event, Booking), BookingError> {
+    db::write_transaction(conn, |conn| {
+        let id = id_for_reference(conn, reference)?;
+        cancel_seats(conn, id, session_ids, issuer, now)
+    })
+}
+
+/// Cancels seats of booking `id` inside the caller's transaction.
+fn cancel_seats(
+    conn: &mut DbConn,
+    id: i64,
+    session_ids: Option<&[i64]>,
+    issuer: &Issuer,
+    now: DateTime<Utc>,
+) -> Result<(Event, Booking), BookingError> {
+    {
         let booking = load(conn, id)?;
         if let Some(ids) = session_ids {
             if ids.is_empty() {
@@ -92,6 +120,134 @@ pub fn cancel(
                 Template::BookingCancelled,
             )?;
         }
+        Ok((event, booking))
+    }
+}
+
+/// Moves a person's seat from one session to another of the same event, atomically: the new
+/// seat is taken (within capacity, without clashes) in the same transaction that gives the old
+/// one back, so if the new one cannot be had the old one is kept. The freed seat goes to the old
+/// session's waitlist. The new seat keeps the old one's state (held or confirmed).
+#[tracing::instrument(level = "debug", skip(conn, issuer))]
+pub fn move_seat(
+    conn: &mut DbConn,
+    reference: &str,
+    from: i64,
+    to: i64,
+    issuer: &Issuer,
+    now: DateTime<Utc>,
+) -> Result<(Event, Booking), BookingError> {
+    db::write_transaction(conn, |conn| {
+        let id = id_for_reference(conn, reference)?;
+        let booking = load(conn, id)?;
+        let Some(old) = booking.seats.iter().find(|s| {
+            s.session_id == from && matches!(s.state, SeatState::Held | SeatState::Confirmed)
+        }) else {
+            return Err(ValidationError::single(
+                "from_session_id",
+                "the booking holds no seat in this session",
+            )
+            .into());
+        };
+        let event = events::by_id(conn, booking.event_id)?;
+        let target = match sessions::find(conn, to) {
+            Ok(s) if s.event_id == event.id && from != to => s,
+            _ => {
+                return Err(ValidationError::single(
+                    "to_session_id",
+                    "not another session of this booking's event",
+                )
+                .into())
+            }
+        };
+        if target.status == sessions::SessionStatus::Cancelled {
+            return Err(BookingError::SessionCancelled {
+                id: target.id,
+                title: target.title,
+            });
+        }
+        if target.starts_at <= now {
+            return Err(BookingError::SessionStarted {
+                id: target.id,
+                title: target.title,
+            });
+        }
+        let mut ids = [from, to];
+        ids.sort_unstable();
+        for session_id in ids {
+            sessions::lock(conn, session_id)?;
+        }
+        let stamp = db::stored(now);
+        let state = old.state;
+        diesel::update(seats::table.find(old.id))
+            .set((
+                seats::state.eq(SeatState::Cancelled.as_str()),
+                seats::cancelled_at.eq(Some(stamp)),
+            ))
+            .execute(conn)?;
+        sessions::free_seats(conn, from, 1)?;
+        let email = booking.attendee_email.to_lowercase();
+        let seat = sessions::SeatRequest {
+            session: &target,
+            event_revision: event.revision,
+            allow_clashes: event.allow_clashes,
+            email: &email,
+        };
+        if !sessions::take_seat(conn, &seat)? {
+            return Err(match sessions::why_not_taken(conn, &seat)? {
+                sessions::Refusal::Clash { id, title } => BookingError::TimetableClash {
+                    session: (target.id, target.title.clone()),
+                    other: (id, title),
+                },
+                sessions::Refusal::Cancelled => BookingError::SessionCancelled {
+                    id: target.id,
+                    title: target.title.clone(),
+                },
+                // Changed or full: what the organiser asked for cannot be had now.
+                _ => BookingError::SessionFull {
+                    id: target.id,
+                    title: target.title.clone(),
+                    waitlist: None,
+                },
+            });
+        }
+        let inserted = diesel::insert_into(seats::table)
+            .values((
+                seats::booking_id.eq(id),
+                seats::session_id.eq(to),
+                seats::attendee_email.eq(&email),
+                seats::state.eq(state.as_str()),
+                seats::price_minor.eq(target.price_minor),
+                seats::created_at.eq(stamp),
+            ))
+            .execute(conn);
+        match inserted {
+            Err(e) if db::is_unique_violation(&e) => {
+                return Err(BookingError::AlreadyBooked {
+                    session: (target.id, target.title.clone()),
+                })
+            }
+            other => other?,
+        };
+        refresh(conn, id)?;
+        waitlist::offer_free_seats(conn, from, issuer, now)?;
+        let booking = load(conn, id)?;
+        notify(conn, &event, &booking, &[from], Template::BookingCancelled)?;
+        let mut data =
+            crate::mail::compose::booking_mail(&event, &booking.reference, &booking.attendee_name);
+        data.seats = booking
+            .seats
+            .iter()
+            .filter(|s| s.session_id == to && s.state == state)
+            .map(|s| s.mail(&event, state.as_str()))
+            .collect();
+        crate::mail::enqueue(
+            conn,
+            Template::BookingConfirmed,
+            &booking.attendee_email,
+            Some(id),
+            &data,
+        )?;
         Ok((event, booking))
     })
 }

@@ -12,7 +12,7 @@ use super::{
     SeatState, SessionAttendee,
 };
 use crate::api::auth::Authenticated;
-use crate::api::json::{ApiJson, OptionalJson};
+use crate::api::json::{ApiJson, DeferredJson, OptionalJson};
 use crate::api::problem::responses::{AuthProblems, BodyProblems, NotFound, Unavailable};
 use crate::api::{idempotency, local_time, run, AppState, Kind, Problem};
 use crate::db::{DbConn, DbError};
@@ -28,7 +28,88 @@ pub fn public_routes(cfg: &mut ServiceConfig) {
 }
 
 pub fn admin_routes(cfg: &mut ServiceConfig) {
-    cfg.service(event_bookings).service(session_attendees);
+    cfg.service(event_bookings)
+        .service(session_attendees)
+        .service(admin_cancel)
+        .service(admin_move);
+}
+
+/// Which seat to move where.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveInput {
+    pub from_session_id: i64,
+    pub to_session_id: i64,
+}
+
+/// Cancels seats of a booking for the attendee (some, or all without a body); freed seats go
+/// to the waitlist first and the attendee is told.
+#[utoipa::path(
+    tag = "organiser",
+    request_body(content = Option<CancelInput>, description = "Leave out to cancel every seat"),
+    params(("reference" = String, Path, description = "The booking's reference, e.g. PMO-7K3F9Q")),
+    security(("organiser_token" = [])),
+    responses((status = 200, description = "The booking after cancelling", body = BookingView), BodyProblems, AuthProblems, NotFound, Unavailable)
+)]
+#[post("/admin/bookings/{reference}/cancel")]
+async fn admin_cancel(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    reference: web::Path<String>,
+    input: OptionalJson<CancelInput>,
+) -> Result<web::Json<BookingView>, Problem> {
+    auth.require(Role::Admin)?;
+    let reference = reference.into_inner();
+    let session_ids = input.0.and_then(|i| i.session_ids);
+    let issuer = state.issuer.clone();
+    let now = state.clock.now();
+    let (event, booking) = run(&state.db, move |conn| {
+        super::cancel_by_reference(conn, &reference, session_ids.as_deref(), &issuer, now)
+    })
+    .await?;
+    tracing::info!(reference = %booking.reference, "seats cancelled by an organiser");
+    Ok(web::Json(BookingView::new(&booking, &event)))
+}
+
+/// Moves an attendee from one session to another, atomically: if the new seat cannot be had
+/// (full, clash, cancelled) the old one is kept.
+#[utoipa::path(
+    tag = "organiser",
+    request_body = MoveInput,
+    params(("reference" = String, Path, description = "The booking's reference, e.g. PMO-7K3F9Q")),
+    security(("organiser_token" = [])),
+    responses(
+        (status = 200, description = "The booking after the move", body = BookingView),
+        BodyProblems, AuthProblems, NotFound,
+        (status = 409, description = "`session-full`, `already-booked`, `timetable-clash`, `session-cancelled` or `session-started`; nothing changed", body = crate::api::problem::ProblemDocument, content_type = "application/problem+json"),
+        Unavailable
+    )
+)]
+#[post("/admin/bookings/{reference}/move")]
+async fn admin_move(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    reference: web::Path<String>,
+    input: DeferredJson<MoveInput>,
+) -> Result<web::Json<BookingView>, Problem> {
+    auth.require(Role::Admin)?;
+    let input = input.read().await?;
+    let reference = reference.into_inner();
+    let issuer = state.issuer.clone();
+    let now = state.clock.now();
+    let (event, booking) = run(&state.db, move |conn| {
+        super::move_seat(
+            conn,
+            &reference,
+            input.from_session_id,
+            input.to_session_id,
+            &issuer,
+            now,
+        )
+    })
+    .await?;
+    tracing::info!(reference = %booking.reference, "seat moved by an organiser");
+    Ok(web::Json(BookingView::new(&booking, &event)))
 }
 
 /// Who is booking.

@@ -13,7 +13,7 @@ mod queries;
 
 pub use book::{book, book_in};
 pub(crate) use book::{new_reference, write_booking};
-pub use cancel::{cancel, cancel_session_seats};
+pub use cancel::{cancel, cancel_by_reference, cancel_session_seats, move_seat};
 pub use holds::{confirm_payment, expire_holds};
 pub use notices::session_changed;
 pub use queries::{attendees, find_by_token, for_event};

@@ -108,6 +108,15 @@ pub(super) fn id_for_token(conn: &mut DbConn, manage_token: &str) -> Result<i64,
         .ok_or(BookingError::NotFound)
 }
 
+pub(super) fn id_for_reference(conn: &mut DbConn, reference: &str) -> Result<i64, BookingError> {
+    bookings::table
+        .filter(bookings::reference.eq(reference))
+        .select(bookings::id)
+        .first(conn)
+        .optional()?
+        .ok_or(BookingError::NotFound)
+}
+
 /// The booking behind a manage link, with its event.
 pub fn find_by_token(
     conn: &mut DbConn,

@@ -563,6 +563,7 @@ async fn a_claim_that_clashes_is_refused_and_the_offer_stands(app: TestApp) {
 }
 
 on_both_backends!(
+    organisers_cancel_for_someone_and_move_them_atomically,
     overlapping_sessions_are_refused_unless_the_event_allows_it,
     a_claim_that_clashes_is_refused_and_the_offer_stands,
     a_priced_booking_is_held_until_its_hold_runs_out,
@@ -715,4 +716,156 @@ mod idempotency {
         simultaneous_retries_wait_for_the_first_and_book_once,
         waitlist_joins_and_claims_take_keys_too,
     );
+}
+
+async fn organisers_cancel_for_someone_and_move_them_atomically(app: TestApp) {
+    let slug = app.strict_event("moves").await;
+    let from = app
+        .session_at(
+            &slug,
+            "Morning",
+            5,
+            0,
+            "2027-03-10T09:00:00+00:00",
+            "2027-03-10T10:00:00+00:00",
+        )
+        .await;
+    let to = app
+        .session_at(
+            &slug,
+            "Afternoon",
+            1,
+            0,
+            "2027-03-10T14:00:00+00:00",
+            "2027-03-10T15:00:00+00:00",
+        )
+        .await;
+    let clash = app
+        .session_at(
+            &slug,
+            "Late morning",
+            5,
+            0,
+            "2027-03-10T10:30:00+00:00",
+            "2027-03-10T11:30:00+00:00",
+        )
+        .await;
+    let ada = app.booked(&slug, "ada@example.org", &[from]).await;
+    let reference = ada["reference"].as_str().expect("reference");
+    let path = format!("/api/v1/admin/bookings/{reference}/move");
+
+    let moved = expect_json(
+        app.admin_post(
+            &path,
+            &json!({"from_session_id": from, "to_session_id": to}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let states: Vec<(i64, String)> = moved["seats"]
+        .as_array()
+        .expect("seats")
+        .iter()
+        .map(|s| {
+            (
+                s["session_id"].as_i64().expect("id"),
+                s["state"].as_str().expect("state").to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        states.contains(&(from, "cancelled".to_owned()))
+            && states.contains(&(to, "confirmed".to_owned())),
+        "{states:?}"
+    );
+    assert_eq!(
+        (
+            app.seats_left(&slug, from).await,
+            app.seats_left(&slug, to).await
+        ),
+        (5, 0)
+    );
+
+    // The target is full now: moving Bob there is refused and his seat is kept.
+    let bob = app.booked(&slug, "bob@example.org", &[from]).await;
+    let bob_path = format!(
+        "/api/v1/admin/bookings/{}/move",
+        bob["reference"].as_str().expect("reference")
+    );
+    expect_problem(
+        app.admin_post(
+            &bob_path,
+            &json!({"from_session_id": from, "to_session_id": to}),
+        )
+        .await,
+        409,
+        "session-full",
+    )
+    .await;
+    // A session that overlaps another of his seats is refused, and his seat is kept.
+    let dan = app.booked(&slug, "dan@example.org", &[from]).await;
+    let dan_path = format!(
+        "/api/v1/admin/bookings/{}/move",
+        dan["reference"].as_str().expect("reference")
+    );
+    app.booked(&slug, "dan@example.org", &[clash]).await;
+    let other = app
+        .session_at(
+            &slug,
+            "Overlapping both",
+            5,
+            0,
+            "2027-03-10T10:15:00+00:00",
+            "2027-03-10T11:00:00+00:00",
+        )
+        .await;
+    expect_problem(
+        app.admin_post(
+            &dan_path,
+            &json!({"from_session_id": from, "to_session_id": other}),
+        )
+        .await,
+        409,
+        "timetable-clash",
+    )
+    .await;
+    assert_eq!(
+        app.booking(token(&dan)).await["seats"][0]["state"],
+        "confirmed"
+    );
+    assert_eq!(
+        app.booking(token(&bob)).await["seats"][0]["state"],
+        "confirmed"
+    );
+    assert_eq!(app.seats_left(&slug, from).await, 3);
+    expect_problem(
+        app.admin_post(
+            &bob_path,
+            &json!({"from_session_id": to, "to_session_id": from}),
+        )
+        .await,
+        422,
+        "validation",
+    )
+    .await;
+
+    // Cancelled for him by an organiser: his seat goes to the person waiting.
+    let cyd = joined(&app, &slug, to, "cyd@example.org").await;
+    let cancel = format!("/api/v1/admin/bookings/{reference}/cancel");
+    let cancelled = expect_json(
+        app.admin_post(&cancel, &json!({"session_ids": [to]})).await,
+        200,
+    )
+    .await;
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(entry(&app, token(&cyd)).await["state"], "offered");
+    expect_problem(
+        app.admin_post("/api/v1/admin/bookings/PMO-NOPE00/cancel", &json!({}))
+            .await,
+        404,
+        "not-found",
+    )
+    .await;
+    app.assert_no_drift();
 }
