@@ -222,3 +222,45 @@ fn check_reports_drift_with_exit_code_one() {
         );
     }
 }
+
+#[test]
+fn check_reports_a_free_seat_nobody_waiting_was_offered() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some((url, _scratch)) = fresh_database(backend) else {
+            continue;
+        };
+        let settings = crate::helpers::test_settings(&url);
+        let db = masterclass::db::Db::connect(&settings.database).expect("connect");
+        db.migrate().expect("migrate");
+        let mut conn = db.conn().expect("conn");
+        use diesel::RunQueryDsl;
+        for statement in [
+            "INSERT INTO events (slug, name, venue, time_zone, currency, status, created_at, updated_at) \
+             VALUES ('stuck', 'Stuck', 'Hall', 'UTC', 'EUR', 'published', '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+            // One free seat of two (counter and rows agree: no drift) ...
+            "INSERT INTO sessions (event_id, title, abstract_text, speakers, starts_at, ends_at, capacity, taken, price_minor, status, created_at, updated_at) \
+             SELECT id, 'Stuck', '', '[]', '2027-01-01 09:00:00', '2027-01-01 10:00:00', 2, 1, 0, 'published', '2026-01-01 00:00:00', '2026-01-01 00:00:00' FROM events",
+            "INSERT INTO waitlist_entries (session_id, reference, manage_token_hash, attendee_name, attendee_email, email_key, state, queue_key, offered_at, offer_expires_at, created_at, updated_at) \
+             SELECT id, 'WL-OFFER1', 'h1', 'Offered', 'o@example.org', 'o@example.org', 'offered', 0, '2026-01-01 00:00:00', '2027-01-01 00:00:00', '2026-01-01 00:00:00', '2026-01-01 00:00:00' FROM sessions",
+            // ... while someone waits.
+            "INSERT INTO waitlist_entries (session_id, reference, manage_token_hash, attendee_name, attendee_email, email_key, state, queue_key, created_at, updated_at) \
+             SELECT id, 'WL-WAIT01', 'h2', 'Waiting', 'w@example.org', 'w@example.org', 'waiting', 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00' FROM sessions",
+        ] {
+            diesel::sql_query(statement).execute(&mut *conn).expect(statement);
+        }
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_masterclass"))
+            .arg("check")
+            .env("MASTERCLASS_ENV", "test")
+            .env("MASTERCLASS__DATABASE__URL", &url)
+            .output()
+            .expect("check runs");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(1), "{backend:?}: {text}");
+        assert!(
+            text.contains("STUCK session")
+                && text.contains("1 of 2 seats taken while 1 people wait")
+                && !text.contains("DRIFT"),
+            "{backend:?}: the offer counts as taken, the free seat is reported: {text}"
+        );
+    }
+}

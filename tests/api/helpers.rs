@@ -84,9 +84,12 @@ impl Drop for Scratch {
     }
 }
 
+/// Loopback without TLS by default: nothing to protect there, and no OpenSSL state for the
+/// process's exit to tear down while a pool thread is still inside libpq.
 pub fn postgres_admin_url() -> String {
-    std::env::var("MASTERCLASS_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("MASTERCLASS_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".to_owned()
+    })
 }
 
 /// Whether PostgreSQL tests can run; says so loudly when they cannot.
@@ -125,11 +128,15 @@ pub fn fresh_database(backend: Backend) -> Option<(String, Scratch)> {
             diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
                 .execute(&mut conn)
                 .expect("create test database");
-            let base = admin_url
+            let (location, query) = match admin_url.split_once('?') {
+                Some((location, query)) => (location, format!("?{query}")),
+                None => (admin_url.as_str(), String::new()),
+            };
+            let base = location
                 .rsplit_once('/')
                 .map(|(b, _)| b)
-                .unwrap_or(&admin_url);
-            let url = format!("{base}/{name}");
+                .unwrap_or(location);
+            let url = format!("{base}/{name}{query}");
             Some((url, Scratch::Postgres { admin_url, name }))
         }
     }

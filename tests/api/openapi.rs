@@ -33,6 +33,8 @@ const ROUTES: &[(&str, &str)] = &[
         "post",
         "/api/v1/admin/sessions/{id}/waitlist/{entry_id}/promote",
     ),
+    ("post", "/api/v1/admin/bookings/{reference}/cancel"),
+    ("post", "/api/v1/admin/bookings/{reference}/move"),
 ];
 
 async fn document(app: &TestApp) -> Value {

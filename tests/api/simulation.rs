@@ -293,3 +293,123 @@ on_both_backends!(
     thousands_of_mixed_operations_keep_every_invariant,
     many_clients_at_once_keep_every_invariant_at_every_instant,
 );
+
+/// Cancellations, claims and declines through two `serve` processes on one PostgreSQL database,
+/// with a checker reading snapshots throughout: the waitlist invariants hold across processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_hand_freed_seats_to_the_waitlist_in_order() {
+    use crate::helpers::{Backend, ServeProcess};
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let slug = app.published_event("two-process-waitlist").await;
+    let class = app.session(&slug, "Sought after", 6, 0).await;
+    let mut holders = Vec::new();
+    for n in 0..6 {
+        let booked = app
+            .booked(&slug, &format!("h{n}@example.org"), &[class])
+            .await;
+        holders.push(booked["manage_token"].as_str().expect("token").to_owned());
+    }
+    let mut waiting = Vec::new();
+    for n in 0..24 {
+        let joined: Value = app
+            .post(
+                &format!("/api/v1/events/{slug}/sessions/{class}/waitlist"),
+                &json!({"name": "W", "email": format!("w{n}@example.org")}),
+            )
+            .await
+            .json()
+            .await
+            .expect("json");
+        waiting.push(joined["manage_token"].as_str().expect("token").to_owned());
+    }
+    let servers = Arc::new([
+        ServeProcess::start(&app.database_url),
+        ServeProcess::start(&app.database_url),
+    ]);
+    let app = Arc::new(app);
+    let done = Arc::new(AtomicBool::new(false));
+    let checker = {
+        let (app, done) = (app.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut found = Vec::new();
+            let mut checks = 0;
+            while !done.load(Ordering::SeqCst) {
+                let app = app.clone();
+                found.extend(
+                    tokio::task::spawn_blocking(move || violations(&app))
+                        .await
+                        .expect("check"),
+                );
+                checks += 1;
+            }
+            (found, checks)
+        })
+    };
+    let mut clients = tokio::task::JoinSet::new();
+    for (n, token) in holders.into_iter().enumerate() {
+        let (client, servers) = (app.client.clone(), servers.clone());
+        clients.spawn(async move {
+            let base = &servers[n % 2].address;
+            let response = client
+                .post(format!("{base}/api/v1/bookings/{token}/cancel"))
+                .send()
+                .await
+                .expect("cancel");
+            assert_eq!(response.status(), 200);
+        });
+    }
+    for (n, token) in waiting.into_iter().enumerate() {
+        let (client, servers) = (app.client.clone(), servers.clone());
+        clients.spawn(async move {
+            // Each person checks their place through either process until the seats run out,
+            // claiming an offer (or, one in four, declining it).
+            for round in 0..200 {
+                let base = &servers[(n + round) % 2].address;
+                let entry: Value = client
+                    .get(format!("{base}/api/v1/waitlist/{token}"))
+                    .send()
+                    .await
+                    .expect("entry")
+                    .json()
+                    .await
+                    .expect("json");
+                match entry["state"].as_str() {
+                    Some("offered") => {
+                        let action = if n % 4 == 3 { "decline" } else { "claim" };
+                        let response = client
+                            .post(format!("{base}/api/v1/waitlist/{token}/{action}"))
+                            .send()
+                            .await
+                            .expect("act");
+                        assert!(
+                            response.status().is_success(),
+                            "{action}: {}",
+                            response.status()
+                        );
+                        return;
+                    }
+                    Some("waiting") => {
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await
+                    }
+                    _ => return,
+                }
+            }
+        });
+    }
+    while let Some(finished) = clients.join_next().await {
+        finished.expect("client");
+    }
+    done.store(true, Ordering::SeqCst);
+    let (found, checks) = checker.await.expect("checker");
+    assert!(found.is_empty(), "{found:?}");
+    assert!(checks > 0);
+    let session = app.public_session(&slug, class).await;
+    assert_eq!(
+        session["seats_left"], 0,
+        "every freed seat went to someone waiting"
+    );
+    assert!(violations(&app).is_empty());
+    app.assert_no_drift();
+}
