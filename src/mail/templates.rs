@@ -963,6 +963,25 @@ mod tests {
     }
 
     #[test]
+    fn a_cancelled_session_ends_the_waitlist_place_with_an_apology() {
+        let rendered = render(
+            Template::WaitlistLeft,
+            &on_the_waitlist("cancelled", None, None),
+        );
+
+        assert_eq!(
+            rendered.subject,
+            "Cancelled: the session you were waiting for: Building a PMO from scratch – PMO Masterclasses 2027 (WL-7K3F9Q)"
+        );
+        assert_both_parts_say(
+            &rendered,
+            &["Building a PMO from scratch, which you were waiting for, has been cancelled by the organisers"],
+        );
+        assert!(!rendered.text.contains("If you did not ask for this"));
+        assert!(!rendered.text.contains("as you asked"));
+    }
+
+    #[test]
     fn declining_an_offer_says_the_seat_goes_to_the_next_person() {
         let rendered = render(
             Template::WaitlistLeft,

@@ -498,14 +498,20 @@ pub fn promote(
     })
 }
 
-/// Ends every active entry of a session an organiser cancelled: offered seats are released
-/// with the session's. Runs in the caller's transaction, under the session's lock.
+/// Ends every active entry of a session an organiser cancelled, telling each person: offered
+/// seats are released with the session's. Runs in the caller's transaction, under the session's
+/// lock.
 pub fn close_session(
     conn: &mut DbConn,
     session_id: i64,
     now: DateTime<Utc>,
 ) -> Result<usize, DbError> {
     let stamp = db::stored(now);
+    let ending: Vec<i64> = waitlist_entries::table
+        .filter(waitlist_entries::session_id.eq(session_id))
+        .filter(waitlist_entries::state.eq_any(EntryState::ACTIVE))
+        .select(waitlist_entries::id)
+        .load(conn)?;
     let offers = diesel::update(waitlist_entries::table)
         .filter(waitlist_entries::session_id.eq(session_id))
         .filter(waitlist_entries::state.eq(EntryState::Offered.as_str()))
@@ -525,6 +531,20 @@ pub fn close_session(
             waitlist_entries::updated_at.eq(stamp),
         ))
         .execute(conn)?;
+    for id in ending {
+        let entry = find(conn, id)?;
+        let session = sessions::find(conn, session_id).map_err(|e| match e {
+            SessionError::Db(e) => e,
+            other => DbError::Inconsistent(other.to_string()),
+        })?;
+        let view = EntryView {
+            event: events::by_id(conn, session.event_id)?,
+            session,
+            entry,
+            position: None,
+        };
+        tell_as(conn, &view, Template::WaitlistLeft, "cancelled")?;
+    }
     Ok(offers + waiting)
 }
 
@@ -688,6 +708,17 @@ fn view_by_id(conn: &mut DbConn, id: i64) -> Result<EntryView, WaitlistError> {
 
 /// Writes the email about an entry to the outbox.
 fn tell(conn: &mut DbConn, view: &EntryView, template: Template) -> Result<(), DbError> {
+    tell_as(conn, view, template, view.entry.state.as_str())
+}
+
+/// Like [`tell`], with the state the email gives the session (`cancelled` when an organiser
+/// cancelled it).
+fn tell_as(
+    conn: &mut DbConn,
+    view: &EntryView,
+    template: Template,
+    state: &str,
+) -> Result<(), DbError> {
     let entry = &view.entry;
     let mut data = compose::booking_mail(&view.event, &entry.reference, &entry.attendee_name);
     let line = compose::SessionLine {
@@ -701,13 +732,7 @@ fn tell(conn: &mut DbConn, view: &EntryView, template: Template) -> Result<(), D
         price_minor: view.session.price_minor,
     };
     data.waitlist = Some(WaitlistMail {
-        session: compose::seat_mail(
-            0,
-            &line,
-            view.event.time_zone,
-            &view.event.currency,
-            entry.state.as_str(),
-        ),
+        session: compose::seat_mail(0, &line, view.event.time_zone, &view.event.currency, state),
         position: view.position,
         offer_until: entry
             .offer_expires_at

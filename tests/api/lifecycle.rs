@@ -562,7 +562,34 @@ async fn a_claim_that_clashes_is_refused_and_the_offer_stands(app: TestApp) {
     app.assert_no_drift();
 }
 
+async fn cancelling_a_session_ends_its_waitlist_and_tells_everyone_on_it(app: TestApp) {
+    let slug = app.published_event("cancelled-waitlist").await;
+    let class = app.session(&slug, "Doomed", 1, 0).await;
+    let ada = app.booked(&slug, "ada@example.org", &[class]).await;
+    let bob = joined(&app, &slug, class, "bob@example.org").await;
+    let cyd = joined(&app, &slug, class, "cyd@example.org").await;
+    expect_json(app.cancel(token(&ada), None).await, 200).await;
+    assert_eq!(entry(&app, token(&bob)).await["state"], "offered");
+
+    expect_json(
+        app.patch_session(class, &json!({"status": "cancelled"}))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(entry(&app, token(&bob)).await["state"], "expired");
+    assert_eq!(entry(&app, token(&cyd)).await["state"], "withdrawn");
+    let emails = outbox(&app);
+    assert_eq!(
+        emails.iter().filter(|t| *t == "waitlist_left").count(),
+        2,
+        "{emails:?}"
+    );
+    app.assert_no_drift();
+}
+
 on_both_backends!(
+    cancelling_a_session_ends_its_waitlist_and_tells_everyone_on_it,
     organisers_cancel_for_someone_and_move_them_atomically,
     overlapping_sessions_are_refused_unless_the_event_allows_it,
     a_claim_that_clashes_is_refused_and_the_offer_stands,
