@@ -139,6 +139,13 @@ pub fn move_seat(
 ) -> Result<(Event, Booking), BookingError> {
     db::write_transaction(conn, |conn| {
         let id = id_for_reference(conn, reference)?;
+        // Both sessions first, in id order, as every writer of seats does; then the booking as
+        // it is under those locks (a cancellation, expiry or payment may have come first).
+        let mut ids = [from, to];
+        ids.sort_unstable();
+        for session_id in ids {
+            sessions::lock(conn, session_id)?;
+        }
         let booking = load(conn, id)?;
         let Some(old) = booking.seats.iter().find(|s| {
             s.session_id == from && matches!(s.state, SeatState::Held | SeatState::Confirmed)
@@ -152,13 +159,14 @@ pub fn move_seat(
         let event = events::by_id(conn, booking.event_id)?;
         let target = match sessions::find(conn, to) {
             Ok(s) if s.event_id == event.id && from != to => s,
-            _ => {
+            Ok(_) | Err(sessions::SessionError::NotFound(_)) => {
                 return Err(ValidationError::single(
                     "to_session_id",
                     "not another session of this booking's event",
                 )
                 .into())
             }
+            Err(e) => return Err(e.into()),
         };
         if target.status == sessions::SessionStatus::Cancelled {
             return Err(BookingError::SessionCancelled {
@@ -172,19 +180,20 @@ pub fn move_seat(
                 title: target.title,
             });
         }
-        let mut ids = [from, to];
-        ids.sort_unstable();
-        for session_id in ids {
-            sessions::lock(conn, session_id)?;
-        }
         let stamp = db::stored(now);
         let state = old.state;
-        diesel::update(seats::table.find(old.id))
+        let changed = diesel::update(seats::table.find(old.id))
+            .filter(seats::state.eq(state.as_str()))
             .set((
                 seats::state.eq(SeatState::Cancelled.as_str()),
                 seats::cancelled_at.eq(Some(stamp)),
             ))
             .execute(conn)?;
+        if changed != 1 {
+            return Err(
+                DbError::Inconsistent(format!("seat {} changed under its lock", old.id)).into(),
+            );
+        }
         sessions::free_seats(conn, from, 1)?;
         let email = booking.attendee_email.to_lowercase();
         let seat = sessions::SeatRequest {
@@ -203,8 +212,8 @@ pub fn move_seat(
                     id: target.id,
                     title: target.title.clone(),
                 },
-                // Changed or full: what the organiser asked for cannot be had now.
-                _ => BookingError::SessionFull {
+                sessions::Refusal::Changed => BookingError::ProgrammeChanged,
+                sessions::Refusal::Full => BookingError::SessionFull {
                     id: target.id,
                     title: target.title.clone(),
                     waitlist: None,

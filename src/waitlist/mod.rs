@@ -267,8 +267,9 @@ pub fn leave(
     now: DateTime<Utc>,
 ) -> Result<EntryView, WaitlistError> {
     db::write_transaction(conn, |conn| {
-        let entry = entry_for_token(conn, manage_token)?;
-        sessions::lock(conn, entry.session_id)?;
+        let found = entry_for_token(conn, manage_token)?;
+        sessions::lock(conn, found.session_id)?;
+        let entry = find(conn, found.id)?;
         let to = match entry.state {
             EntryState::Waiting => EntryState::Withdrawn,
             EntryState::Offered => EntryState::Declined,
@@ -311,8 +312,10 @@ pub fn claim(
     mut finish: Finish<'_, Booked>,
 ) -> Result<Booked, WaitlistError> {
     let outcome = db::write_transaction(conn, |conn| -> Result<Claim, WaitlistError> {
-        let entry = entry_for_token(conn, manage_token)?;
-        sessions::lock(conn, entry.session_id)?;
+        let found = entry_for_token(conn, manage_token)?;
+        sessions::lock(conn, found.session_id)?;
+        // As it is now that the session is ours: a decline or a lapse may have come first.
+        let entry = find(conn, found.id)?;
         if entry.state != EntryState::Offered {
             return Err(WaitlistError::NotAllowed(entry.state));
         }
@@ -426,12 +429,16 @@ pub fn expire_offers(
     let mut lapsed = 0;
     for id in due {
         let done = db::write_transaction(conn, |conn| -> Result<bool, WaitlistError> {
+            let found = find(conn, id)?;
+            sessions::lock(conn, found.session_id)?;
             let entry = find(conn, id)?;
-            sessions::lock(conn, entry.session_id)?;
             expire_entry(conn, &entry, issuer, now)
-        })?;
-        if done {
-            lapsed += 1;
+        });
+        match done {
+            Ok(true) => lapsed += 1,
+            Ok(false) => {}
+            // One entry that cannot lapse must not hold up the others.
+            Err(e) => tracing::warn!(entry = id, error = %e, "offer not lapsed; will try again"),
         }
     }
     Ok(lapsed)

@@ -588,7 +588,33 @@ async fn cancelling_a_session_ends_its_waitlist_and_tells_everyone_on_it(app: Te
     app.assert_no_drift();
 }
 
+async fn a_claim_racing_a_decline_or_a_lapse_has_one_winner(app: TestApp) {
+    let slug = app.published_event("offer-races").await;
+    for round in 0..12 {
+        let class = app.session(&slug, &format!("Race {round}"), 1, 0).await;
+        let holder = app
+            .booked(&slug, &format!("h{round}@example.org"), &[class])
+            .await;
+        let waiter = joined(&app, &slug, class, &format!("w{round}@example.org")).await;
+        joined(&app, &slug, class, &format!("next{round}@example.org")).await;
+        expect_json(app.cancel(token(&holder), None).await, 200).await;
+        let entry_token = token(&waiter).to_owned();
+        let other = if round % 2 == 0 { "decline" } else { "leave" };
+        let (claimed, ended) = tokio::join!(
+            act(&app, &entry_token, "claim"),
+            act(&app, &entry_token, other)
+        );
+        let outcome = (claimed.status().as_u16(), ended.status().as_u16());
+        assert!(
+            outcome == (201, 409) || outcome == (409, 200),
+            "round {round}: exactly one of claim and {other} wins, got {outcome:?}"
+        );
+        app.assert_no_drift();
+    }
+}
+
 on_both_backends!(
+    a_claim_racing_a_decline_or_a_lapse_has_one_winner,
     cancelling_a_session_ends_its_waitlist_and_tells_everyone_on_it,
     organisers_cancel_for_someone_and_move_them_atomically,
     overlapping_sessions_are_refused_unless_the_event_allows_it,
