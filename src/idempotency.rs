@@ -7,7 +7,7 @@
 //! simply does the work. While a request holds a key, others with it wait for its answer; a
 //! holder that died lets its lease lapse and the next retry takes over.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 
@@ -27,6 +27,8 @@ pub struct Key {
     pub key: String,
     /// SHA-256 of the request body in its canonical JSON form.
     pub request_hash: String,
+    /// Set once this request holds the key (see [`Claim::Fresh`]): proves it still does.
+    pub lease: Option<NaiveDateTime>,
 }
 
 impl Key {
@@ -35,6 +37,7 @@ impl Key {
             scope,
             key,
             request_hash: hex::encode(Sha256::digest(canonical_body)),
+            lease: None,
         }
     }
 }
@@ -51,8 +54,9 @@ type KeyRow = (
 /// What claiming a key found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// Nobody has used the key: go ahead, then [`complete`] or [`release`] it.
-    Fresh,
+    /// Nobody has used the key: go ahead, then [`complete`] or [`release`] it with this lease,
+    /// which proves the key is still this request's.
+    Fresh { lease: NaiveDateTime },
     /// The first request's answer, to send again.
     Answered { status: u16, body: String },
     /// Another request holds the key right now: ask again shortly.
@@ -64,6 +68,7 @@ pub enum Claim {
 /// Claims `key` for this request at `now`.
 pub fn claim(conn: &mut DbConn, key: &Key, now: DateTime<Utc>) -> Result<Claim, DbError> {
     let stamp = db::stored(now);
+    let lease = db::stored(now + LEASE);
     // A key past its 24 hours is forgotten, whatever the sweeper has got round to.
     diesel::delete(idempotency_keys::table.find((&key.scope, &key.key)))
         .filter(idempotency_keys::expires_at.le(stamp))
@@ -74,13 +79,13 @@ pub fn claim(conn: &mut DbConn, key: &Key, now: DateTime<Utc>) -> Result<Claim, 
             idempotency_keys::idempotency_key.eq(&key.key),
             idempotency_keys::request_hash.eq(&key.request_hash),
             idempotency_keys::state.eq("running"),
-            idempotency_keys::lease_until.eq(Some(db::stored(now + LEASE))),
+            idempotency_keys::lease_until.eq(Some(lease)),
             idempotency_keys::created_at.eq(stamp),
             idempotency_keys::expires_at.eq(db::stored(now + KEEP_FOR)),
         ))
         .execute(conn);
     match inserted {
-        Ok(_) => return Ok(Claim::Fresh),
+        Ok(_) => return Ok(Claim::Fresh { lease }),
         Err(e) if db::is_unique_violation(&e) => {}
         Err(e) => return Err(e.into()),
     }
@@ -115,33 +120,46 @@ pub fn claim(conn: &mut DbConn, key: &Key, now: DateTime<Utc>) -> Result<Claim, 
     let taken = diesel::update(idempotency_keys::table.find((&key.scope, &key.key)))
         .filter(idempotency_keys::state.eq("running"))
         .filter(idempotency_keys::lease_until.eq(lease_until))
-        .set(idempotency_keys::lease_until.eq(Some(db::stored(now + LEASE))))
+        .set(idempotency_keys::lease_until.eq(Some(lease)))
         .execute(conn)?;
     Ok(if taken == 1 {
-        Claim::Fresh
+        Claim::Fresh { lease }
     } else {
         Claim::Running
     })
 }
 
-/// Records the answer to a claimed key. Call it inside the transaction of the request's effect
-/// (or on its own for an answer that changed nothing).
+/// Records the answer to a key this request holds (its `lease`). Call it inside the
+/// transaction of the request's effect (or on its own for an answer that changed nothing). If
+/// the lease ran out and another request took the key over, this fails, and so does the
+/// transaction: the other request's work is the one that counts.
 pub fn complete(conn: &mut DbConn, key: &Key, status: u16, body: &str) -> Result<(), DbError> {
-    diesel::update(idempotency_keys::table.find((&key.scope, &key.key)))
+    let recorded = diesel::update(idempotency_keys::table.find((&key.scope, &key.key)))
+        .filter(idempotency_keys::state.eq("running"))
+        .filter(idempotency_keys::lease_until.eq(key.lease))
         .set((
             idempotency_keys::state.eq("done"),
             idempotency_keys::status.eq(Some(i32::from(status))),
             idempotency_keys::body.eq(Some(body)),
-            idempotency_keys::lease_until.eq(None::<chrono::NaiveDateTime>),
+            idempotency_keys::lease_until.eq(None::<NaiveDateTime>),
         ))
         .execute(conn)?;
-    Ok(())
+    if recorded == 1 {
+        Ok(())
+    } else {
+        Err(DbError::Inconsistent(format!(
+            "idempotency key {:?} was taken over by another request",
+            key.key
+        )))
+    }
 }
 
-/// Forgets a claimed key whose request failed on our side, so that a retry does the work.
+/// Forgets a key this request holds and could not finish on our side, so that a retry does the
+/// work.
 pub fn release(conn: &mut DbConn, key: &Key) -> Result<(), DbError> {
     diesel::delete(idempotency_keys::table.find((&key.scope, &key.key)))
         .filter(idempotency_keys::state.eq("running"))
+        .filter(idempotency_keys::lease_until.eq(key.lease))
         .execute(conn)?;
     Ok(())
 }

@@ -36,7 +36,7 @@ pub fn key_of(req: &HttpRequest, body: &impl Serialize) -> Result<Option<Key>, P
 
 /// Claims the key, waiting while another request holds it: `None` means go ahead (and settle
 /// the key afterwards), `Some` is the first request's answer to send again.
-pub async fn begin(state: &AppState, key: &Key) -> Result<Option<HttpResponse>, Problem> {
+pub async fn begin(state: &AppState, key: &mut Key) -> Result<Option<HttpResponse>, Problem> {
     let give_up = Instant::now() + LEASE.to_std().unwrap_or(Duration::from_secs(60));
     loop {
         let now = state.clock.now();
@@ -45,7 +45,10 @@ pub async fn begin(state: &AppState, key: &Key) -> Result<Option<HttpResponse>, 
             run(&state.db, move |conn| idempotency::claim(conn, &key, now)).await?
         };
         match claimed {
-            Claim::Fresh => return Ok(None),
+            Claim::Fresh { lease } => {
+                key.lease = Some(lease);
+                return Ok(None);
+            }
             Claim::Answered { status, body } => return Ok(Some(replay(state, status, &body))),
             Claim::Reused => {
                 return Err(Problem::new(

@@ -379,9 +379,9 @@ async fn create_booking(
     slug: web::Path<String>,
     input: ApiJson<BookingInput>,
 ) -> Result<HttpResponse, Problem> {
-    let key = idempotency::key_of(&req, &input.0)?;
+    let mut key = idempotency::key_of(&req, &input.0)?;
     let request = BookingRequest::try_from(input.0)?;
-    if let Some(key) = &key {
+    if let Some(key) = key.as_mut() {
         if let Some(answer) = idempotency::begin(&state, key).await? {
             return Ok(answer);
         }

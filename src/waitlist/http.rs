@@ -222,9 +222,9 @@ async fn join_waitlist(
     path: web::Path<(String, i64)>,
     input: ApiJson<AttendeeInput>,
 ) -> Result<HttpResponse, Problem> {
-    let key = idempotency::key_of(&req, &input.0)?;
+    let mut key = idempotency::key_of(&req, &input.0)?;
     let who = attendee(input.0)?;
-    if let Some(key) = &key {
+    if let Some(key) = key.as_mut() {
         if let Some(answer) = idempotency::begin(&state, key).await? {
             return Ok(answer);
         }
@@ -357,8 +357,8 @@ async fn claim_offer(
     req: HttpRequest,
     token: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let key = idempotency::key_of(&req, &())?;
-    if let Some(key) = &key {
+    let mut key = idempotency::key_of(&req, &())?;
+    if let Some(key) = key.as_mut() {
         if let Some(answer) = idempotency::begin(&state, key).await? {
             return Ok(answer);
         }

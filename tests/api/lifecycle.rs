@@ -764,7 +764,48 @@ mod idempotency {
         app.assert_no_drift();
     }
 
+    async fn a_holder_whose_lease_lapsed_cannot_record_over_its_successor(app: TestApp) {
+        use masterclass::idempotency::{claim, complete, Claim, Key};
+        let (db, clock) = (app.db.clone(), app.clock.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut conn = db.conn().expect("conn");
+            let mut first = Key::new("POST /x".into(), "k".into(), b"{}");
+            let mut second = first.clone();
+            let Claim::Fresh { lease } = claim(&mut conn, &first, clock.now()).expect("claim")
+            else {
+                panic!("a new key is fresh");
+            };
+            first.lease = Some(lease);
+            assert_eq!(
+                claim(&mut conn, &second, clock.now()).expect("claim"),
+                Claim::Running
+            );
+            // The first holder stalls past its lease; a retry takes the key over.
+            clock.advance(masterclass::idempotency::LEASE + Duration::seconds(1));
+            let Claim::Fresh { lease } = claim(&mut conn, &second, clock.now()).expect("claim")
+            else {
+                panic!("a lapsed lease is taken over");
+            };
+            second.lease = Some(lease);
+            assert!(
+                complete(&mut conn, &first, 201, "{\"from\": 1}").is_err(),
+                "the first may no longer record"
+            );
+            complete(&mut conn, &second, 201, "{\"from\": 2}").expect("the holder records");
+            assert_eq!(
+                claim(&mut conn, &second, clock.now()).expect("claim"),
+                Claim::Answered {
+                    status: 201,
+                    body: "{\"from\": 2}".into()
+                }
+            );
+        })
+        .await
+        .expect("task");
+    }
+
     on_both_backends!(
+        a_holder_whose_lease_lapsed_cannot_record_over_its_successor,
         a_retried_booking_gets_the_first_answer_and_books_once,
         simultaneous_retries_wait_for_the_first_and_book_once,
         waitlist_joins_and_claims_take_keys_too,
