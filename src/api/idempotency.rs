@@ -14,6 +14,53 @@ use crate::validation::ValidationError;
 
 pub const HEADER: &str = "Idempotency-Key";
 
+/// What a request with a possible key came to.
+pub enum Guarded<T> {
+    /// The first request's answer, to send again as it is.
+    Replayed(HttpResponse),
+    Done(T),
+}
+
+/// Runs `work` for a request that may carry a key: with a key already answered, the kept
+/// answer instead; with a fresh one, `work` gets the key it holds (to record its answer in its
+/// own transaction, see [`answer_with`]), and a failure is settled (see [`settle_failure`]).
+pub async fn guarded<T, F, Fut>(
+    state: &AppState,
+    mut key: Option<Key>,
+    work: F,
+) -> Result<Guarded<T>, Problem>
+where
+    F: FnOnce(Option<Key>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, Problem>>,
+{
+    if let Some(key) = key.as_mut() {
+        if let Some(answer) = begin(state, key).await? {
+            return Ok(Guarded::Replayed(answer));
+        }
+    }
+    match work(key.clone()).await {
+        Ok(done) => Ok(Guarded::Done(done)),
+        Err(problem) => {
+            settle_failure(state, key, &problem).await;
+            Err(problem)
+        }
+    }
+}
+
+/// Records `view(&made)` as the 201 answer to `key`, inside the transaction that made it. The
+/// view must leave out the manage token: it is derived again when the answer is repeated.
+pub fn answer_with<T: 'static, V: Serialize + 'static>(
+    key: Option<Key>,
+    view: fn(&T) -> V,
+) -> crate::bookings::Finish<T> {
+    let key = key?;
+    Some(Box::new(move |conn, made| {
+        let body = serde_json::to_string(&view(made))
+            .map_err(|e| crate::db::DbError::Inconsistent(e.to_string()))?;
+        idempotency::complete(conn, &key, 201, &body)
+    }))
+}
+
 /// The key sent with `req`, if any, bound to its route and to `body` (canonical JSON).
 pub fn key_of(req: &HttpRequest, body: &impl Serialize) -> Result<Option<Key>, Problem> {
     let Some(value) = req.headers().get(HEADER) else {
@@ -36,7 +83,7 @@ pub fn key_of(req: &HttpRequest, body: &impl Serialize) -> Result<Option<Key>, P
 
 /// Claims the key, waiting while another request holds it: `None` means go ahead (and settle
 /// the key afterwards), `Some` is the first request's answer to send again.
-pub async fn begin(state: &AppState, key: &mut Key) -> Result<Option<HttpResponse>, Problem> {
+async fn begin(state: &AppState, key: &mut Key) -> Result<Option<HttpResponse>, Problem> {
     let give_up = Instant::now() + LEASE.to_std().unwrap_or(Duration::from_secs(60));
     loop {
         let now = state.clock.now();
@@ -71,7 +118,7 @@ pub async fn begin(state: &AppState, key: &mut Key) -> Result<Option<HttpRespons
 
 /// After a request with a key failed: a refusal (4xx) is the answer to keep; a failure of ours
 /// (5xx) frees the key so that a retry does the work.
-pub async fn settle_failure(state: &AppState, key: Option<Key>, problem: &Problem) {
+async fn settle_failure(state: &AppState, key: Option<Key>, problem: &Problem) {
     let Some(key) = key else {
         return;
     };

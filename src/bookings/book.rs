@@ -32,7 +32,7 @@ pub fn book(
     request: &BookingRequest,
     issuer: &Issuer,
     now: DateTime<Utc>,
-    mut finish: Finish<'_, Booked>,
+    mut finish: Finish<Booked>,
 ) -> Result<Booked, BookingError> {
     let mut attempts = 0;
     loop {

@@ -12,10 +12,10 @@ use super::{
     SeatState, SessionAttendee,
 };
 use crate::api::auth::Authenticated;
+use crate::api::idempotency::{self, Guarded};
 use crate::api::json::{ApiJson, DeferredJson, OptionalJson};
 use crate::api::problem::responses::{AuthProblems, BodyProblems, NotFound, Unavailable};
-use crate::api::{idempotency, local_time, run, AppState, Kind, Problem};
-use crate::db::{DbConn, DbError};
+use crate::api::{local_time, run, AppState, Kind, Problem};
 use crate::events::Event;
 use crate::organisers::Role;
 use crate::sessions::http::SessionView;
@@ -219,6 +219,11 @@ pub struct BookingView {
 }
 
 impl BookingView {
+    /// A booking just made, as its answer shows it (without the manage token).
+    pub fn of(booked: &Booked) -> Self {
+        Self::new(&booked.booking, &booked.event)
+    }
+
     pub fn new(booking: &Booking, event: &Event) -> Self {
         Self {
             reference: booking.reference.clone(),
@@ -379,57 +384,29 @@ async fn create_booking(
     slug: web::Path<String>,
     input: ApiJson<BookingInput>,
 ) -> Result<HttpResponse, Problem> {
-    let mut key = idempotency::key_of(&req, &input.0)?;
+    let key = idempotency::key_of(&req, &input.0)?;
     let request = BookingRequest::try_from(input.0)?;
-    if let Some(key) = key.as_mut() {
-        if let Some(answer) = idempotency::begin(&state, key).await? {
-            return Ok(answer);
-        }
-    }
     let slug = slug.into_inner();
     let issuer = state.issuer.clone();
     let programmes = state.programmes.clone();
     let now = state.clock.now();
-    let kept = key.clone();
-    let outcome = run(&state.db, move |conn| {
-        let mut record = kept.map(answer_recorder);
-        super::book(
-            conn,
-            &programmes,
-            &slug,
-            &request,
-            &issuer,
-            now,
-            record
-                .as_mut()
-                .map(|r| r as &mut dyn FnMut(&mut DbConn, &Booked) -> Result<(), DbError>),
-        )
+    let db = state.db.clone();
+    let outcome = idempotency::guarded(&state, key, |key| {
+        run(&db, move |conn| {
+            let finish = idempotency::answer_with(key, BookingView::of);
+            super::book(conn, &programmes, &slug, &request, &issuer, now, finish)
+        })
     })
-    .await;
+    .await?;
     let booked = match outcome {
-        Ok(booked) => booked,
-        Err(problem) => {
-            idempotency::settle_failure(&state, key, &problem).await;
-            return Err(problem);
-        }
+        Guarded::Replayed(answer) => return Ok(answer),
+        Guarded::Done(booked) => booked,
     };
     tracing::info!(reference = %booked.booking.reference, seats = booked.booking.seats.len(), "booked");
     Ok(HttpResponse::Created().json(BookingCreated {
+        booking: BookingView::of(&booked),
         manage_token: booked.manage_token,
-        booking: BookingView::new(&booked.booking, &booked.event),
     }))
-}
-
-/// Records a new booking as the answer to an idempotent request, in the booking's transaction.
-/// The manage token is left out: it is derived again when the answer is repeated.
-pub(crate) fn answer_recorder(
-    key: crate::idempotency::Key,
-) -> impl FnMut(&mut DbConn, &Booked) -> Result<(), DbError> {
-    move |conn, booked| {
-        let body = serde_json::to_string(&BookingView::new(&booked.booking, &booked.event))
-            .map_err(|e| DbError::Inconsistent(e.to_string()))?;
-        crate::idempotency::complete(conn, &key, 201, &body)
-    }
 }
 
 /// The booking behind a manage token.

@@ -44,8 +44,8 @@ pub struct Issuer {
 
 /// Work to do inside the transaction that made something, before it commits (recording the
 /// answer to an idempotent request).
-pub type Finish<'a, T> =
-    Option<&'a mut dyn FnMut(&mut crate::db::DbConn, &T) -> Result<(), DbError>>;
+pub type Finish<T> =
+    Option<Box<dyn FnMut(&mut crate::db::DbConn, &T) -> Result<(), DbError> + Send>>;
 
 /// Most sessions one booking may hold.
 pub const MAX_SESSIONS_PER_BOOKING: usize = 20;

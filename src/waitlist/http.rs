@@ -9,13 +9,12 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{Entry, EntryState, EntryView, Joined, WaitlistError};
 use crate::api::auth::Authenticated;
+use crate::api::idempotency::{self, Guarded};
 use crate::api::json::{ApiJson, OptionalJson};
 use crate::api::problem::responses::{AuthProblems, BodyProblems, NotFound, Unavailable};
-use crate::api::{idempotency, local_time, run, AppState, Kind, Problem};
+use crate::api::{local_time, run, AppState, Kind, Problem};
 use crate::bookings::http::{AttendeeInput, AttendeeView, BookingCreated, BookingView, EventRef};
 use crate::bookings::Attendee;
-use crate::bookings::Booked;
-use crate::db::{DbConn, DbError};
 use crate::organisers::Role;
 use crate::sessions::http::SessionView;
 use crate::validation::{optional_text, required_text, Email, Fields, ValidationError};
@@ -222,44 +221,23 @@ async fn join_waitlist(
     path: web::Path<(String, i64)>,
     input: ApiJson<AttendeeInput>,
 ) -> Result<HttpResponse, Problem> {
-    let mut key = idempotency::key_of(&req, &input.0)?;
+    let key = idempotency::key_of(&req, &input.0)?;
     let who = attendee(input.0)?;
-    if let Some(key) = key.as_mut() {
-        if let Some(answer) = idempotency::begin(&state, key).await? {
-            return Ok(answer);
-        }
-    }
     let (slug, session_id) = path.into_inner();
     let issuer = state.issuer.clone();
     let now = state.clock.now();
-    let kept = key.clone();
-    let outcome = run(&state.db, move |conn| {
-        let mut record = kept.map(|key| {
-            move |conn: &mut DbConn, joined: &Joined| -> Result<(), DbError> {
-                let body = serde_json::to_string(&WaitlistView::from(&joined.view))
-                    .map_err(|e| DbError::Inconsistent(e.to_string()))?;
-                crate::idempotency::complete(conn, &key, 201, &body)
-            }
-        });
-        super::join(
-            conn,
-            &issuer,
-            &slug,
-            session_id,
-            &who,
-            now,
-            record
-                .as_mut()
-                .map(|r| r as &mut dyn FnMut(&mut DbConn, &Joined) -> Result<(), DbError>),
-        )
+    let db = state.db.clone();
+    let outcome = idempotency::guarded(&state, key, |key| {
+        run(&db, move |conn| {
+            let finish =
+                idempotency::answer_with(key, |joined: &Joined| WaitlistView::from(&joined.view));
+            super::join(conn, &issuer, &slug, session_id, &who, now, finish)
+        })
     })
-    .await;
+    .await?;
     let joined = match outcome {
-        Ok(joined) => joined,
-        Err(problem) => {
-            idempotency::settle_failure(&state, key, &problem).await;
-            return Err(problem);
-        }
+        Guarded::Replayed(answer) => return Ok(answer),
+        Guarded::Done(joined) => joined,
     };
     tracing::info!(reference = %joined.view.entry.reference, session = session_id, "joined waitlist");
     Ok(HttpResponse::Created().json(WaitlistJoined {
@@ -300,13 +278,23 @@ async fn leave_waitlist(
     state: web::Data<AppState>,
     token: web::Path<String>,
 ) -> Result<web::Json<WaitlistView>, Problem> {
-    let token = token.into_inner();
+    end_place(&state, token.into_inner(), super::leave).await
+}
+
+/// Leaving and declining: the same call shape, a different rule.
+async fn end_place(
+    state: &AppState,
+    token: String,
+    end: fn(
+        &mut crate::db::DbConn,
+        &crate::bookings::Issuer,
+        &str,
+        chrono::DateTime<Utc>,
+    ) -> Result<EntryView, WaitlistError>,
+) -> Result<web::Json<WaitlistView>, Problem> {
     let issuer = state.issuer.clone();
     let now = state.clock.now();
-    let view = run(&state.db, move |conn| {
-        super::leave(conn, &issuer, &token, now)
-    })
-    .await?;
+    let view = run(&state.db, move |conn| end(conn, &issuer, &token, now)).await?;
     Ok(web::Json(WaitlistView::from(&view)))
 }
 
@@ -326,14 +314,7 @@ async fn decline_offer(
     state: web::Data<AppState>,
     token: web::Path<String>,
 ) -> Result<web::Json<WaitlistView>, Problem> {
-    let token = token.into_inner();
-    let issuer = state.issuer.clone();
-    let now = state.clock.now();
-    let view = run(&state.db, move |conn| {
-        super::decline(conn, &issuer, &token, now)
-    })
-    .await?;
-    Ok(web::Json(WaitlistView::from(&view)))
+    end_place(&state, token.into_inner(), super::decline).await
 }
 
 /// Claims an offered seat: it becomes a booking (held for payment when the session is priced).
@@ -357,35 +338,21 @@ async fn claim_offer(
     req: HttpRequest,
     token: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let mut key = idempotency::key_of(&req, &())?;
-    if let Some(key) = key.as_mut() {
-        if let Some(answer) = idempotency::begin(&state, key).await? {
-            return Ok(answer);
-        }
-    }
+    let key = idempotency::key_of(&req, &())?;
     let token = token.into_inner();
     let issuer = state.issuer.clone();
     let now = state.clock.now();
-    let kept = key.clone();
-    let outcome = run(&state.db, move |conn| {
-        let mut record = kept.map(crate::bookings::http::answer_recorder);
-        super::claim(
-            conn,
-            &issuer,
-            &token,
-            now,
-            record
-                .as_mut()
-                .map(|r| r as &mut dyn FnMut(&mut DbConn, &Booked) -> Result<(), DbError>),
-        )
+    let db = state.db.clone();
+    let outcome = idempotency::guarded(&state, key, |key| {
+        run(&db, move |conn| {
+            let finish = idempotency::answer_with(key, BookingView::of);
+            super::claim(conn, &issuer, &token, now, finish)
+        })
     })
-    .await;
+    .await?;
     let booked = match outcome {
-        Ok(booked) => booked,
-        Err(problem) => {
-            idempotency::settle_failure(&state, key, &problem).await;
-            return Err(problem);
-        }
+        Guarded::Replayed(answer) => return Ok(answer),
+        Guarded::Done(booked) => booked,
     };
     tracing::info!(reference = %booked.booking.reference, "offer claimed");
     Ok(HttpResponse::Created().json(BookingCreated {

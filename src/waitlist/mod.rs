@@ -182,7 +182,7 @@ pub fn join(
     session_id: i64,
     attendee: &Attendee,
     now: DateTime<Utc>,
-    mut finish: Finish<'_, Joined>,
+    mut finish: Finish<Joined>,
 ) -> Result<Joined, WaitlistError> {
     db::write_transaction(conn, |conn| {
         let event = events::find_published(conn, event_slug)?;
@@ -309,7 +309,7 @@ pub fn claim(
     issuer: &Issuer,
     manage_token: &str,
     now: DateTime<Utc>,
-    mut finish: Finish<'_, Booked>,
+    mut finish: Finish<Booked>,
 ) -> Result<Booked, WaitlistError> {
     let outcome = db::write_transaction(conn, |conn| -> Result<Claim, WaitlistError> {
         let found = entry_for_token(conn, manage_token)?;
