@@ -42,10 +42,6 @@ impl Clock {
             None => false,
         }
     }
-
-    pub fn is_manual(&self) -> bool {
-        self.manual.is_some()
-    }
 }
 
 #[cfg(test)]
@@ -71,7 +67,6 @@ mod tests {
     fn the_system_clock_cannot_be_moved() {
         let clock = Clock::system();
         assert!(!clock.advance(Duration::hours(1)));
-        assert!(!clock.is_manual());
         let drift = (clock.now() - Utc::now()).num_seconds().abs();
         assert!(drift < 5);
     }

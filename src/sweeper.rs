@@ -4,7 +4,6 @@
 //! `bookings.sweeper_in_serve` is off) and in `masterclass worker`; several may run at once, as
 //! each expiry re-checks its row under the session's lock.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -40,54 +39,46 @@ pub fn sweep(db: &Db, issuer: &Issuer, clock: &Clock) -> anyhow::Result<Swept> {
 /// The sweeper thread; stops when dropped or told to.
 pub struct Sweeper {
     stop: Arc<(Mutex<bool>, Condvar)>,
-    running: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Sweeper {
     pub fn start(db: Db, issuer: Arc<Issuer>, clock: Clock, every: Duration) -> Self {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let running = Arc::new(AtomicBool::new(true));
         let thread = {
             let stop = stop.clone();
-            let running = running.clone();
             std::thread::Builder::new()
                 .name("sweeper".to_owned())
-                .spawn(move || {
-                    loop {
-                        match sweep(&db, &issuer, &clock) {
-                            Ok(swept) if swept != Swept::default() => {
-                                tracing::info!(
-                                    holds_expired = swept.holds_expired,
-                                    offers_lapsed = swept.offers_lapsed,
-                                    keys_forgotten = swept.keys_forgotten,
-                                    "swept"
-                                );
-                            }
-                            Ok(_) => {}
-                            Err(e) => tracing::warn!(error = %format!("{e:#}"), "sweep failed; trying again"),
+                .spawn(move || loop {
+                    match sweep(&db, &issuer, &clock) {
+                        Ok(swept) if swept != Swept::default() => {
+                            tracing::info!(
+                                holds_expired = swept.holds_expired,
+                                offers_lapsed = swept.offers_lapsed,
+                                keys_forgotten = swept.keys_forgotten,
+                                "swept"
+                            );
                         }
-                        let (lock, wake) = &*stop;
-                        let stopped = lock.lock().unwrap_or_else(PoisonError::into_inner);
-                        let (stopped, _) = wake
-                            .wait_timeout_while(stopped, every, |stopped| !*stopped)
-                            .unwrap_or_else(PoisonError::into_inner);
-                        if *stopped {
-                            break;
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %format!("{e:#}"), "sweep failed; trying again")
                         }
                     }
-                    running.store(false, Ordering::SeqCst);
+                    let (lock, wake) = &*stop;
+                    let stopped = lock.lock().unwrap_or_else(PoisonError::into_inner);
+                    let (stopped, _) = wake
+                        .wait_timeout_while(stopped, every, |stopped| !*stopped)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    if *stopped {
+                        break;
+                    }
                 })
                 .ok()
         };
         if thread.is_none() {
             tracing::error!("cannot start the sweeper thread; holds and offers will not expire");
         }
-        Self {
-            stop,
-            running,
-            thread,
-        }
+        Self { stop, thread }
     }
 
     /// Stops the thread after the sweep in progress, if any.
@@ -104,10 +95,6 @@ impl Sweeper {
                 tracing::error!("the sweeper thread panicked");
             }
         }
-    }
-
-    pub fn is_running(&self) -> bool {
-        self.running.load(Ordering::SeqCst)
     }
 }
 

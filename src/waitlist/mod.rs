@@ -555,20 +555,6 @@ pub fn close_session(
     Ok(offers + waiting)
 }
 
-/// How many offers hold seats in a session now (for `masterclass check`).
-pub fn offered_count(conn: &mut DbConn, session_id: i64) -> Result<i64, DbError> {
-    Ok(waitlist_entries::table
-        .filter(waitlist_entries::session_id.eq(session_id))
-        .filter(waitlist_entries::state.eq(EntryState::Offered.as_str()))
-        .count()
-        .get_result(conn)?)
-}
-
-/// Whether anyone is waiting (not offered) for a session.
-pub fn anyone_waiting(conn: &mut DbConn, session_id: i64) -> Result<bool, DbError> {
-    Ok(first_waiting(conn, session_id)?.is_some())
-}
-
 fn expire_entry(
     conn: &mut DbConn,
     entry: &Entry,
