@@ -144,7 +144,12 @@ impl Email {
 
     /// Lower-cased, for matching one person across bookings.
     pub fn normalized(&self) -> String {
-        self.0.to_lowercase()
+        Self::normalize(&self.0)
+    }
+
+    /// An address as stored for comparison (seats, waitlists): lower-cased.
+    pub fn normalize(address: &str) -> String {
+        address.to_lowercase()
     }
 }
 

@@ -101,37 +101,47 @@ pub fn book_in(
             allow_clashes: event.allow_clashes,
             email: &email,
         };
-        if !sessions::take_seat(conn, &seat)? {
-            return Err(match sessions::why_not_taken(conn, &seat)? {
-                Refusal::Changed => BookingError::ProgrammeChanged,
-                Refusal::Cancelled => BookingError::SessionCancelled {
-                    id: session.id,
-                    title: session.title.clone(),
-                },
-                Refusal::Clash { id, title } => BookingError::TimetableClash {
-                    session: (session.id, session.title.clone()),
-                    other: (id, title),
-                },
-                // Someone who holds a seat already is better told so than that it is full.
-                Refusal::Full => match already_holds(conn, &email, &wanted)? {
-                    Some(held) => BookingError::AlreadyBooked {
-                        session: (held.id, held.title.clone()),
-                    },
-                    None => BookingError::SessionFull {
-                        id: session.id,
-                        title: session.title.clone(),
-                        waitlist: session.waitlist_enabled.then(|| {
-                            format!(
-                                "/api/v1/events/{}/sessions/{}/waitlist",
-                                event.slug, session.id
-                            )
-                        }),
-                    },
-                },
-            });
-        }
+        take_or_refuse(conn, &seat, Some(&event.slug), &wanted)?;
     }
     write_booking(conn, event, &wanted, &request.attendee, issuer, now)
+}
+
+/// Takes the seat `seat` asks for, or says why it cannot be had. With `waitlist_in` (the
+/// event's slug) a full session's refusal points at its waitlist, when it has one; a person who
+/// holds a seat in any of `wanted` is told so rather than that it is full.
+pub(crate) fn take_or_refuse(
+    conn: &mut DbConn,
+    seat: &SeatRequest<'_>,
+    waitlist_in: Option<&str>,
+    wanted: &[&Session],
+) -> Result<(), BookingError> {
+    if sessions::take_seat(conn, seat)? {
+        return Ok(());
+    }
+    let session = seat.session;
+    Err(match sessions::why_not_taken(conn, seat)? {
+        Refusal::Changed => BookingError::ProgrammeChanged,
+        Refusal::Cancelled => BookingError::SessionCancelled {
+            id: session.id,
+            title: session.title.clone(),
+        },
+        Refusal::Clash { id, title } => BookingError::TimetableClash {
+            session: (session.id, session.title.clone()),
+            other: (id, title),
+        },
+        Refusal::Full => match already_holds(conn, seat.email, wanted)? {
+            Some(held) => BookingError::AlreadyBooked {
+                session: (held.id, held.title.clone()),
+            },
+            None => BookingError::SessionFull {
+                id: session.id,
+                title: session.title.clone(),
+                waitlist: waitlist_in
+                    .filter(|_| session.waitlist_enabled)
+                    .map(|slug| format!("/api/v1/events/{slug}/sessions/{}/waitlist", session.id)),
+            },
+        },
+    })
 }
 
 /// Writes a booking of `wanted`, whose seats the caller has already counted (taken in the

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
+use super::book::take_or_refuse;
 use super::notices::notify;
 use super::queries::{id_for_reference, id_for_token, load};
 use super::{Booking, BookingError, BookingStatus, Issuer, SeatState};
@@ -11,7 +12,7 @@ use crate::db::schema::{bookings, seats};
 use crate::db::{self, DbConn, DbError};
 use crate::events::{self, Event};
 use crate::mail::Template;
-use crate::validation::ValidationError;
+use crate::validation::{Email, ValidationError};
 use crate::{sessions, waitlist};
 
 /// Cancels the booking's seats in `session_ids`, or all of them; each freed seat goes back to
@@ -195,31 +196,15 @@ pub fn move_seat(
             );
         }
         sessions::free_seats(conn, from, 1)?;
-        let email = booking.attendee_email.to_lowercase();
+        let email = Email::normalize(&booking.attendee_email);
         let seat = sessions::SeatRequest {
             session: &target,
             event_revision: event.revision,
             allow_clashes: event.allow_clashes,
             email: &email,
         };
-        if !sessions::take_seat(conn, &seat)? {
-            return Err(match sessions::why_not_taken(conn, &seat)? {
-                sessions::Refusal::Clash { id, title } => BookingError::TimetableClash {
-                    session: (target.id, target.title.clone()),
-                    other: (id, title),
-                },
-                sessions::Refusal::Cancelled => BookingError::SessionCancelled {
-                    id: target.id,
-                    title: target.title.clone(),
-                },
-                sessions::Refusal::Changed => BookingError::ProgrammeChanged,
-                sessions::Refusal::Full => BookingError::SessionFull {
-                    id: target.id,
-                    title: target.title.clone(),
-                    waitlist: None,
-                },
-            });
-        }
+        // An organiser's move: a full session is refused as full, with no waitlist to point at.
+        take_or_refuse(conn, &seat, None, &[])?;
         let inserted = diesel::insert_into(seats::table)
             .values((
                 seats::booking_id.eq(id),
