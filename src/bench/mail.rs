@@ -22,7 +22,7 @@ use crate::db::schema::email_jobs;
 use crate::db::{self, DatabaseUrl, Db, DbConn};
 use crate::events::{self, EventStatus, NewEvent, Slug};
 use crate::mail::compose::{self, SessionLine};
-use crate::mail::{self, MailData, Mailer, Template, Workers};
+use crate::mail::{self, Mailer, Template, Workers};
 use crate::sessions::{self, NewSession, SessionStatus, MAX_CAPACITY};
 use crate::tokens::{random_token, TokenKey};
 use crate::validation::Currency;
@@ -302,22 +302,13 @@ fn fill_outbox(database: &DatabaseSettings, emails: usize) -> anyhow::Result<Db>
             for &n in chunk {
                 let seat_id = i64::try_from(n).unwrap_or(i64::MAX);
                 let seat = compose::seat_mail(seat_id, &line, zone, &event.currency, "confirmed");
-                let data = MailData {
-                    event: compose::event_mail(&event),
-                    reference: reference(n),
-                    attendee_name: format!("Attendee {n}"),
-                    total: seat.price.clone(),
-                    // A real confirmation reads the agenda when it is sent; without a booking
-                    // row the job carries it, so every email still has its calendar file.
-                    agenda: vec![seat.clone()],
-                    seats: vec![seat],
-                    change: None,
-                    hold_until: None,
-                    paid: false,
-                    waitlist: None,
-                    manage_url: None,
-                    agenda_url: None,
-                };
+                let mut data =
+                    compose::booking_mail(&event, &reference(n), &format!("Attendee {n}"));
+                data.total = seat.price.clone();
+                // A real confirmation reads the agenda when it is sent; without a booking row
+                // the job carries it, so every email still has its calendar file.
+                data.agenda = vec![seat.clone()];
+                data.seats = vec![seat];
                 let recipient = format!("attendee{n}@example.org");
                 mail::enqueue(conn, Template::BookingConfirmed, &recipient, None, &data)?;
             }

@@ -100,10 +100,6 @@ impl Mailer {
         })
     }
 
-    pub fn settings(&self) -> &MailSettings {
-        &self.settings
-    }
-
     /// Claims one batch of due jobs and delivers it. Stops early (handing the rest back) when
     /// `stop` is set.
     pub fn deliver_batch(&self, db: &Db, stop: &AtomicBool) -> Result<Round, DbError> {
