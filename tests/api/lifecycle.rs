@@ -614,6 +614,7 @@ async fn a_claim_racing_a_decline_or_a_lapse_has_one_winner(app: TestApp) {
 }
 
 on_both_backends!(
+    the_worker_command_expires_holds_that_are_due,
     a_claim_racing_a_decline_or_a_lapse_has_one_winner,
     cancelling_a_session_ends_its_waitlist_and_tells_everyone_on_it,
     organisers_cancel_for_someone_and_move_them_atomically,
@@ -961,5 +962,43 @@ async fn organisers_cancel_for_someone_and_move_them_atomically(app: TestApp) {
         "not-found",
     )
     .await;
+    app.assert_no_drift();
+}
+
+/// `masterclass worker` sweeps too: a hold past its deadline is expired by `worker --once`,
+/// on the system clock, with no server running the sweeper.
+async fn the_worker_command_expires_holds_that_are_due(app: TestApp) {
+    use diesel::prelude::*;
+    use masterclass::db::schema::bookings;
+    let slug = app.published_event("worker-sweeps").await;
+    let priced = app.session(&slug, "Paid class", 3, 9900).await;
+    let booked = app.booked(&slug, "ada@example.org", &[priced]).await;
+    let reference = booked["reference"].as_str().expect("reference").to_owned();
+    {
+        // Its hold ran out an hour ago, by the real clock the worker reads.
+        let mut conn = app.db.conn().expect("conn");
+        let past = (chrono::Utc::now() - Duration::hours(1)).naive_utc();
+        diesel::update(bookings::table.filter(bookings::reference.eq(&reference)))
+            .set(bookings::hold_expires_at.eq(Some(past)))
+            .execute(&mut *conn)
+            .expect("backdate the hold");
+    }
+    let outbox = tempfile::tempdir().expect("outbox folder");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_masterclass"))
+        .args(["worker", "--once"])
+        .env("MASTERCLASS_ENV", "test")
+        .env("MASTERCLASS__DATABASE__URL", &app.database_url)
+        .env("MASTERCLASS__MAIL__OUTBOX_DIR", outbox.path())
+        .output()
+        .expect("worker runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(text.contains("holds expired 1"), "{text}");
+    assert_eq!(app.booking(token(&booked)).await["status"], "expired");
+    assert_eq!(app.seats_left(&slug, priced).await, 3);
     app.assert_no_drift();
 }
