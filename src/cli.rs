@@ -125,11 +125,20 @@ fn worker(settings: &Settings, once: bool) -> anyhow::Result<()> {
         offer: settings.bookings.offer(),
     });
     let mailer = Mailer::new(settings, key).context("cannot set up email delivery")?;
+    crate::install_crypto_provider();
+    let payments = Arc::new(
+        crate::payments::Payments::from_settings(&settings.payments)
+            .context("cannot set up card payments (payments)")?,
+    );
     if once {
-        let swept = sweeper::sweep(&db, &issuer, &Clock::system())?;
+        let swept = sweeper::sweep(&db, &issuer, &payments, &Clock::system())?;
         println!(
-            "holds expired {}, offers lapsed {}",
-            swept.holds_expired, swept.offers_lapsed
+            "holds expired {}, offers lapsed {}, payments checked {}, settled {}, refunds sent {}",
+            swept.holds_expired,
+            swept.offers_lapsed,
+            swept.payments.checked,
+            swept.payments.settled,
+            swept.payments.refunds_sent
         );
         let round = mailer.drain(&db)?;
         println!(
@@ -141,6 +150,7 @@ fn worker(settings: &Settings, once: bool) -> anyhow::Result<()> {
     let sweeper = Sweeper::start(
         db.clone(),
         issuer,
+        payments,
         Clock::system(),
         std::time::Duration::from_millis(u64::from(settings.bookings.sweep_interval_ms.get())),
     );

@@ -24,6 +24,50 @@ pub struct Settings {
     pub bookings: BookingSettings,
     pub secrets: SecretSettings,
     pub mail: MailSettings,
+    pub payments: PaymentSettings,
+}
+
+/// Card payments through Stripe. Cards are offered only when both keys are set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentSettings {
+    /// `sk_live_...` or `sk_test_...`, from the environment only:
+    /// `MASTERCLASS__PAYMENTS__STRIPE_SECRET_KEY`.
+    #[serde(default)]
+    pub stripe_secret_key: Option<secrecy::SecretString>,
+    /// `pk_live_...` or `pk_test_...`, handed to the attendee's browser.
+    pub stripe_publishable_key: String,
+    /// The webhook endpoint's signing secret (`whsec_...`), from the environment only:
+    /// `MASTERCLASS__PAYMENTS__STRIPE_WEBHOOK_SECRET`.
+    #[serde(default)]
+    pub stripe_webhook_secret: Option<secrecy::SecretString>,
+    /// While Stripe rolls the signing secret over, the previous one, also accepted.
+    #[serde(default)]
+    pub stripe_previous_webhook_secret: Option<secrecy::SecretString>,
+    /// Stripe's API, or a test double's.
+    pub stripe_api_base: String,
+    pub stripe_timeout_seconds: std::num::NonZeroU32,
+    /// How far a webhook's signed timestamp may be from now.
+    pub webhook_tolerance_seconds: std::num::NonZeroU32,
+    /// The reconciler asks Stripe about a card payment still open after this long, and again
+    /// at this interval, in case its webhook was lost.
+    pub reconcile_after_seconds: std::num::NonZeroU32,
+}
+
+impl PaymentSettings {
+    /// The webhook signing secrets in force (the current one, and the previous during a roll).
+    pub fn webhook_secrets(&self) -> Vec<String> {
+        use secrecy::ExposeSecret;
+        [
+            &self.stripe_webhook_secret,
+            &self.stripe_previous_webhook_secret,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|s| s.expose_secret().trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+    }
 }
 
 /// Keys. Set them in the environment, never in a file that is committed.

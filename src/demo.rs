@@ -9,6 +9,7 @@ use crate::bookings::{self, Attendee, BookingRequest, Issuer};
 use crate::db::{self, DbConn};
 use crate::events::{self, EventError, EventStatus, NewEvent, Slug};
 use crate::organisers::{self, NewOrganiser, Role};
+use crate::payments::policy::{RefundPolicy, RefundRule};
 use crate::sessions::{self, NewSession, SessionStatus};
 use crate::validation::{Currency, Email};
 
@@ -94,6 +95,19 @@ fn seed(conn: &mut DbConn, issuer: &Issuer) -> anyhow::Result<Option<String>> {
             registration_closes_at: Some(at(0, (9, 0))?),
             status: EventStatus::Published,
             allow_clashes: false,
+            // UK VAT; a full refund until two weeks before a session, half until one week.
+            vat_rate_bp: 2000,
+            refund_policy: RefundPolicy::new(vec![
+                RefundRule {
+                    days_before: 14,
+                    percent: 100,
+                },
+                RefundRule {
+                    days_before: 7,
+                    percent: 50,
+                },
+            ])
+            .map_err(anyhow::Error::msg)?,
         },
     )?;
     for class in PROGRAMME {

@@ -17,6 +17,7 @@ pub mod health;
 pub mod idempotency;
 pub mod mail;
 pub mod organisers;
+pub mod payments;
 pub mod sessions;
 pub mod startup;
 pub mod sweeper;
@@ -24,3 +25,10 @@ pub mod telemetry;
 pub mod tokens;
 pub mod validation;
 pub mod waitlist;
+
+/// Installs the process-wide crypto provider every rustls client uses (SMTP and Stripe), once;
+/// later calls change nothing.
+pub fn install_crypto_provider() {
+    // An error only says that a provider is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

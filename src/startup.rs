@@ -18,10 +18,11 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::mail::{Mailer, Workers};
+use crate::payments::Payments;
 use crate::sweeper::Sweeper;
 use crate::telemetry::RequestSpan;
 use crate::tokens::TokenKey;
-use crate::{bookings, demo, events, health, mail, sessions, waitlist};
+use crate::{bookings, demo, events, health, mail, payments, sessions, waitlist};
 
 /// A server bound to its port, not yet running.
 pub struct Application {
@@ -52,11 +53,17 @@ impl Application {
             hold: settings.bookings.hold(),
             offer: settings.bookings.offer(),
         });
+        crate::install_crypto_provider();
+        let payments = Arc::new(
+            Payments::from_settings(&settings.payments)
+                .context("cannot set up card payments (payments)")?,
+        );
         let db = prepare_database(&settings, &issuer).await?;
         let sweeper = settings.bookings.sweeper_in_serve.then(|| {
             Sweeper::start(
                 db.clone(),
                 issuer.clone(),
+                payments.clone(),
                 clock.clone(),
                 Duration::from_millis(u64::from(settings.bookings.sweep_interval_ms.get())),
             )
@@ -82,6 +89,7 @@ impl Application {
             issuer,
             programmes: Arc::new(sessions::ProgrammeCache::new()),
             clock,
+            payments,
         };
         let openapi = openapi_document();
         let mut server =
@@ -190,6 +198,7 @@ where
             .configure(bookings::http::public_routes)
             .configure(waitlist::http::public_routes)
             .configure(mail::http::public_routes)
+            .configure(payments::http::public_routes)
             .configure(events::http::admin_routes)
             .configure(sessions::http::admin_routes)
             .configure(bookings::http::admin_routes)

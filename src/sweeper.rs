@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::bookings::{self, Issuer};
 use crate::clock::Clock;
 use crate::db::Db;
+use crate::payments::Payments;
 use crate::waitlist;
 
 /// What one sweep did.
@@ -20,12 +21,22 @@ pub struct Swept {
     pub offers_lapsed: usize,
     /// Idempotency keys past their 24 hours.
     pub keys_forgotten: usize,
+    /// Card payments looked up at Stripe, settled and refunded by the reconciler.
+    pub payments: crate::payments::Reconciled,
 }
 
 /// One pass over everything due at `clock.now()`. Blocking.
-pub fn sweep(db: &Db, issuer: &Issuer, clock: &Clock) -> anyhow::Result<Swept> {
-    let mut conn = db.conn()?;
+pub fn sweep(
+    db: &Db,
+    issuer: &Issuer,
+    payments: &Payments,
+    clock: &Clock,
+) -> anyhow::Result<Swept> {
     let now = clock.now();
+    // Payments first: one that succeeded just before its hold ran out confirms the booking
+    // rather than letting the hold expire.
+    let payments = crate::payments::reconcile(db, payments, now)?;
+    let mut conn = db.conn()?;
     let holds_expired = bookings::expire_holds(&mut conn, issuer, now)?;
     let offers_lapsed = waitlist::expire_offers(&mut conn, issuer, now)?;
     let keys_forgotten = crate::idempotency::purge(&mut conn, now)?;
@@ -33,6 +44,7 @@ pub fn sweep(db: &Db, issuer: &Issuer, clock: &Clock) -> anyhow::Result<Swept> {
         holds_expired,
         offers_lapsed,
         keys_forgotten,
+        payments,
     })
 }
 
@@ -43,19 +55,28 @@ pub struct Sweeper {
 }
 
 impl Sweeper {
-    pub fn start(db: Db, issuer: Arc<Issuer>, clock: Clock, every: Duration) -> Self {
+    pub fn start(
+        db: Db,
+        issuer: Arc<Issuer>,
+        payments: Arc<Payments>,
+        clock: Clock,
+        every: Duration,
+    ) -> Self {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let thread = {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("sweeper".to_owned())
                 .spawn(move || loop {
-                    match sweep(&db, &issuer, &clock) {
+                    match sweep(&db, &issuer, &payments, &clock) {
                         Ok(swept) if swept != Swept::default() => {
                             tracing::info!(
                                 holds_expired = swept.holds_expired,
                                 offers_lapsed = swept.offers_lapsed,
                                 keys_forgotten = swept.keys_forgotten,
+                                payments_checked = swept.payments.checked,
+                                payments_settled = swept.payments.settled,
+                                refunds_sent = swept.payments.refunds_sent,
                                 "swept"
                             );
                         }

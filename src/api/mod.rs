@@ -31,6 +31,8 @@ pub struct AppState {
     pub programmes: Arc<crate::sessions::ProgrammeCache>,
     /// The time deadlines are measured in (a test clock in tests).
     pub clock: crate::clock::Clock,
+    /// Card payments, when set up.
+    pub payments: Arc<crate::payments::Payments>,
 }
 
 /// Runs one domain call with a pooled connection on the blocking thread pool.

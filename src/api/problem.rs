@@ -33,6 +33,11 @@ pub enum Kind {
     WaitlistClosed,
     OfferExpired,
     IdempotencyKeyReused,
+    NotPayable,
+    HoldExpired,
+    CardPaymentsUnavailable,
+    PaymentProvider,
+    BadSignature,
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -60,6 +65,11 @@ impl Kind {
             Self::WaitlistClosed => "waitlist-closed",
             Self::OfferExpired => "offer-expired",
             Self::IdempotencyKeyReused => "idempotency-key-reused",
+            Self::NotPayable => "not-payable",
+            Self::HoldExpired => "hold-expired",
+            Self::CardPaymentsUnavailable => "card-payments-unavailable",
+            Self::PaymentProvider => "payment-provider-error",
+            Self::BadSignature => "bad-signature",
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
@@ -87,6 +97,11 @@ impl Kind {
             Self::WaitlistClosed => "The session has no waitlist",
             Self::OfferExpired => "The offer has run out",
             Self::IdempotencyKeyReused => "Idempotency key used for another request",
+            Self::NotPayable => "Nothing to pay",
+            Self::HoldExpired => "The hold has run out",
+            Self::CardPaymentsUnavailable => "Card payments are not available",
+            Self::PaymentProvider => "The payment provider could not be reached",
+            Self::BadSignature => "The webhook signature is not valid",
             Self::Conflict => "Conflict",
             Self::PayloadTooLarge => "The request body is too large",
             Self::UnsupportedMediaType => "Unsupported media type",
@@ -97,7 +112,7 @@ impl Kind {
 
     pub fn status(self) -> StatusCode {
         match self {
-            Self::MalformedJson => StatusCode::BAD_REQUEST,
+            Self::MalformedJson | Self::BadSignature => StatusCode::BAD_REQUEST,
             Self::Validation | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
@@ -113,10 +128,13 @@ impl Kind {
             | Self::AlreadyWaiting
             | Self::WaitlistClosed
             | Self::OfferExpired
+            | Self::NotPayable
+            | Self::HoldExpired
             | Self::Conflict => StatusCode::CONFLICT,
+            Self::PaymentProvider => StatusCode::BAD_GATEWAY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::CardPaymentsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -368,6 +386,43 @@ pub mod responses {
     impl IntoResponses for Conflict {
         fn responses() -> BTreeMap<String, RefOr<Response>> {
             problems(&[(409, "Conflicts with the current state; `type` says how")])
+        }
+    }
+
+    /// Paying by card: the booking cannot be paid now, cards are not offered, or Stripe failed.
+    pub struct PaymentProblems;
+
+    impl IntoResponses for PaymentProblems {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            problems(&[
+                (
+                    409,
+                    "Nothing to pay now (`not-payable`) or the hold has run out (`hold-expired`)",
+                ),
+                (502, "Stripe could not be reached (`payment-provider-error`)"),
+                (
+                    503,
+                    "Card payments are not set up (`card-payments-unavailable`), or the service is busy",
+                ),
+            ])
+        }
+    }
+
+    /// A webhook delivery that is not Stripe's, or cannot be read.
+    pub struct WebhookProblems;
+
+    impl IntoResponses for WebhookProblems {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            problems(&[
+                (
+                    400,
+                    "No valid Stripe-Signature (`bad-signature`) or not an event (`malformed-json`)",
+                ),
+                (
+                    503,
+                    "No webhook secret is configured (`card-payments-unavailable`), or the service is busy",
+                ),
+            ])
         }
     }
 

@@ -268,6 +268,8 @@ fn fill_outbox(database: &DatabaseSettings, emails: usize) -> anyhow::Result<Db>
             registration_closes_at: None,
             status: EventStatus::Published,
             allow_clashes: false,
+            vat_rate_bp: 2000,
+            refund_policy: Default::default(),
         },
     )?;
     let (_, session) = sessions::create(

@@ -270,6 +270,9 @@ pub(crate) fn write_booking(
         payment_status,
         created_at: stamp.and_utc(),
         hold_expires_at,
+        paid_minor: 0,
+        refunded_minor: 0,
+        refund_policy: None,
         seats,
     };
     Ok(Booked {

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 
 use super::notices::notify;
 use super::queries::load;
-use super::{Booking, BookingError, BookingStatus, Issuer, SeatState};
+use super::{Booking, BookingError, BookingStatus, Issuer, PaymentStatus, SeatState};
 use crate::db::schema::{bookings, seats};
 use crate::db::{self, DbConn, DbError};
 use crate::events;
@@ -28,51 +28,151 @@ pub fn confirm_payment(
     now: DateTime<Utc>,
 ) -> Result<Booking, BookingError> {
     db::write_transaction(conn, |conn| {
-        let booking = load(conn, booking_id)?;
-        lock_sessions(conn, &booking, SeatState::Held)?;
-        let stamp = db::stored(now);
-        let changed = diesel::update(bookings::table.find(booking_id))
-            .filter(bookings::status.eq(BookingStatus::Held.as_str()))
-            .set((
-                bookings::status.eq(BookingStatus::Confirmed.as_str()),
-                bookings::payment_status.eq("paid"),
-                bookings::hold_expires_at.eq(None::<chrono::NaiveDateTime>),
-                bookings::updated_at.eq(stamp),
-            ))
-            .execute(conn)?;
-        if changed == 0 {
-            let now_status = load(conn, booking_id)?.status;
-            return Err(BookingError::NotHeld {
-                reference: booking.reference,
-                status: now_status,
-            });
+        let total = load(conn, booking_id)?.total_minor;
+        confirm_paid(conn, booking_id, total, now)
+    })
+}
+
+/// [`confirm_payment`] inside the caller's transaction, recording `paid` (minor units) as
+/// received and the event's refund policy as the one promised.
+pub fn confirm_paid(
+    conn: &mut DbConn,
+    booking_id: i64,
+    paid: i64,
+    now: DateTime<Utc>,
+) -> Result<Booking, BookingError> {
+    let booking = load(conn, booking_id)?;
+    lock_sessions(conn, &booking, SeatState::Held)?;
+    let event = events::by_id(conn, booking.event_id)?;
+    let stamp = db::stored(now);
+    let changed = diesel::update(bookings::table.find(booking_id))
+        .filter(bookings::status.eq(BookingStatus::Held.as_str()))
+        .set((
+            bookings::status.eq(BookingStatus::Confirmed.as_str()),
+            bookings::payment_status.eq(PaymentStatus::Paid.as_str()),
+            bookings::paid_minor.eq(bookings::paid_minor + paid),
+            bookings::refund_policy.eq(Some(event.refund_policy.to_stored())),
+            bookings::hold_expires_at.eq(None::<chrono::NaiveDateTime>),
+            bookings::updated_at.eq(stamp),
+        ))
+        .execute(conn)?;
+    if changed == 0 {
+        let now_status = load(conn, booking_id)?.status;
+        return Err(BookingError::NotHeld {
+            reference: booking.reference,
+            status: now_status,
+        });
+    }
+    diesel::update(seats::table)
+        .filter(seats::booking_id.eq(booking_id))
+        .filter(seats::state.eq(SeatState::Held.as_str()))
+        .set(seats::state.eq(SeatState::Confirmed.as_str()))
+        .execute(conn)?;
+    let booking = load(conn, booking_id)?;
+    send_receipt(conn, &event, &booking, paid)?;
+    Ok(booking)
+}
+
+/// A payment arrived for a booking whose hold had already run out: if every seat it held is
+/// still free (and the person has not booked it, or anything clashing with it, since), the seats
+/// are taken again and the booking confirmed as paid. Returns `None`, changing nothing, when
+/// any seat is gone; the payments code then refunds the money.
+pub fn revive_paid(
+    conn: &mut DbConn,
+    booking_id: i64,
+    paid: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<Booking>, BookingError> {
+    let booking = load(conn, booking_id)?;
+    if booking.status != BookingStatus::Expired {
+        return Ok(None);
+    }
+    let wanted = lock_sessions(conn, &booking, SeatState::Expired)?;
+    if wanted.is_empty() {
+        return Ok(None);
+    }
+    let event = events::by_id(conn, booking.event_id)?;
+    let email = crate::validation::Email::normalize(&booking.attendee_email);
+    // Everything is checked under the session locks before anything changes.
+    for id in &wanted {
+        let session = sessions::find(conn, *id)?;
+        let free = session.status == sessions::SessionStatus::Published
+            && session.starts_at > now
+            && session.taken < session.capacity;
+        if !free || holds_active_seat(conn, &email, *id)? {
+            return Ok(None);
         }
+        if !event.allow_clashes && sessions::clashing_seat(conn, &email, &session)?.is_some() {
+            return Ok(None);
+        }
+    }
+    let stamp = db::stored(now);
+    for id in &wanted {
+        sessions::reserve_seat(conn, *id)?;
         diesel::update(seats::table)
             .filter(seats::booking_id.eq(booking_id))
-            .filter(seats::state.eq(SeatState::Held.as_str()))
-            .set(seats::state.eq(SeatState::Confirmed.as_str()))
+            .filter(seats::session_id.eq(id))
+            .filter(seats::state.eq(SeatState::Expired.as_str()))
+            .set((
+                seats::state.eq(SeatState::Confirmed.as_str()),
+                seats::cancelled_at.eq(None::<chrono::NaiveDateTime>),
+            ))
             .execute(conn)?;
-        let booking = load(conn, booking_id)?;
-        let event = events::by_id(conn, booking.event_id)?;
-        let mut data = compose::booking_mail(&event, &booking.reference, &booking.attendee_name);
-        data.seats = booking
-            .seats
-            .iter()
-            .filter(|s| s.state == SeatState::Confirmed)
-            .map(|s| s.mail(&event, "confirmed"))
-            .collect();
-        data.total = (booking.total_minor > 0)
-            .then(|| compose::money(booking.total_minor, &booking.currency));
-        data.paid = true;
-        mail::enqueue(
-            conn,
-            Template::BookingConfirmed,
-            &booking.attendee_email,
-            Some(booking.id),
-            &data,
-        )?;
-        Ok(booking)
-    })
+    }
+    diesel::update(bookings::table.find(booking_id))
+        .filter(bookings::status.eq(BookingStatus::Expired.as_str()))
+        .set((
+            bookings::status.eq(BookingStatus::Confirmed.as_str()),
+            bookings::payment_status.eq(PaymentStatus::Paid.as_str()),
+            bookings::paid_minor.eq(bookings::paid_minor + paid),
+            bookings::refund_policy.eq(Some(event.refund_policy.to_stored())),
+            bookings::updated_at.eq(stamp),
+        ))
+        .execute(conn)?;
+    let booking = load(conn, booking_id)?;
+    send_receipt(conn, &event, &booking, paid)?;
+    tracing::info!(reference = %booking.reference, "late payment: expired seats taken again");
+    Ok(Some(booking))
+}
+
+/// Whether the person (normalised email) holds an active seat in the session.
+fn holds_active_seat(conn: &mut DbConn, email: &str, session_id: i64) -> Result<bool, DbError> {
+    let held: Option<i64> = seats::table
+        .filter(seats::attendee_email.eq(email))
+        .filter(seats::session_id.eq(session_id))
+        .filter(seats::state.eq_any(SeatState::ACTIVE))
+        .select(seats::id)
+        .first(conn)
+        .optional()?;
+    Ok(held.is_some())
+}
+
+/// The confirmation of a paid booking, which is its receipt: the seats, and what was paid
+/// split into net and VAT.
+fn send_receipt(
+    conn: &mut DbConn,
+    event: &events::Event,
+    booking: &Booking,
+    paid: i64,
+) -> Result<(), DbError> {
+    let mut data = compose::booking_mail(event, &booking.reference, &booking.attendee_name);
+    data.seats = booking
+        .seats
+        .iter()
+        .filter(|s| s.state == SeatState::Confirmed)
+        .map(|s| s.mail(event, "confirmed"))
+        .collect();
+    data.total =
+        (booking.total_minor > 0).then(|| compose::money(booking.total_minor, &booking.currency));
+    data.paid = true;
+    data.payment = Some(compose::payment(paid, event.vat_rate_bp, &booking.currency));
+    mail::enqueue(
+        conn,
+        Template::BookingConfirmed,
+        &booking.attendee_email,
+        Some(booking.id),
+        &data,
+    )
 }
 
 /// Expires held bookings whose hold ran out by `now`: their seats go back to their sessions

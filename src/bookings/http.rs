@@ -209,6 +209,10 @@ pub struct BookingView {
     /// Amount due for the active seats, in minor units.
     pub total_minor: i64,
     pub currency: String,
+    /// Received for the booking, in minor units.
+    pub paid_minor: i64,
+    /// Given back, in minor units.
+    pub refunded_minor: i64,
     pub event: EventRef,
     pub attendee: AttendeeView,
     pub seats: Vec<SeatView>,
@@ -234,6 +238,8 @@ impl BookingView {
             payment_status: booking.payment_status,
             total_minor: booking.total_minor,
             currency: booking.currency.clone(),
+            paid_minor: booking.paid_minor,
+            refunded_minor: booking.refunded_minor,
             event: EventRef {
                 slug: event.slug.clone(),
                 name: event.name.clone(),

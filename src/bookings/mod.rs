@@ -14,8 +14,9 @@ mod queries;
 pub use book::{book, book_in};
 pub(crate) use book::{new_reference, write_booking};
 pub use cancel::{cancel, cancel_by_reference, cancel_session_seats, move_seat};
-pub use holds::{confirm_payment, expire_holds};
+pub use holds::{confirm_paid, confirm_payment, expire_holds, revive_paid};
 pub use notices::session_changed;
+pub(crate) use queries::load;
 pub use queries::{attendees, find_by_token, for_event};
 
 use std::collections::BTreeSet;
@@ -88,6 +89,8 @@ pub enum PaymentStatus {
     NotRequired,
     Unpaid,
     Paid,
+    /// Everything paid has been refunded.
+    Refunded,
 }
 
 impl PaymentStatus {
@@ -96,6 +99,16 @@ impl PaymentStatus {
             Self::NotRequired => "not_required",
             Self::Unpaid => "unpaid",
             Self::Paid => "paid",
+            Self::Refunded => "refunded",
+        }
+    }
+
+    fn from_db(raw: &str) -> Self {
+        match raw {
+            "unpaid" => Self::Unpaid,
+            "paid" => Self::Paid,
+            "refunded" => Self::Refunded,
+            _ => Self::NotRequired,
         }
     }
 }
@@ -223,6 +236,12 @@ pub struct Booking {
     pub created_at: DateTime<Utc>,
     /// Until when a held booking keeps its seats.
     pub hold_expires_at: Option<DateTime<Utc>>,
+    /// Received for the booking, in minor units.
+    pub paid_minor: i64,
+    /// Given back, in minor units.
+    pub refunded_minor: i64,
+    /// The event's refund policy as it stood when the booking was paid.
+    pub refund_policy: Option<crate::payments::policy::RefundPolicy>,
     pub seats: Vec<Seat>,
 }
 
@@ -322,6 +341,9 @@ struct BookingRow {
     payment_status: String,
     created_at: NaiveDateTime,
     hold_expires_at: Option<NaiveDateTime>,
+    paid_minor: i64,
+    refunded_minor: i64,
+    refund_policy: Option<String>,
 }
 
 impl BookingRow {
@@ -336,13 +358,15 @@ impl BookingRow {
             total_minor: self.total_minor,
             currency: self.currency,
             status: BookingStatus::from_db(&self.status),
-            payment_status: match self.payment_status.as_str() {
-                "unpaid" => PaymentStatus::Unpaid,
-                "paid" => PaymentStatus::Paid,
-                _ => PaymentStatus::NotRequired,
-            },
+            payment_status: PaymentStatus::from_db(&self.payment_status),
             created_at: self.created_at.and_utc(),
             hold_expires_at: self.hold_expires_at.map(|t| t.and_utc()),
+            paid_minor: self.paid_minor,
+            refunded_minor: self.refunded_minor,
+            refund_policy: self
+                .refund_policy
+                .as_deref()
+                .map(crate::payments::policy::RefundPolicy::from_stored),
             seats,
         }
     }

@@ -15,6 +15,8 @@ diesel::table! {
         updated_at -> Timestamp,
         revision -> Integer,
         allow_clashes -> Bool,
+        vat_rate_bp -> Integer,
+        refund_policy -> Text,
     }
 }
 
@@ -78,6 +80,9 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         hold_expires_at -> Nullable<Timestamp>,
+        paid_minor -> BigInt,
+        refunded_minor -> BigInt,
+        refund_policy -> Nullable<Text>,
     }
 }
 
@@ -154,7 +159,53 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    payments (id) {
+        id -> BigInt,
+        booking_id -> BigInt,
+        provider -> Text,
+        intent_id -> Nullable<Text>,
+        amount_minor -> BigInt,
+        currency -> Text,
+        state -> Text,
+        refunded_minor -> BigInt,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        succeeded_at -> Nullable<Timestamp>,
+        checked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    stripe_events (event_id) {
+        event_id -> Text,
+        event_type -> Text,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    refunds (id) {
+        id -> BigInt,
+        booking_id -> BigInt,
+        payment_id -> BigInt,
+        amount_minor -> BigInt,
+        currency -> Text,
+        reason -> Text,
+        state -> Text,
+        provider_refund_id -> Nullable<Text>,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+        next_attempt_at -> Timestamp,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(sessions -> events (event_id));
+diesel::joinable!(payments -> bookings (booking_id));
+diesel::joinable!(refunds -> payments (payment_id));
 diesel::joinable!(email_jobs -> bookings (booking_id));
 diesel::joinable!(api_tokens -> organisers (organiser_id));
 diesel::joinable!(bookings -> events (event_id));
@@ -172,5 +223,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     email_jobs,
     agenda_reminders,
     waitlist_entries,
-    idempotency_keys
+    idempotency_keys,
+    payments,
+    stripe_events,
+    refunds
 );

@@ -12,6 +12,7 @@ use crate::api::json::DeferredJson;
 use crate::api::problem::responses::{AuthProblems, BodyProblems, Conflict, NotFound, Unavailable};
 use crate::api::{local_time, nullable, run, AppState, Kind, Problem};
 use crate::organisers::Role;
+use crate::payments::policy::{RefundPolicy, RefundRule};
 use crate::sessions::http::SessionView;
 use crate::sessions::{self};
 use crate::validation::{instant, required_text, time_zone, Currency, Fields};
@@ -41,6 +42,11 @@ pub struct EventView {
     pub status: EventStatus,
     /// Whether one person may book sessions that overlap in time.
     pub allow_clashes: bool,
+    /// Prices include VAT at this rate, in basis points (2000 = 20 %).
+    pub vat_rate_bp: i32,
+    /// What an attendee who cancels a paid seat gets back: the step with the most days still
+    /// ahead of the session applies; none applies, nothing comes back.
+    pub refund_policy: Vec<RefundRule>,
 }
 
 impl From<&Event> for EventView {
@@ -60,6 +66,8 @@ impl From<&Event> for EventView {
             registration_open: event.registration_open(Utc::now()),
             status: event.status,
             allow_clashes: event.allow_clashes,
+            vat_rate_bp: event.vat_rate_bp,
+            refund_policy: event.refund_policy.rules().to_vec(),
         }
     }
 }
@@ -106,6 +114,14 @@ pub struct EventInput {
     /// `timetable-clash`).
     #[serde(default)]
     pub allow_clashes: bool,
+    /// VAT included in prices, in basis points (2000 = 20 %; default 0).
+    #[serde(default)]
+    #[schema(example = 2000, minimum = 0, maximum = 10000)]
+    pub vat_rate_bp: i32,
+    /// Refund steps, e.g. `[{"days_before": 14, "percent": 100}, {"days_before": 7, "percent":
+    /// 50}]`; default none (no refund when an attendee cancels a paid seat).
+    #[serde(default)]
+    pub refund_policy: Vec<RefundRule>,
 }
 
 impl TryFrom<EventInput> for NewEvent {
@@ -124,21 +140,31 @@ impl TryFrom<EventInput> for NewEvent {
         let closes = input
             .registration_closes_at
             .and_then(|t| f.check("registration_closes_at", instant(t)));
+        let vat = f.check("vat_rate_bp", vat_rate(input.vat_rate_bp));
+        let policy = f.check("refund_policy", RefundPolicy::new(input.refund_policy));
         f.finish()?;
-        match (slug, name, venue, zone, currency) {
-            (Some(slug), Some(name), Some(venue), Some(time_zone), Some(currency)) => {
-                Ok(NewEvent {
-                    slug,
-                    name,
-                    venue,
-                    time_zone,
-                    currency,
-                    registration_opens_at: opens,
-                    registration_closes_at: closes,
-                    status: input.status.unwrap_or(EventStatus::Draft),
-                    allow_clashes: input.allow_clashes,
-                })
-            }
+        match (slug, name, venue, zone, currency, vat, policy) {
+            (
+                Some(slug),
+                Some(name),
+                Some(venue),
+                Some(time_zone),
+                Some(currency),
+                Some(vat_rate_bp),
+                Some(refund_policy),
+            ) => Ok(NewEvent {
+                slug,
+                name,
+                venue,
+                time_zone,
+                currency,
+                registration_opens_at: opens,
+                registration_closes_at: closes,
+                status: input.status.unwrap_or(EventStatus::Draft),
+                allow_clashes: input.allow_clashes,
+                vat_rate_bp,
+                refund_policy,
+            }),
             _ => Err(crate::validation::ValidationError::single(
                 "body",
                 "is not valid",
@@ -167,6 +193,10 @@ pub struct EventPatch {
     pub registration_closes_at: Option<Option<DateTime<FixedOffset>>>,
     pub status: Option<EventStatus>,
     pub allow_clashes: Option<bool>,
+    #[schema(minimum = 0, maximum = 10000)]
+    pub vat_rate_bp: Option<i32>,
+    /// Replaces the refund policy. Bookings already paid keep the policy they were paid under.
+    pub refund_policy: Option<Vec<RefundRule>>,
 }
 
 impl TryFrom<EventPatch> for EventChanges {
@@ -193,8 +223,23 @@ impl TryFrom<EventPatch> for EventChanges {
                 .map(|t| t.and_then(|t| f.check("registration_closes_at", instant(t)))),
             status: p.status,
             allow_clashes: p.allow_clashes,
+            vat_rate_bp: p
+                .vat_rate_bp
+                .and_then(|v| f.check("vat_rate_bp", vat_rate(v))),
+            refund_policy: p
+                .refund_policy
+                .and_then(|rules| f.check("refund_policy", RefundPolicy::new(rules))),
         };
         f.finish().map(|()| changes)
+    }
+}
+
+/// A VAT rate in basis points: 0 to 10,000 (100 %).
+fn vat_rate(bp: i32) -> Result<i32, String> {
+    if (0..=10_000).contains(&bp) {
+        Ok(bp)
+    } else {
+        Err("must be 0 to 10000 basis points (2000 = 20 %)".to_owned())
     }
 }
 

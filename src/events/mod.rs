@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use crate::db::schema::{bookings, events};
 use crate::db::{self, DbConn, DbError};
+use crate::payments::policy::RefundPolicy;
 use crate::validation::{Currency, ValidationError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -55,6 +56,10 @@ pub struct Event {
     pub revision: i32,
     /// Whether one person may hold seats in sessions that overlap in time.
     pub allow_clashes: bool,
+    /// Prices include VAT at this rate, in basis points (2000 = 20 %).
+    pub vat_rate_bp: i32,
+    /// What an attendee who cancels a paid seat gets back.
+    pub refund_policy: RefundPolicy,
 }
 
 impl Event {
@@ -84,6 +89,8 @@ pub(crate) struct EventRow {
     updated_at: NaiveDateTime,
     revision: i32,
     allow_clashes: bool,
+    vat_rate_bp: i32,
+    refund_policy: String,
 }
 
 impl From<EventRow> for Event {
@@ -106,6 +113,8 @@ impl From<EventRow> for Event {
             updated_at: row.updated_at.and_utc(),
             revision: row.revision,
             allow_clashes: row.allow_clashes,
+            vat_rate_bp: row.vat_rate_bp,
+            refund_policy: RefundPolicy::from_stored(&row.refund_policy),
         }
     }
 }
@@ -146,6 +155,8 @@ pub struct NewEvent {
     pub registration_closes_at: Option<DateTime<Utc>>,
     pub status: EventStatus,
     pub allow_clashes: bool,
+    pub vat_rate_bp: i32,
+    pub refund_policy: RefundPolicy,
 }
 
 /// Changes to an event; `None` leaves a field as it is, `Some(None)` clears an optional one.
@@ -159,6 +170,8 @@ pub struct EventChanges {
     pub registration_closes_at: Option<Option<DateTime<Utc>>>,
     pub status: Option<EventStatus>,
     pub allow_clashes: Option<bool>,
+    pub vat_rate_bp: Option<i32>,
+    pub refund_policy: Option<RefundPolicy>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -208,6 +221,8 @@ struct EventInsert<'a> {
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
     allow_clashes: bool,
+    vat_rate_bp: i32,
+    refund_policy: String,
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(slug = new.slug.as_str()))]
@@ -226,6 +241,8 @@ pub fn create(conn: &mut DbConn, new: &NewEvent) -> Result<Event, EventError> {
         created_at: now,
         updated_at: now,
         allow_clashes: new.allow_clashes,
+        vat_rate_bp: new.vat_rate_bp,
+        refund_policy: new.refund_policy.to_stored(),
     };
     let inserted = diesel::insert_into(events::table)
         .values(&row)
@@ -252,6 +269,8 @@ struct EventChangeset {
     status: Option<String>,
     updated_at: NaiveDateTime,
     allow_clashes: Option<bool>,
+    vat_rate_bp: Option<i32>,
+    refund_policy: Option<String>,
 }
 
 #[tracing::instrument(level = "debug", skip(conn, changes))]
@@ -280,6 +299,8 @@ pub fn update(conn: &mut DbConn, slug: &str, changes: EventChanges) -> Result<Ev
             status: changes.status.map(|s| s.as_str().to_owned()),
             updated_at: db::now(),
             allow_clashes: changes.allow_clashes,
+            vat_rate_bp: changes.vat_rate_bp,
+            refund_policy: changes.refund_policy.map(|p| p.to_stored()),
         };
         diesel::update(events::table.find(current.id))
             .set((&changeset, events::revision.eq(events::revision + 1)))

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use diesel::prelude::*;
 
-use super::data::{EventMail, MailData, SeatMail};
+use super::data::{EventMail, MailData, PaymentMail, SeatMail};
 use crate::db::schema::{bookings, events, seats, sessions};
 use crate::db::{DbConn, DbError};
 use crate::events::Event;
@@ -22,6 +22,9 @@ pub fn booking_mail(event: &Event, reference: &str, attendee_name: &str) -> Mail
         change: None,
         hold_until: None,
         paid: false,
+        payment: None,
+        refund: None,
+        payment_error: None,
         waitlist: None,
         manage_url: None,
         agenda_url: None,
@@ -75,6 +78,30 @@ pub fn money(minor: i64, currency: &str) -> String {
         format!("{currency} {body}")
     } else {
         format!("{symbol}{body}")
+    }
+}
+
+/// `paid` (minor units, VAT included at `vat_rate_bp` basis points) as a receipt shows it.
+pub fn payment(paid: i64, vat_rate_bp: i32, currency: &str) -> PaymentMail {
+    let (net, vat) = crate::payments::policy::vat_split(paid, vat_rate_bp);
+    PaymentMail {
+        gross: money(paid, currency),
+        net: money(net, currency),
+        vat: money(vat, currency),
+        vat_rate: (vat_rate_bp > 0).then(|| percent(vat_rate_bp)),
+    }
+}
+
+/// Basis points as a percentage: 2000 → "20%", 550 → "5.5%".
+fn percent(bp: i32) -> String {
+    let whole = bp / 100;
+    let rest = bp % 100;
+    if rest == 0 {
+        format!("{whole}%")
+    } else if rest % 10 == 0 {
+        format!("{whole}.{}%", rest / 10)
+    } else {
+        format!("{whole}.{rest:02}%")
     }
 }
 

@@ -59,6 +59,30 @@ pub struct WaitlistMail {
     pub offer_until: Option<String>,
 }
 
+/// Money received, as a receipt shows it: prices include VAT.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaymentMail {
+    /// What was paid, "£145.00".
+    pub gross: String,
+    /// Of which net of VAT.
+    pub net: String,
+    pub vat: String,
+    /// "20%", or `None` when no VAT is charged.
+    pub vat_rate: Option<String>,
+}
+
+/// Money given back, for the `payment_refunded` email.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefundMail {
+    /// "£72.50".
+    pub amount: String,
+    /// Why, in a sentence that follows "We have refunded …": "because your payment arrived
+    /// after the places you held had been released and taken".
+    pub why: String,
+    /// The booking is left without any place (nothing of it was kept).
+    pub nothing_kept: bool,
+}
+
 /// Everything an email about one booking is rendered with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MailData {
@@ -81,6 +105,15 @@ pub struct MailData {
     /// The total has been paid (a held booking confirmed by its payment).
     #[serde(default)]
     pub paid: bool,
+    /// For a receipt: what was paid, with its VAT.
+    #[serde(default)]
+    pub payment: Option<PaymentMail>,
+    /// For `payment_refunded`: what goes back and why.
+    #[serde(default)]
+    pub refund: Option<RefundMail>,
+    /// For `payment_failed`: what the bank or card issuer said.
+    #[serde(default)]
+    pub payment_error: Option<String>,
     /// For the waitlist emails: the entry. `reference` is then the entry's reference and the
     /// manage link leads to the entry.
     #[serde(default)]
@@ -114,10 +147,14 @@ pub enum Template {
     OfferExpired,
     /// The person left the waitlist (or declined an offer).
     WaitlistLeft,
+    /// A card payment was declined; the seats stay held until `hold_until`.
+    PaymentFailed,
+    /// Money was refunded (`refund`).
+    PaymentRefunded,
 }
 
 impl Template {
-    pub const ALL: [Template; 11] = [
+    pub const ALL: [Template; 13] = [
         Self::BookingConfirmed,
         Self::BookingCancelled,
         Self::SessionChanged,
@@ -129,6 +166,8 @@ impl Template {
         Self::WaitlistOffer,
         Self::OfferExpired,
         Self::WaitlistLeft,
+        Self::PaymentFailed,
+        Self::PaymentRefunded,
     ];
 
     /// The folder name under `emails/`, also stored in the job.
@@ -145,6 +184,8 @@ impl Template {
             Self::WaitlistOffer => "waitlist_offer",
             Self::OfferExpired => "offer_expired",
             Self::WaitlistLeft => "waitlist_left",
+            Self::PaymentFailed => "payment_failed",
+            Self::PaymentRefunded => "payment_refunded",
         }
     }
 

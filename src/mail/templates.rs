@@ -60,6 +60,12 @@ const FILES: &[(&str, &str)] = embed![
     "waitlist_left/subject.txt",
     "waitlist_left/body.txt",
     "waitlist_left/body.html",
+    "payment_failed/subject.txt",
+    "payment_failed/body.txt",
+    "payment_failed/body.html",
+    "payment_refunded/subject.txt",
+    "payment_refunded/body.txt",
+    "payment_refunded/body.html",
 ];
 
 /// The three files every email has, in its folder.
@@ -189,7 +195,10 @@ fn calendar_seats(template: Template, data: &MailData) -> Option<Vec<SeatMail>> 
         | Template::WaitlistJoined
         | Template::WaitlistOffer
         | Template::OfferExpired
-        | Template::WaitlistLeft => return None,
+        | Template::WaitlistLeft
+        // Money, not places: the calendar is unchanged.
+        | Template::PaymentFailed
+        | Template::PaymentRefunded => return None,
         // The email says these seats are cancelled, so the calendar says so too, whatever state
         // they were read in.
         Template::BookingCancelled | Template::SessionCancelled => data
@@ -330,6 +339,9 @@ mod tests {
             change: None,
             hold_until: None,
             paid: false,
+            payment: None,
+            refund: None,
+            payment_error: None,
             waitlist: None,
             manage_url: Some(MANAGE_URL.into()),
             agenda_url: Some(AGENDA_URL.into()),
@@ -1023,6 +1035,81 @@ mod tests {
         assert!(!unpaid.text.contains("Payment received"));
     }
 
+    fn receipt() -> MailData {
+        let mut data = full_booking();
+        data.paid = true;
+        data.payment = Some(crate::mail::compose::payment(24_000, 2000, "GBP"));
+        data
+    }
+
+    fn refunded(nothing_kept: bool) -> MailData {
+        let mut data = held_booking();
+        data.refund = Some(crate::mail::data::RefundMail {
+            amount: "£240.00".into(),
+            why: "because your booking had already been paid for".into(),
+            nothing_kept,
+        });
+        data
+    }
+
+    #[test]
+    fn a_receipt_shows_what_was_paid_with_its_vat() {
+        let rendered = render(Template::BookingConfirmed, &receipt());
+
+        assert_both_parts_say(
+            &rendered,
+            &[
+                "Payment received: £240.00",
+                "VAT at 20%: £40.00 (net £200.00)",
+            ],
+        );
+        let mut untaxed = receipt();
+        untaxed.payment = Some(crate::mail::compose::payment(24_000, 0, "GBP"));
+        let rendered = render(Template::BookingConfirmed, &untaxed);
+        assert!(rendered.text.contains("Payment received: £240.00"));
+        assert!(!rendered.text.contains("VAT"));
+    }
+
+    #[test]
+    fn a_failed_payment_says_no_money_was_taken_and_the_places_are_still_held() {
+        let mut data = held_booking();
+        data.payment_error = Some("Your card was declined.".into());
+
+        let rendered = render(Template::PaymentFailed, &data);
+
+        assert!(rendered
+            .subject
+            .starts_with("Your payment did not go through"));
+        assert_both_parts_say(
+            &rendered,
+            &[
+                "did not go through: Your card was declined.",
+                "No money has been taken.",
+                HOLD_UNTIL,
+            ],
+        );
+        assert!(rendered.text.contains(MANAGE_URL));
+    }
+
+    #[test]
+    fn a_refund_says_how_much_and_why() {
+        let rendered = render(Template::PaymentRefunded, &refunded(true));
+
+        assert!(rendered.subject.starts_with("Refund of £240.00"));
+        assert_both_parts_say(
+            &rendered,
+            &[
+                "We have refunded",
+                "£240.00",
+                "because your booking had already been paid for",
+                "You are welcome to book again",
+            ],
+        );
+        let kept = render(Template::PaymentRefunded, &refunded(false));
+        assert!(kept.text.contains(MANAGE_URL));
+        assert!(!kept.text.contains("book again"));
+    }
+
     #[test]
     fn every_template_renders_with_and_without_links() {
         let mut changed = moved();
@@ -1034,6 +1121,9 @@ mod tests {
                 changed.clone(),
                 mail(vec![], vec![]),
                 held_booking(),
+                receipt(),
+                refunded(true),
+                without_links(refunded(false)),
                 on_the_waitlist("waiting", Some(3), None),
                 without_links(on_the_waitlist("offered", Some(1), Some(OFFER_UNTIL))),
             ] {

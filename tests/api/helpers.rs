@@ -6,7 +6,7 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use masterclass::bookings::Issuer;
@@ -14,6 +14,7 @@ use masterclass::clock::Clock;
 use masterclass::config::Settings;
 use masterclass::db::Db;
 use masterclass::organisers::{self, NewOrganiser, Role};
+use masterclass::payments::Payments;
 use masterclass::startup::Application;
 use masterclass::tokens::TokenKey;
 use serde_json::{json, Value};
@@ -63,6 +64,8 @@ pub struct TestApp {
     pub clock: Clock,
     /// What new bookings and offers are issued with, as the server has it.
     pub issuer: Issuer,
+    /// Card payments as the server has them (for sweeps the test runs).
+    pub payments: Arc<Payments>,
     _scratch: Scratch,
 }
 
@@ -173,6 +176,8 @@ impl TestApp {
             offer: settings.bookings.offer(),
         };
         let clock = Clock::manual(chrono::Utc::now());
+        masterclass::install_crypto_provider();
+        let payments = Arc::new(Payments::from_settings(&settings.payments).expect("payments"));
         let app = Application::build_with_clock(settings, clock.clone())
             .await
             .expect("application starts");
@@ -202,6 +207,7 @@ impl TestApp {
             db,
             clock,
             issuer,
+            payments,
             _scratch: scratch,
         })
     }
@@ -662,8 +668,9 @@ impl TestApp {
     pub async fn advance(&self, by: chrono::Duration) -> masterclass::sweeper::Swept {
         self.clock.advance(by);
         let (db, issuer, clock) = (self.db.clone(), self.issuer.clone(), self.clock.clone());
+        let payments = self.payments.clone();
         tokio::task::spawn_blocking(move || {
-            masterclass::sweeper::sweep(&db, &issuer, &clock).expect("sweep")
+            masterclass::sweeper::sweep(&db, &issuer, &payments, &clock).expect("sweep")
         })
         .await
         .expect("sweep task")

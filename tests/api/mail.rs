@@ -16,7 +16,7 @@ use crate::on_both_backends;
 use crate::smtp::{self, SmtpServer};
 
 /// A mailer of this test's app that delivers to `port` on loopback.
-fn mailer(app: &TestApp, port: u16, adjust: impl FnOnce(&mut Settings)) -> Arc<Mailer> {
+pub(crate) fn mailer(app: &TestApp, port: u16, adjust: impl FnOnce(&mut Settings)) -> Arc<Mailer> {
     let mut settings = crate::helpers::test_settings(&app.database_url);
     settings.mail.smtp_host = "127.0.0.1".to_owned();
     settings.mail.smtp_port = port;
@@ -26,7 +26,7 @@ fn mailer(app: &TestApp, port: u16, adjust: impl FnOnce(&mut Settings)) -> Arc<M
     Arc::new(Mailer::new(&settings, key).expect("mailer"))
 }
 
-async fn drain(app: &TestApp, mailer: &Arc<Mailer>) -> Round {
+pub(crate) async fn drain(app: &TestApp, mailer: &Arc<Mailer>) -> Round {
     let (db, mailer) = (app.db.clone(), mailer.clone());
     tokio::task::spawn_blocking(move || mailer.drain(&db))
         .await
@@ -537,6 +537,9 @@ async fn enqueue_confirmations(app: &TestApp, n: usize) {
                 change: None,
                 hold_until: None,
                 paid: false,
+                payment: None,
+                refund: None,
+                payment_error: None,
                 waitlist: None,
                 manage_url: None,
                 agenda_url: None,

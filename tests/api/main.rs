@@ -2,6 +2,7 @@
 
 mod helpers;
 mod smtp;
+mod stripe;
 
 mod bookings;
 mod cli;
@@ -11,6 +12,7 @@ mod events;
 mod lifecycle;
 mod mail;
 mod openapi;
+mod payments;
 mod programme_cache;
 mod sessions;
 mod simulation;

@@ -35,6 +35,9 @@ const ROUTES: &[(&str, &str)] = &[
     ),
     ("post", "/api/v1/admin/bookings/{reference}/cancel"),
     ("post", "/api/v1/admin/bookings/{reference}/move"),
+    ("get", "/api/v1/bookings/{manage_token}/payments"),
+    ("post", "/api/v1/bookings/{manage_token}/payments/stripe"),
+    ("post", "/api/v1/webhooks/stripe"),
 ];
 
 async fn document(app: &TestApp) -> Value {

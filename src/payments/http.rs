@@ -1,0 +1,297 @@
+//! `/api/v1/bookings/{manage_token}/payments…` for attendees and `/api/v1/webhooks/stripe` for
+//! Stripe.
+
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::stripe::IntentStatus;
+use super::{webhook, Applied, PaymentError, PaymentState};
+use crate::api::problem::responses::{NotFound, PaymentProblems, Unavailable, WebhookProblems};
+use crate::api::{run, AppState, Kind, Problem};
+use crate::bookings::{BookingError, BookingStatus};
+
+pub fn public_routes(cfg: &mut ServiceConfig) {
+    cfg.service(payment_options)
+        .service(pay_by_card)
+        .service(stripe_webhook);
+}
+
+/// What the attendee's page needs to take the card payment with Stripe.js.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CardCheckoutView {
+    /// Stripe's PaymentIntent.
+    pub payment_intent_id: String,
+    /// For `stripe.confirmCardPayment` (or the Payment Element) in the attendee's browser only.
+    pub client_secret: String,
+    pub publishable_key: String,
+    /// In minor units, computed by the service from the booking.
+    pub amount_minor: i64,
+    pub currency: String,
+    /// `requires_payment` (waiting for the card), `processing`, or `succeeded` (the
+    /// confirmation follows in a moment).
+    pub status: String,
+}
+
+/// How a booking can be paid, and what has been paid and refunded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentOptionsView {
+    /// Ways to pay this booking now: `card` when card payments are set up and the booking is
+    /// held for payment; empty when nothing is to pay.
+    pub methods: Vec<String>,
+    /// Why cards cannot be used, when they cannot.
+    pub card_unavailable: Option<String>,
+    pub amount_due_minor: i64,
+    pub currency: String,
+    pub paid_minor: i64,
+    pub refunded_minor: i64,
+    /// Card payments of the booking, oldest first.
+    pub payments: Vec<PaymentView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentView {
+    pub amount_minor: i64,
+    /// `open`, `succeeded` or `cancelled`.
+    pub state: String,
+    pub refunded_minor: i64,
+    /// The last decline or failure, while open.
+    pub last_error: Option<String>,
+}
+
+/// What was done with a webhook delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookAnswer {
+    pub received: bool,
+    /// `confirmed`, `refunding`, `failed`, `refund_updated`, `duplicate` or `ignored`.
+    pub outcome: String,
+}
+
+const NO_CARDS: &str = "Card payments are not set up on this service. Please contact the organisers to pay another way; your places stay held until the time shown on your booking.";
+
+impl From<PaymentError> for Problem {
+    fn from(err: PaymentError) -> Self {
+        match err {
+            PaymentError::CardsUnavailable => Problem::new(Kind::CardPaymentsUnavailable, NO_CARDS),
+            e @ PaymentError::NotPayable { .. } => Problem::new(Kind::NotPayable, e.to_string()),
+            e @ PaymentError::HoldExpired { .. } => Problem::new(
+                Kind::HoldExpired,
+                format!("{e}. You are welcome to book again while places remain."),
+            ),
+            PaymentError::Gateway(e) => {
+                tracing::warn!(error = %e, "Stripe request failed");
+                Problem::new(
+                    Kind::PaymentProvider,
+                    "The card payment could not be started: the payment provider did not answer as expected. No money has been taken; please try again in a moment.",
+                )
+            }
+            PaymentError::Booking(e) => e.into(),
+            PaymentError::Db(e) => e.into(),
+        }
+    }
+}
+
+/// How this booking can be paid, and its payments and refunds so far.
+#[utoipa::path(
+    tag = "payments",
+    params(("manage_token" = String, Path, description = "The secret returned when booking")),
+    responses((status = 200, description = "Payment options and history", body = PaymentOptionsView), NotFound, Unavailable)
+)]
+#[get("/bookings/{manage_token}/payments")]
+async fn payment_options(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+) -> Result<web::Json<PaymentOptionsView>, Problem> {
+    let token = token.into_inner();
+    let (booking, payments) = run(&state.db, move |conn| -> Result<_, BookingError> {
+        let (_, booking) = crate::bookings::find_by_token(conn, &token)?;
+        let payments = super::for_booking(conn, booking.id)?;
+        Ok((booking, payments))
+    })
+    .await?;
+    let now = state.clock.now();
+    let payable = super::payable(&booking, now);
+    let cards = state.payments.cards_offered();
+    let methods = if payable.is_ok() && cards {
+        vec!["card".to_owned()]
+    } else {
+        Vec::new()
+    };
+    let card_unavailable = match (&payable, cards) {
+        (Ok(()), true) => None,
+        (Ok(()), false) => Some(NO_CARDS.to_owned()),
+        (Err(e), _) => Some(format!("Nothing to pay by card now: {e}.")),
+    };
+    Ok(web::Json(PaymentOptionsView {
+        methods,
+        card_unavailable,
+        amount_due_minor: if booking.status == BookingStatus::Held {
+            booking.total_minor
+        } else {
+            0
+        },
+        currency: booking.currency.clone(),
+        paid_minor: booking.paid_minor,
+        refunded_minor: booking.refunded_minor,
+        payments: payments
+            .into_iter()
+            .map(|p| PaymentView {
+                amount_minor: p.amount_minor,
+                state: p.state.as_str().to_owned(),
+                refunded_minor: p.refunded_minor,
+                last_error: p.last_error.filter(|_| p.state == PaymentState::Open),
+            })
+            .collect(),
+    }))
+}
+
+/// Starts (or resumes) paying a held booking by card: creates the booking's Stripe
+/// PaymentIntent for the amount the service computes, or returns the one already made, with what
+/// Stripe.js needs to take the card. The booking is confirmed when Stripe reports the payment.
+#[utoipa::path(
+    tag = "payments",
+    params(("manage_token" = String, Path, description = "The secret returned when booking")),
+    responses(
+        (status = 200, description = "The PaymentIntent to confirm in the browser", body = CardCheckoutView),
+        NotFound, PaymentProblems,
+    )
+)]
+#[post("/bookings/{manage_token}/payments/stripe")]
+async fn pay_by_card(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+) -> Result<web::Json<CardCheckoutView>, Problem> {
+    let token = token.into_inner();
+    let now = state.clock.now();
+    let (booking, payment) = run(&state.db, move |conn| {
+        super::open_card_payment(conn, &token, now)
+    })
+    .await?;
+    // Checked after the booking, so an unknown or unpayable booking says so first.
+    let Some(gateway) = state.payments.gateway().cloned() else {
+        return Err(PaymentError::CardsUnavailable.into());
+    };
+    let intent = match &payment.intent_id {
+        Some(id) => gateway
+            .retrieve_intent(id)
+            .await
+            .map_err(PaymentError::from)?,
+        None => {
+            let (metadata, key) = super::intent_request(&booking, &payment);
+            let made = gateway
+                .create_intent(payment.amount_minor, &payment.currency, metadata, &key)
+                .await
+                .map_err(PaymentError::from)?;
+            let made_id = made.id.clone();
+            let payment_id = payment.id;
+            let stored = run(&state.db, move |conn| {
+                super::attach_intent(conn, payment_id, &made_id, now)
+            })
+            .await?;
+            match stored.intent_id {
+                // Another request recorded its intent first: that one is the booking's.
+                Some(id) if id != made.id => gateway
+                    .retrieve_intent(&id)
+                    .await
+                    .map_err(PaymentError::from)?,
+                _ => made,
+            }
+        }
+    };
+    let Some(client_secret) = intent.client_secret.clone() else {
+        tracing::error!(intent = %intent.id, "PaymentIntent without a client secret");
+        return Err(
+            PaymentError::Gateway(super::stripe::GatewayError::Unavailable(
+                "no client secret in Stripe's answer".to_owned(),
+            ))
+            .into(),
+        );
+    };
+    tracing::info!(reference = %booking.reference, intent = %intent.id, "card payment started");
+    Ok(web::Json(CardCheckoutView {
+        payment_intent_id: intent.id,
+        client_secret,
+        publishable_key: gateway.publishable_key().to_owned(),
+        amount_minor: intent.amount,
+        currency: payment.currency,
+        status: match intent.status {
+            IntentStatus::Open => "requires_payment",
+            IntentStatus::Processing => "processing",
+            IntentStatus::Succeeded => "succeeded",
+            IntentStatus::Cancelled => "cancelled",
+        }
+        .to_owned(),
+    }))
+}
+
+/// Stripe's webhook endpoint. The `Stripe-Signature` header is checked against the raw body
+/// first; then `payment_intent.succeeded` confirms the held booking (or refunds money that came
+/// too late), `payment_intent.payment_failed` tells the attendee, and `charge.refunded` and
+/// `refund.*` bring refunds up to date. Every event acts once; others are acknowledged.
+#[utoipa::path(
+    tag = "payments",
+    request_body(content = String, content_type = "application/json", description = "A Stripe event, as Stripe signed it"),
+    params(("Stripe-Signature" = String, Header, description = "t=<unix time>,v1=<HMAC-SHA256 hex>")),
+    responses(
+        (status = 200, description = "Received (acted on, or seen before, or not of interest)", body = WebhookAnswer),
+        WebhookProblems,
+    )
+)]
+#[post("/webhooks/stripe")]
+async fn stripe_webhook(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, Problem> {
+    let payments = &state.payments;
+    if payments.webhook_secrets.is_empty() {
+        return Err(Problem::new(
+            Kind::CardPaymentsUnavailable,
+            "No Stripe webhook secret is configured (MASTERCLASS__PAYMENTS__STRIPE_WEBHOOK_SECRET)",
+        ));
+    }
+    // Freshness is a matter of real time, whatever clock deadlines are measured by.
+    let signed_now = chrono::Utc::now();
+    let now = state.clock.now();
+    let header = request
+        .headers()
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok());
+    if let Err(e) = webhook::verify(
+        header,
+        &body,
+        &payments.webhook_secrets,
+        signed_now,
+        payments.tolerance_seconds,
+    ) {
+        tracing::warn!(error = %e, "webhook refused");
+        return Err(Problem::new(Kind::BadSignature, e.to_string()));
+    }
+    let event: webhook::Event = serde_json::from_slice(&body).map_err(|e| {
+        Problem::new(
+            Kind::MalformedJson,
+            format!("The signed body is not a Stripe event: {e}"),
+        )
+    })?;
+    let kind = event.kind.clone();
+    let id = event.id.clone();
+    let applied = run(&state.db, move |conn| super::apply_event(conn, &event, now)).await?;
+    tracing::info!(event = %id, kind = %kind, outcome = applied.name(), "Stripe event");
+    if let (Some(gateway), owed) = (payments.gateway(), applied.refunds_owed()) {
+        if !owed.is_empty() {
+            // After the commit. Whatever is not sent now, the reconciler sends.
+            if let Err(e) = super::refunds::send(&state.db, gateway, Some(owed.to_vec()), now).await
+            {
+                tracing::warn!(error = %e, "refunds not sent yet; the reconciler will");
+            }
+        }
+    }
+    if matches!(applied, Applied::Duplicate) {
+        tracing::debug!(event = %id, "event seen before");
+    }
+    Ok(HttpResponse::Ok().json(WebhookAnswer {
+        received: true,
+        outcome: applied.name().to_owned(),
+    }))
+}

@@ -1,0 +1,475 @@
+//! Refunds: a row written in the transaction that decides one, sent to Stripe after the commit
+//! (with the row's id as idempotency key, so a retry never refunds twice), tried again with a
+//! growing delay while Stripe cannot be reached, and counted on the booking once Stripe has
+//! made it.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use super::stripe::{Gateway, GatewayError, StripeRefund};
+use super::{payment, Applied, Payment, PaymentError};
+use crate::bookings::{self, PaymentStatus};
+use crate::db::schema::{bookings as bookings_table, payments, refunds};
+use crate::db::{self, Db, DbConn, DbError};
+use crate::events;
+use crate::mail::data::RefundMail;
+use crate::mail::{self, compose, Template};
+
+/// Why money goes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundReason {
+    /// The payment came after the hold ran out, and a place had been taken meanwhile.
+    HoldLapsed,
+    /// The booking was cancelled before its payment arrived.
+    BookingCancelled,
+    /// The booking had already been paid.
+    AlreadyPaid,
+    /// More was paid than the booking costs; the difference goes back.
+    Overpaid,
+    /// The payment does not match its booking (another currency, too little).
+    Mismatch,
+    /// Refunded from Stripe's dashboard, not by this service.
+    AtStripe,
+}
+
+impl RefundReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HoldLapsed => "hold_lapsed",
+            Self::BookingCancelled => "booking_cancelled",
+            Self::AlreadyPaid => "already_paid",
+            Self::Overpaid => "overpaid",
+            Self::Mismatch => "mismatch",
+            Self::AtStripe => "at_stripe",
+        }
+    }
+
+    fn from_db(raw: &str) -> Self {
+        match raw {
+            "hold_lapsed" => Self::HoldLapsed,
+            "booking_cancelled" => Self::BookingCancelled,
+            "already_paid" => Self::AlreadyPaid,
+            "overpaid" => Self::Overpaid,
+            "at_stripe" => Self::AtStripe,
+            _ => Self::Mismatch,
+        }
+    }
+
+    /// How the email explains it, after "We have refunded £X to the card you paid with".
+    fn why(self) -> &'static str {
+        match self {
+            Self::HoldLapsed => {
+                "because your payment reached us after the time we could hold your places, and they had been booked by someone else in the meantime"
+            }
+            Self::BookingCancelled => {
+                "because your booking had been cancelled before your payment reached us"
+            }
+            Self::AlreadyPaid => "because your booking had already been paid for",
+            Self::Overpaid => "because you paid more than your booking costs",
+            Self::Mismatch => "because the payment did not match your booking",
+            Self::AtStripe => "",
+        }
+    }
+
+    /// Whether the booking keeps no place after this refund.
+    fn nothing_kept(self) -> bool {
+        matches!(
+            self,
+            Self::HoldLapsed | Self::BookingCancelled | Self::Mismatch
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RefundState {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+impl RefundState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Stripe's refund status: `succeeded`; `failed` or `canceled`; anything else still going.
+    fn of_stripe(status: Option<&str>) -> Self {
+        match status {
+            Some("succeeded") => Self::Succeeded,
+            Some("failed" | "canceled") => Self::Failed,
+            _ => Self::Pending,
+        }
+    }
+}
+
+/// Writes a refund of `amount` of `payment` as owed, inside the caller's transaction; returns
+/// its id, for [`send`] once the transaction has committed.
+pub fn owe(
+    conn: &mut DbConn,
+    payment: &Payment,
+    amount: i64,
+    reason: RefundReason,
+    now: DateTime<Utc>,
+) -> Result<i64, DbError> {
+    let stamp = db::stored(now);
+    Ok(diesel::insert_into(refunds::table)
+        .values((
+            refunds::booking_id.eq(payment.booking_id),
+            refunds::payment_id.eq(payment.id),
+            refunds::amount_minor.eq(amount.max(1)),
+            refunds::currency.eq(&payment.currency),
+            refunds::reason.eq(reason.as_str()),
+            refunds::state.eq(RefundState::Pending.as_str()),
+            refunds::next_attempt_at.eq(stamp),
+            refunds::created_at.eq(stamp),
+            refunds::updated_at.eq(stamp),
+        ))
+        .returning(refunds::id)
+        .get_result(conn)?)
+}
+
+/// A refund owed and not yet taken by Stripe.
+#[derive(Debug, Clone, Queryable)]
+struct Owed {
+    id: i64,
+    intent_id: Option<String>,
+    amount_minor: i64,
+    attempts: i32,
+}
+
+/// How many refunds one pass sends at most.
+const SEND_BATCH: i64 = 50;
+/// After this many failed attempts a refund is left failed, for a person to look at.
+const MAX_ATTEMPTS: i32 = 10;
+
+/// Sends the refunds owed by `now` (those of `only`, when given) to Stripe; returns how many
+/// Stripe took.
+pub async fn send(
+    db: &Db,
+    gateway: &Gateway,
+    only: Option<Vec<i64>>,
+    now: DateTime<Utc>,
+) -> Result<usize, DbError> {
+    let owed = blocking(db, move |conn| {
+        let mut query = refunds::table
+            .inner_join(payments::table)
+            .filter(refunds::state.eq(RefundState::Pending.as_str()))
+            .filter(refunds::provider_refund_id.is_null())
+            .filter(refunds::next_attempt_at.le(db::stored(now)))
+            .order(refunds::id.asc())
+            .limit(SEND_BATCH)
+            .select((
+                refunds::id,
+                payments::intent_id,
+                refunds::amount_minor,
+                refunds::attempts,
+            ))
+            .into_boxed();
+        if let Some(ids) = only {
+            query = query.filter(refunds::id.eq_any(ids));
+        }
+        query.load::<Owed>(conn).map_err(DbError::from)
+    })
+    .await?;
+    let mut sent = 0;
+    for refund in owed {
+        let Some(intent_id) = refund.intent_id.clone() else {
+            continue;
+        };
+        // One sender at a time per refund (the webhook's and the reconciler's may meet): the
+        // claim moves its next attempt past the time a Stripe request can take.
+        let id = refund.id;
+        if !blocking(db, move |conn| claim(conn, id, now)).await? {
+            continue;
+        }
+        let metadata = HashMap::from([("refund_id".to_owned(), refund.id.to_string())]);
+        let answer = gateway
+            .refund(
+                &intent_id,
+                refund.amount_minor,
+                metadata,
+                &format!("masterclass-refund-{}", refund.id),
+            )
+            .await;
+        let taken = answer.is_ok();
+        blocking(db, move |conn| record_answer(conn, &refund, answer, now)).await?;
+        if taken {
+            sent += 1;
+        }
+    }
+    Ok(sent)
+}
+
+/// How long a sender holds a refund it is sending.
+const SEND_LEASE_SECONDS: i64 = 120;
+
+/// Takes refund `id` for sending if it is still owed and nobody else has taken it.
+fn claim(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> Result<bool, DbError> {
+    let changed = diesel::update(refunds::table.find(id))
+        .filter(refunds::state.eq(RefundState::Pending.as_str()))
+        .filter(refunds::provider_refund_id.is_null())
+        .filter(refunds::next_attempt_at.le(db::stored(now)))
+        .set(refunds::next_attempt_at.eq(db::stored(
+            now + chrono::Duration::seconds(SEND_LEASE_SECONDS),
+        )))
+        .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// [`send`] for every refund due.
+pub async fn send_due(db: &Db, gateway: &Gateway, now: DateTime<Utc>) -> Result<usize, DbError> {
+    send(db, gateway, None, now).await
+}
+
+async fn blocking<T: Send + 'static>(
+    db: &Db,
+    f: impl FnOnce(&mut DbConn) -> Result<T, DbError> + Send + 'static,
+) -> Result<T, DbError> {
+    let db = db.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = db.conn()?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(|e| DbError::Inconsistent(format!("a database task stopped: {e}")))?
+}
+
+fn record_answer(
+    conn: &mut DbConn,
+    refund: &Owed,
+    answer: Result<StripeRefund, GatewayError>,
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
+    let stamp = db::stored(now);
+    match answer {
+        Ok(made) => db::write_transaction(conn, |conn| {
+            let state = RefundState::of_stripe(Some(&made.status));
+            // Recorded once: a second answer for the same refund (Stripe returns the first
+            // refund again for its idempotency key) changes nothing.
+            let changed = diesel::update(refunds::table.find(refund.id))
+                .filter(refunds::provider_refund_id.is_null())
+                .filter(refunds::state.eq(RefundState::Pending.as_str()))
+                .set((
+                    refunds::provider_refund_id.eq(&made.id),
+                    refunds::state.eq(state.as_str()),
+                    refunds::attempts.eq(refunds::attempts + 1),
+                    refunds::last_error.eq(None::<String>),
+                    refunds::updated_at.eq(stamp),
+                ))
+                .execute(conn)?;
+            if changed == 1 && state == RefundState::Succeeded {
+                refunded(conn, refund.id, now)?;
+            }
+            Ok(())
+        }),
+        Err(e) => {
+            let attempts = refund.attempts + 1;
+            let give_up = !e.is_transient() || attempts >= MAX_ATTEMPTS;
+            if give_up {
+                tracing::error!(refund = refund.id, error = %e, "refund refused by Stripe; left for an organiser");
+            } else {
+                tracing::warn!(refund = refund.id, error = %e, "refund not sent; trying again later");
+            }
+            // 30 s, 1 min, 2 min, ... up to 1 h.
+            let delay = chrono::Duration::seconds((30_i64 << attempts.min(7)).min(3600));
+            diesel::update(refunds::table.find(refund.id))
+                .filter(refunds::provider_refund_id.is_null())
+                .filter(refunds::state.eq(RefundState::Pending.as_str()))
+                .set((
+                    refunds::state.eq(if give_up {
+                        RefundState::Failed.as_str()
+                    } else {
+                        RefundState::Pending.as_str()
+                    }),
+                    refunds::attempts.eq(attempts),
+                    refunds::last_error.eq(e.to_string()),
+                    refunds::next_attempt_at.eq(db::stored(now + delay)),
+                    refunds::updated_at.eq(stamp),
+                ))
+                .execute(conn)?;
+            Ok(())
+        }
+    }
+}
+
+/// A refund Stripe has made: counted on its payment and booking, and the attendee told.
+fn refunded(conn: &mut DbConn, refund_id: i64, now: DateTime<Utc>) -> Result<(), DbError> {
+    let (payment_id, amount, reason): (i64, i64, String) = refunds::table
+        .find(refund_id)
+        .select((refunds::payment_id, refunds::amount_minor, refunds::reason))
+        .first(conn)?;
+    let ours: i64 = refunds::table
+        .filter(refunds::payment_id.eq(payment_id))
+        .filter(refunds::state.eq(RefundState::Succeeded.as_str()))
+        .select(refunds::amount_minor)
+        .load::<i64>(conn)?
+        .into_iter()
+        .sum();
+    let payment = payment(conn, payment_id)?;
+    raise_refunded(conn, &payment, ours, now)?;
+    tell(conn, &payment, amount, RefundReason::from_db(&reason))
+}
+
+/// Sets the payment's refunded amount to at least `total` (Stripe's running total, or the sum of
+/// this service's refunds: whichever is known to be larger), and the booking's to the sum over
+/// its payments. Returns by how much the payment's amount rose.
+fn raise_refunded(
+    conn: &mut DbConn,
+    payment: &Payment,
+    total: i64,
+    now: DateTime<Utc>,
+) -> Result<i64, DbError> {
+    let stamp = db::stored(now);
+    let rise = (total - payment.refunded_minor).max(0);
+    if rise > 0 {
+        diesel::update(payments::table.find(payment.id))
+            .set((
+                payments::refunded_minor.eq(total),
+                payments::updated_at.eq(stamp),
+            ))
+            .execute(conn)?;
+    }
+    let refunded: i64 = payments::table
+        .filter(payments::booking_id.eq(payment.booking_id))
+        .select(payments::refunded_minor)
+        .load::<i64>(conn)?
+        .into_iter()
+        .sum();
+    let paid: i64 = bookings_table::table
+        .find(payment.booking_id)
+        .select(bookings_table::paid_minor)
+        .first(conn)?;
+    let mut status = None;
+    if paid > 0 && refunded >= paid {
+        status = Some(PaymentStatus::Refunded.as_str());
+    }
+    diesel::update(bookings_table::table.find(payment.booking_id))
+        .set((
+            bookings_table::refunded_minor.eq(refunded),
+            bookings_table::updated_at.eq(stamp),
+        ))
+        .execute(conn)?;
+    if let Some(status) = status {
+        diesel::update(bookings_table::table.find(payment.booking_id))
+            .set(bookings_table::payment_status.eq(status))
+            .execute(conn)?;
+    }
+    Ok(rise)
+}
+
+/// Emails the attendee that `amount` of `payment` has been refunded.
+fn tell(
+    conn: &mut DbConn,
+    payment: &Payment,
+    amount: i64,
+    reason: RefundReason,
+) -> Result<(), DbError> {
+    let booking = bookings::load(conn, payment.booking_id)?;
+    let event = events::by_id(conn, booking.event_id)?;
+    let mut data = compose::booking_mail(&event, &booking.reference, &booking.attendee_name);
+    data.seats = booking
+        .seats
+        .iter()
+        .filter(|s| !reason.nothing_kept() || s.state != bookings::SeatState::Confirmed)
+        .map(|s| s.mail(&event, s.state.as_str()))
+        .collect();
+    data.refund = Some(RefundMail {
+        amount: compose::money(amount, &payment.currency),
+        why: reason.why().to_owned(),
+        nothing_kept: reason.nothing_kept(),
+    });
+    mail::enqueue(
+        conn,
+        Template::PaymentRefunded,
+        &booking.attendee_email,
+        Some(booking.id),
+        &data,
+    )
+}
+
+/// `charge.refunded`: Stripe's running total of what has been refunded of the intent's charge.
+/// Refunds made outside this service (from Stripe's dashboard) are counted and told to the
+/// attendee; this service's own are already counted when Stripe answered.
+pub fn refunded_at_stripe(
+    conn: &mut DbConn,
+    intent_id: &str,
+    total_refunded: i64,
+    now: DateTime<Utc>,
+) -> Result<Applied, PaymentError> {
+    let Some(payment) = super::by_intent(conn, intent_id)? else {
+        return Ok(Applied::Ignored);
+    };
+    // What this service has asked for, made or not yet: the rest was refunded elsewhere.
+    let asked: i64 = refunds::table
+        .filter(refunds::payment_id.eq(payment.id))
+        .filter(refunds::state.ne(RefundState::Failed.as_str()))
+        .select(refunds::amount_minor)
+        .load::<i64>(conn)?
+        .into_iter()
+        .sum();
+    let rise = raise_refunded(conn, &payment, total_refunded, now)?;
+    let elsewhere = total_refunded - asked.max(payment.refunded_minor);
+    if rise > 0 && elsewhere > 0 {
+        let stamp = db::stored(now);
+        diesel::insert_into(refunds::table)
+            .values((
+                refunds::booking_id.eq(payment.booking_id),
+                refunds::payment_id.eq(payment.id),
+                refunds::amount_minor.eq(elsewhere),
+                refunds::currency.eq(&payment.currency),
+                refunds::reason.eq(RefundReason::AtStripe.as_str()),
+                refunds::state.eq(RefundState::Succeeded.as_str()),
+                refunds::next_attempt_at.eq(stamp),
+                refunds::created_at.eq(stamp),
+                refunds::updated_at.eq(stamp),
+            ))
+            .execute(conn)?;
+        tell(conn, &payment, elsewhere, RefundReason::AtStripe)?;
+    }
+    Ok(Applied::RefundUpdated)
+}
+
+/// `refund.*`: the new status of a refund this service asked for.
+pub fn status_from_stripe(
+    conn: &mut DbConn,
+    provider_refund_id: &str,
+    status: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Applied, PaymentError> {
+    let found: Option<(i64, String)> = refunds::table
+        .filter(refunds::provider_refund_id.eq(provider_refund_id))
+        .select((refunds::id, refunds::state))
+        .first(conn)
+        .optional()?;
+    let Some((id, state)) = found else {
+        return Ok(Applied::Ignored);
+    };
+    let new = RefundState::of_stripe(status);
+    // Only a pending refund moves: a refund counted as made is not taken back by a late or
+    // repeated event.
+    if state != RefundState::Pending.as_str() || new == RefundState::Pending {
+        return Ok(Applied::Ignored);
+    }
+    diesel::update(refunds::table.find(id))
+        .filter(refunds::state.eq(RefundState::Pending.as_str()))
+        .set((
+            refunds::state.eq(new.as_str()),
+            refunds::updated_at.eq(db::stored(now)),
+        ))
+        .execute(conn)?;
+    if new == RefundState::Succeeded {
+        refunded(conn, id, now)?;
+    } else {
+        tracing::error!(
+            refund = id,
+            "Stripe reports a refund failed; left for an organiser"
+        );
+    }
+    Ok(Applied::RefundUpdated)
+}
