@@ -25,18 +25,23 @@ pub struct Swept {
     pub payments: crate::payments::Reconciled,
 }
 
-/// One pass over everything due at `clock.now()`. Blocking.
+/// One pass over everything due at `clock.now()`: payments first, then bookings. Blocking.
 pub fn sweep(
     db: &Db,
     issuer: &Issuer,
     payments: &Payments,
     clock: &Clock,
 ) -> anyhow::Result<Swept> {
-    let now = clock.now();
-    // Payments first: one that succeeded just before its hold ran out confirms the booking
-    // rather than letting the hold expire.
-    let payments = crate::payments::reconcile(db, payments, now)?;
+    let payments = crate::payments::reconcile(db, payments, clock.now())?;
+    let mut swept = sweep_bookings(db, issuer, clock)?;
+    swept.payments = payments;
+    Ok(swept)
+}
+
+/// Expired holds and offers, forgotten idempotency keys.
+fn sweep_bookings(db: &Db, issuer: &Issuer, clock: &Clock) -> anyhow::Result<Swept> {
     let mut conn = db.conn()?;
+    let now = clock.now();
     let holds_expired = bookings::expire_holds(&mut conn, issuer, now)?;
     let offers_lapsed = waitlist::expire_offers(&mut conn, issuer, now)?;
     let keys_forgotten = crate::idempotency::purge(&mut conn, now)?;
@@ -44,14 +49,17 @@ pub fn sweep(
         holds_expired,
         offers_lapsed,
         keys_forgotten,
-        payments,
+        payments: crate::payments::Reconciled::default(),
     })
 }
 
-/// The sweeper thread; stops when dropped or told to.
+type Stop = Arc<(Mutex<bool>, Condvar)>;
+
+/// The sweeper's threads: one for bookings, and one for payments when cards are offered (Stripe
+/// being slow never holds up expiring holds). They stop when dropped or told to.
 pub struct Sweeper {
-    stop: Arc<(Mutex<bool>, Condvar)>,
-    thread: Option<JoinHandle<()>>,
+    stop: Stop,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Sweeper {
@@ -62,47 +70,53 @@ impl Sweeper {
         clock: Clock,
         every: Duration,
     ) -> Self {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let thread = {
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name("sweeper".to_owned())
-                .spawn(move || loop {
-                    match sweep(&db, &issuer, &payments, &clock) {
-                        Ok(swept) if swept != Swept::default() => {
-                            tracing::info!(
-                                holds_expired = swept.holds_expired,
-                                offers_lapsed = swept.offers_lapsed,
-                                keys_forgotten = swept.keys_forgotten,
-                                payments_checked = swept.payments.checked,
-                                payments_settled = swept.payments.settled,
-                                refunds_sent = swept.payments.refunds_sent,
-                                "swept"
-                            );
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::warn!(error = %format!("{e:#}"), "sweep failed; trying again")
-                        }
+        let stop: Stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let mut threads = Vec::new();
+        {
+            let (db, clock) = (db.clone(), clock.clone());
+            threads.extend(repeat(
+                "sweeper",
+                every,
+                &stop,
+                move || match sweep_bookings(&db, &issuer, &clock) {
+                    Ok(swept) if swept != Swept::default() => tracing::info!(
+                        holds_expired = swept.holds_expired,
+                        offers_lapsed = swept.offers_lapsed,
+                        keys_forgotten = swept.keys_forgotten,
+                        "swept"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "sweep failed; trying again")
                     }
-                    let (lock, wake) = &*stop;
-                    let stopped = lock.lock().unwrap_or_else(PoisonError::into_inner);
-                    let (stopped, _) = wake
-                        .wait_timeout_while(stopped, every, |stopped| !*stopped)
-                        .unwrap_or_else(PoisonError::into_inner);
-                    if *stopped {
-                        break;
-                    }
-                })
-                .ok()
-        };
-        if thread.is_none() {
-            tracing::error!("cannot start the sweeper thread; holds and offers will not expire");
+                },
+            ));
         }
-        Self { stop, thread }
+        if payments.cards_offered() {
+            threads.extend(repeat("reconciler", every, &stop, move || {
+                match crate::payments::reconcile(&db, &payments, clock.now()) {
+                    Ok(done) if done != crate::payments::Reconciled::default() => {
+                        tracing::info!(
+                            checked = done.checked,
+                            settled = done.settled,
+                            cancelled = done.cancelled,
+                            refunds_sent = done.refunds_sent,
+                            refunds_updated = done.refunds_updated,
+                            "payments reconciled"
+                        )
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(
+                        error = %format!("{e:#}"),
+                        "reconciling payments failed; trying again"
+                    ),
+                }
+            }));
+        }
+        Self { stop, threads }
     }
 
-    /// Stops the thread after the sweep in progress, if any.
+    /// Stops the threads after the pass in progress, if any.
     pub fn stop(mut self) {
         self.halt();
     }
@@ -111,10 +125,40 @@ impl Sweeper {
         let (lock, wake) = &*self.stop;
         *lock.lock().unwrap_or_else(PoisonError::into_inner) = true;
         wake.notify_all();
-        if let Some(thread) = self.thread.take() {
+        for thread in self.threads.drain(..) {
             if thread.join().is_err() {
-                tracing::error!("the sweeper thread panicked");
+                tracing::error!("a sweeper thread panicked");
             }
+        }
+    }
+}
+
+/// Runs `pass` every `every` on a thread named `name` until `stop` is set.
+fn repeat(
+    name: &str,
+    every: Duration,
+    stop: &Stop,
+    mut pass: impl FnMut() + Send + 'static,
+) -> Option<JoinHandle<()>> {
+    let stop = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || loop {
+            pass();
+            let (lock, wake) = &*stop;
+            let stopped = lock.lock().unwrap_or_else(PoisonError::into_inner);
+            let (stopped, _) = wake
+                .wait_timeout_while(stopped, every, |stopped| !*stopped)
+                .unwrap_or_else(PoisonError::into_inner);
+            if *stopped {
+                break;
+            }
+        });
+    match thread {
+        Ok(thread) => Some(thread),
+        Err(e) => {
+            tracing::error!(thread = name, error = %e, "cannot start a sweeper thread; what it does will not happen");
+            None
         }
     }
 }

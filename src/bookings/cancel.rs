@@ -111,6 +111,11 @@ fn cancel_seats(
         }
         refresh(conn, id)?;
         let booking = load(conn, id)?;
+        if booking.status != BookingStatus::Held {
+            // Nothing left to pay: its card payments are cancelled at Stripe by the reconciler.
+            let open = crate::payments::open_payments(conn, id)?;
+            crate::payments::give_up(conn, &open, now)?;
+        }
         let event = events::by_id(conn, booking.event_id)?;
         if !cancelled.is_empty() {
             notify(

@@ -211,6 +211,11 @@ fn expire_one(
 ) -> Result<bool, BookingError> {
     let booking = load(conn, id)?;
     let held = lock_sessions(conn, &booking, SeatState::Held)?;
+    if let Some(until) = booking.hold_expires_at {
+        if !crate::payments::hold_may_expire(conn, id, until, now)? {
+            return Ok(false);
+        }
+    }
     // Read again under the locks: a seat moved meanwhile would sit in a session not locked
     // here. Leave the booking to the next sweep, which reads it afresh.
     let now_held: Vec<i64> = load(conn, id)?
@@ -252,11 +257,29 @@ fn expire_one(
             waitlist::offer_free_seats(conn, *session_id, issuer, now)?;
         }
     }
+    // Its card payments are not wanted now: the reconciler cancels them at Stripe.
+    let open = crate::payments::open_payments(conn, id)?;
+    crate::payments::give_up(conn, &open, now)?;
     let booking = load(conn, id)?;
     let event = events::by_id(conn, booking.event_id)?;
     notify(conn, &event, &booking, &held, Template::HoldExpired)?;
     tracing::info!(reference = %booking.reference, seats = held.len(), "hold expired");
     Ok(true)
+}
+
+/// Takes the row locks of every session booking `id` has a seat in, whatever the seat's state, in
+/// id order: what a change to the booking's seats or its payment takes first.
+pub fn lock_sessions_of(conn: &mut DbConn, id: i64) -> Result<(), DbError> {
+    let mut ids: Vec<i64> = seats::table
+        .filter(seats::booking_id.eq(id))
+        .select(seats::session_id)
+        .load(conn)?;
+    ids.sort_unstable();
+    ids.dedup();
+    for id in &ids {
+        sessions::lock(conn, *id)?;
+    }
+    Ok(())
 }
 
 /// Takes the row locks of the sessions where `booking` has seats in `state`, in id order;

@@ -173,7 +173,10 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         succeeded_at -> Nullable<Timestamp>,
+        next_check_at -> Nullable<Timestamp>,
+        checks -> Integer,
         checked_at -> Nullable<Timestamp>,
+        final_at -> Nullable<Timestamp>,
     }
 }
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::stripe::IntentStatus;
+use super::stripe::{GatewayError, IntentStatus};
 use super::{webhook, Applied, PaymentError, PaymentState};
 use crate::api::problem::responses::{NotFound, PaymentProblems, Unavailable, WebhookProblems};
 use crate::api::{run, AppState, Kind, Problem};
@@ -79,6 +79,17 @@ impl From<PaymentError> for Problem {
                 Kind::HoldExpired,
                 format!("{e}. You are welcome to book again while places remain."),
             ),
+            // Stripe said no for good (an amount below its minimum, say): trying again will not
+            // help, so this is not the provider failing.
+            PaymentError::Gateway(GatewayError::Refused { status, message })
+                if status < 500 && !matches!(status, 409 | 429) =>
+            {
+                tracing::warn!(status, message = %message, "Stripe refused a payment");
+                Problem::new(
+                    Kind::NotPayable,
+                    format!("The payment provider refused this payment: {message}"),
+                )
+            }
             PaymentError::Gateway(e) => {
                 tracing::warn!(error = %e, "Stripe request failed");
                 Problem::new(
@@ -87,6 +98,7 @@ impl From<PaymentError> for Problem {
                 )
             }
             PaymentError::Booking(e) => e.into(),
+            e @ PaymentError::SeenMeanwhile => Problem::new(Kind::Conflict, e.to_string()),
             PaymentError::Db(e) => e.into(),
         }
     }
@@ -164,11 +176,12 @@ async fn pay_by_card(
 ) -> Result<web::Json<CardCheckoutView>, Problem> {
     let token = token.into_inner();
     let now = state.clock.now();
+    let cards = state.payments.cards_offered();
+    // An unknown or unpayable booking says so before cards being unavailable does.
     let (booking, payment) = run(&state.db, move |conn| {
-        super::open_card_payment(conn, &token, now)
+        super::open_card_payment(conn, &token, cards, now)
     })
     .await?;
-    // Checked after the booking, so an unknown or unpayable booking says so first.
     let Some(gateway) = state.payments.gateway().cloned() else {
         return Err(PaymentError::CardsUnavailable.into());
     };
@@ -179,14 +192,39 @@ async fn pay_by_card(
             .map_err(PaymentError::from)?,
         None => {
             let (metadata, key) = super::intent_request(&booking, &payment);
-            let made = gateway
-                .create_intent(payment.amount_minor, &payment.currency, metadata, &key)
-                .await
-                .map_err(PaymentError::from)?;
+            let mut tries = 0;
+            let made = loop {
+                tries += 1;
+                match gateway
+                    .create_intent(
+                        payment.amount_minor,
+                        &payment.currency,
+                        metadata.clone(),
+                        &key,
+                    )
+                    .await
+                {
+                    // 409: a request with this key (a double click) is still running at Stripe;
+                    // its answer will be ours.
+                    Err(GatewayError::Refused { status: 409, .. }) if tries < 4 => {
+                        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    }
+                    Err(e) => {
+                        if e.is_server_error() {
+                            // Stripe keeps this failure for the key: the next try starts afresh.
+                            let id = payment.id;
+                            run(&state.db, move |conn| super::abandon(conn, id, now)).await?;
+                        }
+                        return Err(PaymentError::from(e).into());
+                    }
+                    Ok(made) => break made,
+                }
+            };
             let made_id = made.id.clone();
             let payment_id = payment.id;
+            let first_check = now + state.payments.reconcile_after;
             let stored = run(&state.db, move |conn| {
-                super::attach_intent(conn, payment_id, &made_id, now)
+                super::attach_intent(conn, payment_id, &made_id, first_check, now)
             })
             .await?;
             match stored.intent_id {
@@ -245,7 +283,7 @@ async fn stripe_webhook(
     body: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
     let payments = &state.payments;
-    if payments.webhook_secrets.is_empty() {
+    if state.payments.webhook_secrets.is_empty() {
         return Err(Problem::new(
             Kind::CardPaymentsUnavailable,
             "No Stripe webhook secret is configured (MASTERCLASS__PAYMENTS__STRIPE_WEBHOOK_SECRET)",

@@ -19,7 +19,7 @@ pub mod webhook;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use crate::bookings::{self, Booking, BookingError, BookingStatus, PaymentStatus};
@@ -172,6 +172,9 @@ pub enum PaymentError {
         reference: String,
         until: DateTime<Utc>,
     },
+    /// A concurrent delivery of the same event recorded it first.
+    #[error("the event was recorded by another delivery meanwhile")]
+    SeenMeanwhile,
     #[error(transparent)]
     Gateway(#[from] GatewayError),
     #[error(transparent)]
@@ -221,10 +224,14 @@ pub fn for_booking(conn: &mut DbConn, booking_id: i64) -> Result<Vec<Payment>, D
 pub fn open_card_payment(
     conn: &mut DbConn,
     manage_token: &str,
+    cards_offered: bool,
     now: DateTime<Utc>,
 ) -> Result<(Booking, Payment), PaymentError> {
     let (_, booking) = bookings::find_by_token(conn, manage_token)?;
     payable(&booking, now)?;
+    if !cards_offered {
+        return Err(PaymentError::CardsUnavailable);
+    }
     let payment = db::write_transaction(conn, |conn| -> Result<Payment, PaymentError> {
         let open: Option<Payment> = payments::table
             .filter(payments::booking_id.eq(booking.id))
@@ -237,15 +244,9 @@ pub fn open_card_payment(
         match open {
             Some(open) if open.amount_minor == booking.total_minor => return Ok(open),
             Some(stale) => {
-                // Seats were cancelled since: that intent is for the wrong amount. If it is
-                // paid after all, its webhook finds the payment cancelled and refunds it.
-                diesel::update(payments::table.find(stale.id))
-                    .filter(payments::state.eq(PaymentState::Open.as_str()))
-                    .set((
-                        payments::state.eq(PaymentState::Cancelled.as_str()),
-                        payments::updated_at.eq(stamp),
-                    ))
-                    .execute(conn)?;
+                // Seats were cancelled since: that intent is for the wrong amount. The
+                // reconciler cancels it at Stripe; paid before that, it is refunded.
+                give_up(conn, &[stale.id], now)?;
             }
             None => {}
         }
@@ -308,16 +309,61 @@ pub fn attach_intent(
     conn: &mut DbConn,
     payment_id: i64,
     intent_id: &str,
+    first_check: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Payment, DbError> {
     diesel::update(payments::table.find(payment_id))
         .filter(payments::intent_id.is_null())
         .set((
             payments::intent_id.eq(intent_id),
+            payments::next_check_at.eq(Some(db::stored(first_check))),
             payments::updated_at.eq(db::stored(now)),
         ))
         .execute(conn)?;
     payment(conn, payment_id)
+}
+
+/// The ids of a booking's open payments.
+pub(crate) fn open_payments(conn: &mut DbConn, booking_id: i64) -> Result<Vec<i64>, DbError> {
+    Ok(payments::table
+        .filter(payments::booking_id.eq(booking_id))
+        .filter(payments::state.eq(PaymentState::Open.as_str()))
+        .select(payments::id)
+        .load(conn)?)
+}
+
+/// Gives up open payments: no longer wanted, they are cancelled at Stripe by the reconciler
+/// (soon), and refunded if paid before that.
+pub(crate) fn give_up(conn: &mut DbConn, ids: &[i64], now: DateTime<Utc>) -> Result<(), DbError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let stamp = db::stored(now);
+    diesel::update(payments::table)
+        .filter(payments::id.eq_any(ids))
+        .filter(payments::state.eq(PaymentState::Open.as_str()))
+        .set((
+            payments::state.eq(PaymentState::Cancelled.as_str()),
+            payments::next_check_at.eq(Some(stamp)),
+            payments::updated_at.eq(stamp),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A payment whose Stripe intent could not be made (Stripe keeps a failed answer for the
+/// idempotency key): closed for good, so the next attempt makes a new payment with a new key.
+pub fn abandon(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> Result<(), DbError> {
+    let stamp = db::stored(now);
+    diesel::update(payments::table.find(id))
+        .filter(payments::intent_id.is_null())
+        .set((
+            payments::state.eq(PaymentState::Cancelled.as_str()),
+            payments::final_at.eq(Some(stamp)),
+            payments::updated_at.eq(stamp),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// The metadata and idempotency key of the PaymentIntent for `payment`.
@@ -326,7 +372,11 @@ pub fn intent_request(booking: &Booking, payment: &Payment) -> (HashMap<String, 
         ("booking_reference".to_owned(), booking.reference.clone()),
         ("payment_id".to_owned(), payment.id.to_string()),
     ]);
-    (metadata, format!("masterclass-payment-{}", payment.id))
+    // The reference keeps keys apart across databases sharing one Stripe account.
+    (
+        metadata,
+        format!("masterclass-{}-payment-{}", booking.reference, payment.id),
+    )
 }
 
 /// What a Stripe event (or the reconciler) did.
@@ -383,13 +433,17 @@ pub fn apply_event(
             return Ok(Applied::Duplicate);
         }
         // A delivery racing this one commits first or fails here on the primary key.
-        diesel::insert_into(stripe_events::table)
+        let recorded = diesel::insert_into(stripe_events::table)
             .values((
                 stripe_events::event_id.eq(&event.id),
                 stripe_events::event_type.eq(&event.kind),
                 stripe_events::received_at.eq(db::stored(now)),
             ))
-            .execute(conn)?;
+            .execute(conn);
+        match recorded {
+            Err(e) if db::is_unique_violation(&e) => return Err(PaymentError::SeenMeanwhile),
+            other => other?,
+        };
         match event.kind.as_str() {
             "payment_intent.succeeded" => match webhook::object::<webhook::IntentObject>(event) {
                 Ok(intent) => settle(
@@ -428,9 +482,7 @@ pub fn apply_event(
         }
     });
     match outcome {
-        Err(PaymentError::Db(DbError::Query(e))) if db::is_unique_violation(&e) => {
-            Ok(Applied::Duplicate)
-        }
+        Err(PaymentError::SeenMeanwhile) => Ok(Applied::Duplicate),
         other => other,
     }
 }
@@ -444,7 +496,9 @@ fn unreadable(event: &webhook::Event, e: &serde_json::Error) -> Result<Applied, 
 
 /// A PaymentIntent succeeded with `received` (minor units): the payment is marked succeeded and
 /// its booking confirmed, or, when the money cannot buy the booking any more, refunded. Runs
-/// inside the caller's transaction; a payment already succeeded is left alone.
+/// inside the caller's transaction; a payment already succeeded is left alone. Like every change
+/// to seats, it takes the booking's session rows first, in id order, and decides on the booking
+/// as it is once they are held.
 pub fn settle(
     conn: &mut DbConn,
     intent_id: &str,
@@ -452,7 +506,7 @@ pub fn settle(
     currency: &str,
     now: DateTime<Utc>,
 ) -> Result<Applied, PaymentError> {
-    let Some(payment) = by_intent(conn, intent_id)? else {
+    let Some(found) = by_intent(conn, intent_id)? else {
         // Not one of this service's intents (another integration on the same account).
         tracing::info!(
             intent = intent_id,
@@ -460,13 +514,18 @@ pub fn settle(
         );
         return Ok(Applied::Ignored);
     };
+    if found.state == PaymentState::Succeeded {
+        return Ok(Applied::Duplicate);
+    }
+    bookings::lock_sessions_of(conn, found.booking_id)?;
     let stamp = db::stored(now);
-    let changed = diesel::update(payments::table.find(payment.id))
+    let changed = diesel::update(payments::table.find(found.id))
         .filter(payments::state.ne(PaymentState::Succeeded.as_str()))
         .set((
             payments::state.eq(PaymentState::Succeeded.as_str()),
             payments::amount_minor.eq(received.max(1)),
             payments::succeeded_at.eq(Some(stamp)),
+            payments::final_at.eq(Some(stamp)),
             payments::updated_at.eq(stamp),
             payments::last_error.eq(None::<String>),
         ))
@@ -474,62 +533,48 @@ pub fn settle(
     if changed == 0 {
         return Ok(Applied::Duplicate);
     }
-    let payment = self::payment(conn, payment.id)?;
-    if !currency.eq_ignore_ascii_case(&payment.currency) {
-        tracing::error!(intent = intent_id, currency, expected = %payment.currency, "payment in another currency; refunding it");
-        let id = refunds::owe(conn, &payment, received, RefundReason::Mismatch, now)?;
-        return Ok(Applied::Refunding(vec![id]));
-    }
+    let payment = self::payment(conn, found.id)?;
     let booking = bookings::load(conn, payment.booking_id)?;
+    let same_currency = currency.eq_ignore_ascii_case(&payment.currency);
     // `paid_minor` counts all money received for the booking, `refunded_minor` all that went
     // back: money that buys nothing shows as both.
-    let outcome = match booking.status {
+    let kept = match booking.status {
+        _ if !same_currency => None,
         BookingStatus::Held if received >= booking.total_minor => {
-            bookings::confirm_paid(conn, booking.id, received, now)?;
-            Some(received - booking.total_minor)
+            Some(bookings::confirm_paid(conn, booking.id, received, now)?)
         }
         BookingStatus::Expired if received >= booking.total_minor => {
             bookings::revive_paid(conn, booking.id, received, now)?
-                .map(|_| received - booking.total_minor)
         }
         _ => None,
     };
-    if outcome.is_some() {
-        // Any other open payment of the booking is not needed now; paid after all, it is
-        // refunded when it succeeds.
-        diesel::update(payments::table)
-            .filter(payments::booking_id.eq(booking.id))
-            .filter(payments::state.eq(PaymentState::Open.as_str()))
+    let Some(confirmed) = kept else {
+        let reason = match booking.status {
+            _ if !same_currency => RefundReason::Mismatch,
+            BookingStatus::Expired => RefundReason::HoldLapsed,
+            BookingStatus::Cancelled => RefundReason::BookingCancelled,
+            BookingStatus::Confirmed => RefundReason::AlreadyPaid,
+            BookingStatus::Held => RefundReason::Mismatch,
+        };
+        tracing::warn!(reference = %booking.reference, reason = reason.as_str(), "payment cannot buy its booking; refunding it in full");
+        diesel::update(bookings_table::table.find(booking.id))
             .set((
-                payments::state.eq(PaymentState::Cancelled.as_str()),
-                payments::updated_at.eq(stamp),
+                bookings_table::paid_minor.eq(bookings_table::paid_minor + received),
+                bookings_table::updated_at.eq(stamp),
             ))
             .execute(conn)?;
+        let id = refunds::owe(conn, &payment, received, reason, now)?;
+        return Ok(Applied::Refunding(vec![id]));
+    };
+    // Any other open payment of the booking is not needed now.
+    let others = open_payments(conn, booking.id)?;
+    give_up(conn, &others, now)?;
+    let excess = received - confirmed.total_minor;
+    if excess > 0 {
+        let id = refunds::owe(conn, &payment, excess, RefundReason::Overpaid, now)?;
+        return Ok(Applied::Refunding(vec![id]));
     }
-    match outcome {
-        Some(0) => Ok(Applied::Confirmed),
-        Some(excess) => {
-            let id = refunds::owe(conn, &payment, excess, RefundReason::Overpaid, now)?;
-            Ok(Applied::Refunding(vec![id]))
-        }
-        None => {
-            let reason = match booking.status {
-                BookingStatus::Expired => RefundReason::HoldLapsed,
-                BookingStatus::Cancelled => RefundReason::BookingCancelled,
-                BookingStatus::Confirmed => RefundReason::AlreadyPaid,
-                BookingStatus::Held => RefundReason::Mismatch,
-            };
-            tracing::warn!(reference = %booking.reference, reason = reason.as_str(), "payment cannot buy its booking; refunding it in full");
-            diesel::update(bookings_table::table.find(booking.id))
-                .set((
-                    bookings_table::paid_minor.eq(bookings_table::paid_minor + received),
-                    bookings_table::updated_at.eq(stamp),
-                ))
-                .execute(conn)?;
-            let id = refunds::owe(conn, &payment, received, reason, now)?;
-            Ok(Applied::Refunding(vec![id]))
-        }
-    }
+    Ok(Applied::Confirmed)
 }
 
 /// A declined or failed attempt: recorded on the payment, and the attendee told (the hold
@@ -588,88 +633,238 @@ fn payment_failed(
 /// What one reconciler pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Reconciled {
-    /// Open payments looked up at Stripe.
+    /// Card payments looked up at Stripe.
     pub checked: usize,
-    /// Of which found succeeded (and settled here, their webhook not having come).
+    /// Of which found succeeded and settled here (their webhook not having come).
     pub settled: usize,
+    /// Intents no longer wanted, cancelled at Stripe.
+    pub cancelled: usize,
     /// Refunds sent to Stripe.
     pub refunds_sent: usize,
+    /// Refunds Stripe was still working on, looked up again and found done.
+    pub refunds_updated: usize,
 }
 
-/// How many payments one pass looks up at most.
-const RECONCILE_BATCH: i64 = 50;
+/// How many payments and refunds one pass looks up at most, so a slow Stripe delays a pass by
+/// a bounded time.
+const RECONCILE_BATCH: i64 = 20;
 
-/// Asks Stripe about card payments still open `reconcile_after` after they started (a webhook
-/// lost or late), settles those that succeeded, and sends the refunds still owed. Blocking: for
-/// the sweeper's thread.
+/// How long after a hold ran out it is released even when Stripe could not be asked about its
+/// open payment.
+const HOLD_GRACE_MINUTES: i64 = 10;
+
+#[derive(Debug, Clone, Queryable)]
+struct ToCheck {
+    id: i64,
+    booking_id: i64,
+    intent_id: String,
+    state: String,
+    checks: i32,
+}
+
+/// Keeps every card payment true to Stripe, so a lost webhook never loses a payment: looks up
+/// intents whose check is due (a while after they started, then further apart, and at once when
+/// their booking's hold runs out), settles those that succeeded exactly as the webhook would,
+/// cancels at Stripe those no longer wanted, and sends or follows up the refunds owed.
+/// Blocking: for the reconciler's thread. One payment that fails does not stop the others.
 pub fn reconcile(db: &Db, payments: &Payments, now: DateTime<Utc>) -> anyhow::Result<Reconciled> {
     let Some(gateway) = payments.gateway() else {
         return Ok(Reconciled::default());
     };
-    let mut conn = db.conn()?;
-    let due_before = db::stored(now - payments.reconcile_after);
-    let open: Vec<(i64, String)> = payments::table
-        .filter(payments::state.eq(PaymentState::Open.as_str()))
-        .filter(payments::intent_id.is_not_null())
-        .filter(payments::created_at.le(due_before))
-        // Stripe does not expire an intent by itself; a week is far beyond any hold.
-        .filter(payments::created_at.ge(db::stored(now - chrono::Duration::days(7))))
-        .filter(
-            payments::checked_at
-                .is_null()
-                .or(payments::checked_at.le(due_before)),
-        )
-        .order(payments::id.asc())
-        .limit(RECONCILE_BATCH)
-        .select((payments::id, payments::intent_id.assume_not_null()))
-        .load(&mut conn)?;
     let mut done = Reconciled::default();
-    for (id, intent_id) in open {
-        let intent = match gateway
-            .block_on(gateway.retrieve_intent(&intent_id))
-            .and_then(|answer| answer)
-        {
-            Ok(intent) => intent,
+    let due = {
+        let mut conn = db.conn()?;
+        due_checks(&mut conn, now)?
+    };
+    for payment in due {
+        match check_one(db, gateway, &payment, payments.reconcile_after, now) {
+            Ok(Checked::Settled) => {
+                done.checked += 1;
+                done.settled += 1;
+            }
+            Ok(Checked::Cancelled) => {
+                done.checked += 1;
+                done.cancelled += 1;
+            }
+            Ok(Checked::Unchanged) => done.checked += 1,
             Err(e) => {
-                tracing::warn!(payment = id, intent = %intent_id, error = %e, "cannot look up a payment at Stripe; trying again later");
-                continue;
-            }
-        };
-        done.checked += 1;
-        let stamp: NaiveDateTime = db::stored(now);
-        match intent.status {
-            IntentStatus::Succeeded => {
-                let applied = db::write_transaction(&mut conn, |conn| {
-                    settle(
-                        conn,
-                        &intent.id,
-                        intent.amount_received,
-                        &intent.currency,
-                        now,
-                    )
-                })?;
-                if matches!(applied, Applied::Confirmed | Applied::Refunding(_)) {
-                    done.settled += 1;
-                    tracing::info!(payment = id, intent = %intent.id, outcome = applied.name(), "payment settled by the reconciler");
-                }
-            }
-            IntentStatus::Cancelled => {
-                diesel::update(payments::table.find(id))
-                    .filter(payments::state.eq(PaymentState::Open.as_str()))
-                    .set((
-                        payments::state.eq(PaymentState::Cancelled.as_str()),
-                        payments::checked_at.eq(Some(stamp)),
-                        payments::updated_at.eq(stamp),
-                    ))
-                    .execute(&mut conn)?;
-            }
-            IntentStatus::Open | IntentStatus::Processing => {
-                diesel::update(payments::table.find(id))
-                    .set(payments::checked_at.eq(Some(stamp)))
-                    .execute(&mut conn)?;
+                tracing::warn!(payment = payment.id, intent = %payment.intent_id, error = %format!("{e:#}"), "cannot reconcile a payment; trying again later");
+                let mut conn = db.conn()?;
+                schedule_next(&mut conn, &payment, payments.reconcile_after, now, false)?;
             }
         }
     }
+    done.refunds_updated = gateway.block_on(refunds::follow_up(db, gateway, now))??;
     done.refunds_sent = gateway.block_on(refunds::send_due(db, gateway, now))??;
     Ok(done)
+}
+
+/// Payments to look up now: those whose check is due, and open ones whose booking's hold ran out
+/// without a look at Stripe since.
+fn due_checks(conn: &mut DbConn, now: DateTime<Utc>) -> Result<Vec<ToCheck>, DbError> {
+    let stamp = db::stored(now);
+    let columns = (
+        payments::id,
+        payments::booking_id,
+        payments::intent_id.assume_not_null(),
+        payments::state,
+        payments::checks,
+    );
+    let mut due: Vec<ToCheck> = payments::table
+        .filter(payments::final_at.is_null())
+        .filter(payments::intent_id.is_not_null())
+        .filter(payments::next_check_at.le(stamp))
+        .order(payments::next_check_at.asc())
+        .limit(RECONCILE_BATCH)
+        .select(columns)
+        .load(conn)?;
+    let at_deadline: Vec<ToCheck> = payments::table
+        .inner_join(bookings_table::table)
+        .filter(payments::final_at.is_null())
+        .filter(payments::intent_id.is_not_null())
+        .filter(payments::state.eq(PaymentState::Open.as_str()))
+        .filter(bookings_table::status.eq(BookingStatus::Held.as_str()))
+        .filter(bookings_table::hold_expires_at.le(stamp))
+        .filter(
+            payments::checked_at
+                .is_null()
+                .or(payments::checked_at.lt(bookings_table::hold_expires_at)),
+        )
+        .limit(RECONCILE_BATCH)
+        .select(columns)
+        .load(conn)?;
+    for payment in at_deadline {
+        if !due.iter().any(|d| d.id == payment.id) {
+            due.push(payment);
+        }
+    }
+    Ok(due)
+}
+
+enum Checked {
+    Settled,
+    Cancelled,
+    Unchanged,
+}
+
+fn check_one(
+    db: &Db,
+    gateway: &Gateway,
+    payment: &ToCheck,
+    every: chrono::Duration,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Checked> {
+    let intent = gateway.block_on(gateway.retrieve_intent(&payment.intent_id))??;
+    let mut conn = db.conn()?;
+    match intent.status {
+        IntentStatus::Succeeded => {
+            let applied = db::write_transaction(&mut conn, |conn| {
+                settle(
+                    conn,
+                    &intent.id,
+                    intent.amount_received,
+                    &intent.currency,
+                    now,
+                )
+            })?;
+            tracing::info!(payment = payment.id, intent = %intent.id, outcome = applied.name(), "payment settled by the reconciler");
+            Ok(Checked::Settled)
+        }
+        IntentStatus::Cancelled => {
+            finish_cancelled(&mut conn, payment.id, now)?;
+            Ok(Checked::Cancelled)
+        }
+        IntentStatus::Open | IntentStatus::Processing => {
+            let booking_held =
+                bookings::load(&mut conn, payment.booking_id)?.status == BookingStatus::Held;
+            let wanted = payment.state == PaymentState::Open.as_str() && booking_held;
+            if !wanted && intent.status == IntentStatus::Open {
+                // Given up here, or its booking is no longer waiting for it: nobody may pay it.
+                match gateway.block_on(gateway.cancel_intent(&intent.id))? {
+                    Ok(cancelled) if cancelled.status == IntentStatus::Cancelled => {
+                        finish_cancelled(&mut conn, payment.id, now)?;
+                        tracing::info!(payment = payment.id, intent = %intent.id, "intent no longer wanted, cancelled at Stripe");
+                        return Ok(Checked::Cancelled);
+                    }
+                    // Paid meanwhile, most likely: the next look settles it.
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::info!(payment = payment.id, error = %e, "intent not cancelled; looking again soon")
+                    }
+                }
+            }
+            schedule_next(&mut conn, payment, every, now, true)?;
+            Ok(Checked::Unchanged)
+        }
+    }
+}
+
+/// Stripe cancelled the intent: the payment is closed for good.
+fn finish_cancelled(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> Result<(), DbError> {
+    let stamp = db::stored(now);
+    diesel::update(payments::table.find(id))
+        .filter(payments::state.ne(PaymentState::Succeeded.as_str()))
+        .set((
+            payments::state.eq(PaymentState::Cancelled.as_str()),
+            payments::final_at.eq(Some(stamp)),
+            payments::checked_at.eq(Some(stamp)),
+            payments::updated_at.eq(stamp),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The next look at a payment: `every`, doubling with each look, at most a day apart.
+fn schedule_next(
+    conn: &mut DbConn,
+    payment: &ToCheck,
+    every: chrono::Duration,
+    now: DateTime<Utc>,
+    answered: bool,
+) -> Result<(), DbError> {
+    let factor = 1_i32 << payment.checks.clamp(0, 10);
+    let wait = (every * factor).min(chrono::Duration::days(1));
+    let stamp = db::stored(now);
+    let checked = if answered { Some(stamp) } else { None };
+    diesel::update(payments::table.find(payment.id))
+        .filter(payments::final_at.is_null())
+        .set((
+            payments::next_check_at.eq(Some(db::stored(now + wait))),
+            payments::checks.eq(payments::checks + 1),
+        ))
+        .execute(conn)?;
+    if let Some(checked) = checked {
+        diesel::update(payments::table.find(payment.id))
+            .set(payments::checked_at.eq(Some(checked)))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Whether a held booking may expire now: not while a card payment of it, still open at Stripe,
+/// has not been looked up since the hold ran out (it may have been paid in time, its webhook
+/// late), unless Stripe has been out of reach for [`HOLD_GRACE_MINUTES`].
+pub(crate) fn hold_may_expire(
+    conn: &mut DbConn,
+    booking_id: i64,
+    hold_expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, DbError> {
+    if hold_expires_at + chrono::Duration::minutes(HOLD_GRACE_MINUTES) <= now {
+        return Ok(true);
+    }
+    let unsure: Option<i64> = payments::table
+        .filter(payments::booking_id.eq(booking_id))
+        .filter(payments::state.eq(PaymentState::Open.as_str()))
+        .filter(payments::intent_id.is_not_null())
+        .filter(payments::final_at.is_null())
+        .filter(
+            payments::checked_at
+                .is_null()
+                .or(payments::checked_at.lt(db::stored(hold_expires_at))),
+        )
+        .select(payments::id)
+        .first(conn)
+        .optional()?;
+    Ok(unsure.is_none())
 }

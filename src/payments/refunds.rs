@@ -141,6 +141,7 @@ struct Owed {
     intent_id: Option<String>,
     amount_minor: i64,
     attempts: i32,
+    reference: String,
 }
 
 /// How many refunds one pass sends at most.
@@ -158,7 +159,7 @@ pub async fn send(
 ) -> Result<usize, DbError> {
     let owed = blocking(db, move |conn| {
         let mut query = refunds::table
-            .inner_join(payments::table)
+            .inner_join(payments::table.inner_join(bookings_table::table))
             .filter(refunds::state.eq(RefundState::Pending.as_str()))
             .filter(refunds::provider_refund_id.is_null())
             .filter(refunds::next_attempt_at.le(db::stored(now)))
@@ -169,6 +170,7 @@ pub async fn send(
                 payments::intent_id,
                 refunds::amount_minor,
                 refunds::attempts,
+                bookings_table::reference,
             ))
             .into_boxed();
         if let Some(ids) = only {
@@ -188,15 +190,22 @@ pub async fn send(
         if !blocking(db, move |conn| claim(conn, id, now)).await? {
             continue;
         }
-        let metadata = HashMap::from([("refund_id".to_owned(), refund.id.to_string())]);
-        let answer = gateway
-            .refund(
-                &intent_id,
-                refund.amount_minor,
-                metadata,
-                &format!("masterclass-refund-{}", refund.id),
-            )
-            .await;
+        let answer = if refund.attempts == 0 {
+            ask(gateway, &intent_id, &refund).await
+        } else {
+            // Tried before without an answer Stripe kept: if a refund was made then, it is the
+            // answer; if not, a new key (Stripe repeats a failed answer for the old one).
+            match gateway.refunds_of(&intent_id).await {
+                Ok(made) => match made
+                    .into_iter()
+                    .find(|r| r.metadata.get("refund_id") == Some(&refund.id.to_string()))
+                {
+                    Some(made) => Ok(made),
+                    None => ask(gateway, &intent_id, &refund).await,
+                },
+                Err(e) => Err(e),
+            }
+        };
         let taken = answer.is_ok();
         blocking(db, move |conn| record_answer(conn, &refund, answer, now)).await?;
         if taken {
@@ -205,6 +214,69 @@ pub async fn send(
     }
     Ok(sent)
 }
+
+/// Asks Stripe for the refund; the key names the booking (apart across databases sharing one
+/// Stripe account), the refund and the attempt.
+async fn ask(
+    gateway: &Gateway,
+    intent_id: &str,
+    refund: &Owed,
+) -> Result<StripeRefund, GatewayError> {
+    let metadata = HashMap::from([
+        ("refund_id".to_owned(), refund.id.to_string()),
+        ("booking_reference".to_owned(), refund.reference.clone()),
+    ]);
+    let key = format!(
+        "masterclass-{}-refund-{}-{}",
+        refund.reference, refund.id, refund.attempts
+    );
+    gateway
+        .refund(intent_id, refund.amount_minor, metadata, &key)
+        .await
+}
+
+/// Looks up refunds Stripe took but had not finished, and records those now done. Returns how
+/// many changed.
+pub async fn follow_up(db: &Db, gateway: &Gateway, now: DateTime<Utc>) -> Result<usize, DbError> {
+    let waiting: Vec<String> = blocking(db, move |conn| {
+        refunds::table
+            .filter(refunds::state.eq(RefundState::Pending.as_str()))
+            .filter(refunds::provider_refund_id.is_not_null())
+            .order(refunds::updated_at.asc())
+            .limit(FOLLOW_UP_BATCH)
+            .select(refunds::provider_refund_id.assume_not_null())
+            .load(conn)
+            .map_err(DbError::from)
+    })
+    .await?;
+    let mut changed = 0;
+    for id in waiting {
+        let refund = match gateway.retrieve_refund(&id).await {
+            Ok(refund) => refund,
+            Err(e) => {
+                tracing::warn!(refund = %id, error = %e, "cannot look up a refund at Stripe; trying again later");
+                continue;
+            }
+        };
+        let applied = blocking(db, move |conn| {
+            db::write_transaction(conn, |conn| {
+                status_from_stripe(conn, &refund.id, Some(&refund.status), now).map_err(|e| match e
+                {
+                    PaymentError::Db(e) => e,
+                    other => DbError::Inconsistent(other.to_string()),
+                })
+            })
+        })
+        .await?;
+        if applied == Applied::RefundUpdated {
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
+
+/// How many refunds in progress one pass looks up at most.
+const FOLLOW_UP_BATCH: i64 = 20;
 
 /// How long a sender holds a refund it is sending.
 const SEND_LEASE_SECONDS: i64 = 120;
@@ -326,9 +398,17 @@ fn raise_refunded(
     now: DateTime<Utc>,
 ) -> Result<i64, DbError> {
     let stamp = db::stored(now);
-    let rise = (total - payment.refunded_minor).max(0);
+    // The booking row first: every change of refunded amounts of its payments queues here, so
+    // the sum below sees them all.
+    lock_booking(conn, payment.booking_id)?;
+    let before: i64 = payments::table
+        .find(payment.id)
+        .select(payments::refunded_minor)
+        .first(conn)?;
+    let rise = (total - before).max(0);
     if rise > 0 {
         diesel::update(payments::table.find(payment.id))
+            .filter(payments::refunded_minor.lt(total))
             .set((
                 payments::refunded_minor.eq(total),
                 payments::updated_at.eq(stamp),
@@ -361,6 +441,14 @@ fn raise_refunded(
             .execute(conn)?;
     }
     Ok(rise)
+}
+
+/// Takes booking `id`'s row lock (on SQLite writers are serialised anyway).
+fn lock_booking(conn: &mut DbConn, id: i64) -> Result<(), DbError> {
+    diesel::update(bookings_table::table.find(id))
+        .set(bookings_table::refunded_minor.eq(bookings_table::refunded_minor))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Emails the attendee that `amount` of `payment` has been refunded.
@@ -402,9 +490,11 @@ pub fn refunded_at_stripe(
     total_refunded: i64,
     now: DateTime<Utc>,
 ) -> Result<Applied, PaymentError> {
-    let Some(payment) = super::by_intent(conn, intent_id)? else {
+    let Some(found) = super::by_intent(conn, intent_id)? else {
         return Ok(Applied::Ignored);
     };
+    lock_booking(conn, found.booking_id)?;
+    let payment = payment(conn, found.id)?;
     // What this service has asked for, made or not yet: the rest was refunded elsewhere.
     let asked: i64 = refunds::table
         .filter(refunds::payment_id.eq(payment.id))
@@ -456,13 +546,17 @@ pub fn status_from_stripe(
     if state != RefundState::Pending.as_str() || new == RefundState::Pending {
         return Ok(Applied::Ignored);
     }
-    diesel::update(refunds::table.find(id))
+    let changed = diesel::update(refunds::table.find(id))
         .filter(refunds::state.eq(RefundState::Pending.as_str()))
         .set((
             refunds::state.eq(new.as_str()),
             refunds::updated_at.eq(db::stored(now)),
         ))
         .execute(conn)?;
+    if changed == 0 {
+        // Another report of the same change came first.
+        return Ok(Applied::Ignored);
+    }
     if new == RefundState::Succeeded {
         refunded(conn, id, now)?;
     } else {

@@ -11,9 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
-use stripe_core::payment_intent::{CreatePaymentIntent, RetrievePaymentIntent};
-use stripe_core::refund::CreateRefund;
-use stripe_shared::{PaymentIntent, PaymentIntentStatus};
+use stripe_core::payment_intent::{
+    CancelPaymentIntent, CreatePaymentIntent, RetrievePaymentIntent,
+};
+use stripe_core::refund::{CreateRefund, ListRefund, RetrieveRefund};
+use stripe_shared::{PaymentIntent, PaymentIntentStatus, Refund};
 
 /// Where a PaymentIntent stands, as far as this service cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +49,16 @@ pub struct StripeRefund {
     pub amount: i64,
     /// `pending`, `requires_action`, `succeeded`, `failed` or `canceled`.
     pub status: String,
+    pub metadata: HashMap<String, String>,
+}
+
+fn refund_of(refund: Refund) -> StripeRefund {
+    StripeRefund {
+        id: refund.id.as_str().to_owned(),
+        amount: refund.amount,
+        status: refund.status.unwrap_or_else(|| "pending".to_owned()),
+        metadata: refund.metadata.unwrap_or_default(),
+    }
 }
 
 /// A request Stripe did not carry out.
@@ -62,12 +74,19 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
-    /// Whether asking again later could give another answer.
+    /// Whether asking again later could give another answer: Stripe unreachable, busy (429),
+    /// failing (5xx), or still working on the first request with the same idempotency key (409).
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Unavailable(_) => true,
-            Self::Refused { status, .. } => *status == 429 || *status >= 500,
+            Self::Refused { status, .. } => matches!(*status, 409 | 429) || *status >= 500,
         }
+    }
+
+    /// A 5xx: Stripe keeps this answer for the idempotency key it was given, so a retry needs
+    /// a new key (once it is known that the first request did nothing).
+    pub fn is_server_error(&self) -> bool {
+        matches!(self, Self::Refused { status, .. } if *status >= 500)
     }
 }
 
@@ -213,11 +232,43 @@ impl Gateway {
                 .request_strategy(RequestStrategy::Idempotent(key))
                 .send(&client)
                 .await?;
-            Ok(StripeRefund {
-                id: refund.id.as_str().to_owned(),
-                amount: refund.amount,
-                status: refund.status.unwrap_or_else(|| "pending".to_owned()),
-            })
+            Ok(refund_of(refund))
+        })
+        .await
+    }
+
+    /// Cancels a PaymentIntent that is no longer wanted, so it cannot be paid any more.
+    pub async fn cancel_intent(&self, id: &str) -> Result<Intent, GatewayError> {
+        let client = self.client.clone();
+        let id = id.to_owned();
+        self.run(async move {
+            let intent = CancelPaymentIntent::new(id.as_str()).send(&client).await?;
+            Ok(intent_of(intent))
+        })
+        .await
+    }
+
+    pub async fn retrieve_refund(&self, id: &str) -> Result<StripeRefund, GatewayError> {
+        let client = self.client.clone();
+        let id = id.to_owned();
+        self.run(async move {
+            let refund = RetrieveRefund::new(id.as_str()).send(&client).await?;
+            Ok(refund_of(refund))
+        })
+        .await
+    }
+
+    /// The refunds of a PaymentIntent (the most recent 100).
+    pub async fn refunds_of(&self, intent_id: &str) -> Result<Vec<StripeRefund>, GatewayError> {
+        let client = self.client.clone();
+        let intent_id = intent_id.to_owned();
+        self.run(async move {
+            let list = ListRefund::new()
+                .payment_intent(intent_id)
+                .limit(100)
+                .send(&client)
+                .await?;
+            Ok(list.data.into_iter().map(refund_of).collect())
         })
         .await
     }

@@ -24,6 +24,14 @@ pub struct Paying {
 impl Paying {
     /// With localstripe delivering its webhooks to the app (or not, to test the reconciler).
     async fn spawn(backend: Backend, webhooks: bool) -> Option<Paying> {
+        Self::spawn_with(backend, webhooks, |_| {}).await
+    }
+
+    async fn spawn_with(
+        backend: Backend,
+        webhooks: bool,
+        adjust: impl FnOnce(&mut masterclass::config::Settings),
+    ) -> Option<Paying> {
         let stripe = stripe::localstripe()?;
         let webhook_secret = format!("whsec_{}", uuid::Uuid::new_v4().simple());
         let secret = webhook_secret.clone();
@@ -32,6 +40,7 @@ impl Paying {
             s.payments.stripe_publishable_key = PUBLISHABLE_KEY.to_owned();
             s.payments.stripe_api_base = stripe.base_url.clone();
             s.payments.stripe_webhook_secret = Some(SecretString::from(secret));
+            adjust(s);
         })
         .await?;
         if webhooks {
@@ -199,6 +208,9 @@ with_stripe!(
     repeated_and_out_of_order_events_act_once,
     a_refund_made_at_stripe_is_counted_and_told,
     a_payment_for_a_cancelled_booking_is_refunded,
+    an_intent_no_longer_wanted_is_cancelled_at_stripe,
+    concurrent_deliveries_of_one_success_confirm_once,
+    a_double_click_starts_one_payment,
 );
 
 async fn a_card_payment_confirms_the_booking_and_the_receipt_arrives(p: Paying) {
@@ -492,6 +504,107 @@ async fn a_payment_for_a_cancelled_booking_is_refunded(p: Paying) {
     until_email(&p.app, "payment_refunded").await;
 }
 
+async fn an_intent_no_longer_wanted_is_cancelled_at_stripe(p: Paying) {
+    let (slug, session) = p.programme("unwanted-intent", 10, 6_000).await;
+    let token = p.held(&slug, "la@example.org", session).await;
+    let checkout = p.start_card(&token).await;
+    let intent = checkout["payment_intent_id"]
+        .as_str()
+        .expect("intent")
+        .to_owned();
+    expect_json(p.app.cancel(&token, None).await, 200).await;
+
+    let swept = p.app.advance(chrono::Duration::zero()).await;
+
+    assert_eq!(swept.payments.cancelled, 1);
+    assert_eq!(p.stripe.intent(&intent).await["status"], "canceled");
+    let options = expect_json(
+        p.app
+            .get(&format!("/api/v1/bookings/{token}/payments"))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(options["payments"][0]["state"], "cancelled");
+    let again = p.app.advance(chrono::Duration::days(2)).await;
+    assert_eq!(
+        again.payments.checked, 0,
+        "a cancelled intent is not looked up again"
+    );
+}
+
+async fn concurrent_deliveries_of_one_success_confirm_once(p: Paying) {
+    let (slug, session) = p.programme("concurrent-events", 10, 4_000).await;
+    let token = p.held(&slug, "mo@example.org", session).await;
+    let checkout = p.start_card(&token).await;
+    let intent = checkout["payment_intent_id"]
+        .as_str()
+        .expect("intent")
+        .to_owned();
+    let mut object = p.stripe.intent(&intent).await;
+    object["status"] = json!("succeeded");
+    object["amount_received"] = json!(4_000);
+    // Eight deliveries of one event and four other events of the same success, all at once.
+    let same = event("evt_storm", "payment_intent.succeeded", object.clone());
+    let p = &p;
+    let mut deliveries = Vec::new();
+    for i in 0..12 {
+        let body = if i < 8 {
+            same.clone()
+        } else {
+            event(
+                &format!("evt_storm_{i}"),
+                "payment_intent.succeeded",
+                object.clone(),
+            )
+        };
+        deliveries.push(async move { p.deliver(&body).await });
+    }
+    let answers = futures_util::future::join_all(deliveries).await;
+
+    let mut outcomes = Vec::new();
+    for answer in answers {
+        outcomes.push(expect_json(answer, 200).await["outcome"].clone());
+    }
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "confirmed").count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "duplicate").count(),
+        11,
+        "{outcomes:?}"
+    );
+    let booking = p.app.booking(&token).await;
+    assert_eq!(booking["status"], "confirmed");
+    assert_eq!(booking["paid_minor"], 4_000);
+    let sent = emails(&p.app).await;
+    assert_eq!(
+        sent.iter().filter(|t| *t == "booking_confirmed").count(),
+        1,
+        "{sent:?}"
+    );
+    p.app.assert_no_drift();
+}
+
+async fn a_double_click_starts_one_payment(p: Paying) {
+    let (slug, session) = p.programme("double-click", 10, 3_000).await;
+    let token = p.held(&slug, "ni@example.org", session).await;
+
+    let (a, b) = tokio::join!(p.start_card(&token), p.start_card(&token));
+
+    assert_eq!(a["payment_intent_id"], b["payment_intent_id"]);
+    let options = expect_json(
+        p.app
+            .get(&format!("/api/v1/bookings/{token}/payments"))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(options["payments"].as_array().map(Vec::len), Some(1));
+}
+
 mod reconciler {
     use super::*;
 
@@ -528,14 +641,84 @@ mod reconciler {
         p.app.assert_no_drift();
     }
 
+    /// Paid in time, its webhook lost: the hold's deadline makes the reconciler ask Stripe
+    /// before the hold may expire, so the booking is confirmed rather than released.
+    async fn asks_stripe_before_a_paid_hold_expires(backend: Backend) {
+        // Its regular look would come long after the hold's 15 minutes.
+        let Some(p) = Paying::spawn_with(backend, false, |s| {
+            s.payments.reconcile_after_seconds = std::num::NonZeroU32::new(3600).expect("non-zero");
+        })
+        .await
+        else {
+            return;
+        };
+        let (slug, session) = p.programme("paid-at-the-deadline", 1, 8_000).await;
+        let token = p.held(&slug, "ol@example.org", session).await;
+        let checkout = p.start_card(&token).await;
+        let intent = checkout["payment_intent_id"]
+            .as_str()
+            .expect("intent")
+            .to_owned();
+        p.stripe.pay(&intent, CARD_OK).await;
+
+        let swept = p.app.advance(chrono::Duration::minutes(16)).await;
+
+        assert_eq!(swept.holds_expired, 0, "{swept:?}");
+        assert_eq!(swept.payments.settled, 1, "{swept:?}");
+        let booking = p.app.booking(&token).await;
+        assert_eq!(booking["status"], "confirmed");
+        assert_eq!(p.app.seats_left(&slug, session).await, 0);
+        p.app.assert_no_drift();
+    }
+
+    /// The reconciler and a late webhook settle the same payment at once: one confirmation.
+    async fn and_a_webhook_at_once_confirm_once(backend: Backend) {
+        let Some(p) = Paying::spawn(backend, false).await else {
+            return;
+        };
+        let (slug, session) = p.programme("race-reconciler", 10, 5_500).await;
+        let token = p.held(&slug, "pa@example.org", session).await;
+        let checkout = p.start_card(&token).await;
+        let intent = checkout["payment_intent_id"]
+            .as_str()
+            .expect("intent")
+            .to_owned();
+        p.stripe.pay(&intent, CARD_OK).await;
+        let object = p.stripe.intent(&intent).await;
+        let late = event("evt_late_webhook", "payment_intent.succeeded", object);
+
+        let (swept, answer) = tokio::join!(
+            p.app.advance(chrono::Duration::minutes(6)),
+            p.deliver(&late)
+        );
+
+        assert_eq!(answer.status(), 200);
+        assert!(swept.payments.checked <= 1);
+        let booking = p.app.booking(&token).await;
+        assert_eq!(booking["status"], "confirmed");
+        assert_eq!(booking["paid_minor"], 5_500);
+        let sent = emails(&p.app).await;
+        assert_eq!(
+            sent.iter().filter(|t| *t == "booking_confirmed").count(),
+            1,
+            "{sent:?}"
+        );
+        assert!(p.stripe.refunds(&intent).await.is_empty());
+        p.app.assert_no_drift();
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite() {
         confirms_a_payment_whose_webhook_never_came(Backend::Sqlite).await;
+        asks_stripe_before_a_paid_hold_expires(Backend::Sqlite).await;
+        and_a_webhook_at_once_confirm_once(Backend::Sqlite).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
         confirms_a_payment_whose_webhook_never_came(Backend::Postgres).await;
+        asks_stripe_before_a_paid_hold_expires(Backend::Postgres).await;
+        and_a_webhook_at_once_confirm_once(Backend::Postgres).await;
     }
 }
 

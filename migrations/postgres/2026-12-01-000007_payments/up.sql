@@ -30,11 +30,17 @@ CREATE TABLE payments (
     created_at TIMESTAMP NOT NULL,
     updated_at TIMESTAMP NOT NULL,
     succeeded_at TIMESTAMP,
-    -- When the reconciler last asked Stripe about this payment.
-    checked_at TIMESTAMP
+    -- The reconciler asks Stripe about the intent until Stripe's answer is final (succeeded or
+    -- cancelled): next at `next_check_at`, further apart after each of its `checks`.
+    next_check_at TIMESTAMP,
+    checks INTEGER NOT NULL DEFAULT 0,
+    -- When Stripe last answered about it.
+    checked_at TIMESTAMP,
+    final_at TIMESTAMP
 );
 CREATE UNIQUE INDEX payments_one_open ON payments (booking_id) WHERE state = 'open';
 CREATE INDEX payments_booking ON payments (booking_id);
+CREATE INDEX payments_to_check ON payments (next_check_at) WHERE final_at IS NULL;
 
 -- Every Stripe event acted on, so a repeated delivery has no second effect.
 CREATE TABLE stripe_events (
