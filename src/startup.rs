@@ -203,7 +203,8 @@ where
             .configure(sessions::http::admin_routes)
             .configure(bookings::http::admin_routes)
             .configure(waitlist::http::admin_routes)
-            .configure(mail::http::admin_routes),
+            .configure(mail::http::admin_routes)
+            .configure(payments::http::admin_routes),
     )
 }
 

@@ -12,6 +12,7 @@ use crate::db::schema::{bookings, seats};
 use crate::db::{self, DbConn, DbError};
 use crate::events::{self, Event};
 use crate::mail::Template;
+use crate::payments::refunds::{self, RefundReason, Share};
 use crate::validation::{Email, ValidationError};
 use crate::{sessions, waitlist};
 
@@ -27,8 +28,17 @@ pub fn cancel(
 ) -> Result<(Event, Booking), BookingError> {
     db::write_transaction(conn, |conn| {
         let id = id_for_token(conn, manage_token)?;
-        cancel_seats(conn, id, session_ids, issuer, now)
+        cancel_seats(conn, id, session_ids, issuer, Refund::ByPolicy, now)
     })
+}
+
+/// What a cancellation gives back of paid seats.
+#[derive(Debug, Clone, Copy)]
+enum Refund {
+    /// The attendee cancelled: what the refund policy of the booking gives.
+    ByPolicy,
+    /// The organisers cancelled: the price in full.
+    InFull,
 }
 
 /// Like [`cancel`], for an organiser who names the booking by its reference.
@@ -42,7 +52,7 @@ pub fn cancel_by_reference(
 ) -> Result<(Event, Booking), BookingError> {
     db::write_transaction(conn, |conn| {
         let id = id_for_reference(conn, reference)?;
-        cancel_seats(conn, id, session_ids, issuer, now)
+        cancel_seats(conn, id, session_ids, issuer, Refund::InFull, now)
     })
 }
 
@@ -52,6 +62,7 @@ fn cancel_seats(
     id: i64,
     session_ids: Option<&[i64]>,
     issuer: &Issuer,
+    refund: Refund,
     now: DateTime<Utc>,
 ) -> Result<(Event, Booking), BookingError> {
     {
@@ -92,7 +103,16 @@ fn cancel_seats(
         }
         let stamp = db::stored(now);
         let mut cancelled = Vec::new();
+        // Paid places cancelled (start, price): confirmed seats, read under the locks.
+        let mut paid = Vec::new();
         for session_id in targets {
+            if let Some(seat) = load(conn, id)?
+                .seats
+                .iter()
+                .find(|s| s.session_id == session_id && s.state == SeatState::Confirmed)
+            {
+                paid.push((seat.starts_at, seat.price_minor));
+            }
             let changed = diesel::update(seats::table)
                 .filter(seats::booking_id.eq(id))
                 .filter(seats::session_id.eq(session_id))
@@ -109,13 +129,13 @@ fn cancel_seats(
                 cancelled.push(session_id);
             }
         }
-        refresh(conn, id)?;
+        refresh(conn, id, now)?;
+        let (share, reason) = match refund {
+            Refund::ByPolicy => (Share::Policy, RefundReason::AttendeeCancelled),
+            Refund::InFull => (Share::Full, RefundReason::OrganiserCancelled),
+        };
+        refunds::for_cancelled_seats(conn, id, &paid, share, reason, now)?;
         let booking = load(conn, id)?;
-        if booking.status != BookingStatus::Held {
-            // Nothing left to pay: its card payments are cancelled at Stripe by the reconciler.
-            let open = crate::payments::open_payments(conn, id)?;
-            crate::payments::give_up(conn, &open, now)?;
-        }
         let event = events::by_id(conn, booking.event_id)?;
         if !cancelled.is_empty() {
             notify(
@@ -228,7 +248,7 @@ pub fn move_seat(
             }
             other => other?,
         };
-        refresh(conn, id)?;
+        refresh(conn, id, now)?;
         waitlist::offer_free_seats(conn, from, issuer, now)?;
         let booking = load(conn, id)?;
         notify(conn, &event, &booking, &[from], Template::BookingCancelled)?;
@@ -253,7 +273,7 @@ pub fn move_seat(
 
 /// Recomputes a booking's total and status from its seats: held while any seat is held,
 /// confirmed while any is confirmed, else expired if the hold ran out, else cancelled.
-fn refresh(conn: &mut DbConn, id: i64) -> Result<(), DbError> {
+fn refresh(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> Result<(), DbError> {
     let seats_now: Vec<(String, i64)> = seats::table
         .filter(seats::booking_id.eq(id))
         .select((seats::state, seats::price_minor))
@@ -284,6 +304,9 @@ fn refresh(conn: &mut DbConn, id: i64) -> Result<(), DbError> {
         diesel::update(bookings::table.find(id))
             .set(bookings::hold_expires_at.eq(None::<chrono::NaiveDateTime>))
             .execute(conn)?;
+        // Nothing left to pay: its card payments are cancelled at Stripe by the reconciler.
+        let open = crate::payments::open_payments(conn, id)?;
+        crate::payments::give_up(conn, &open, now)?;
     }
     // Nothing left to pay for an unpaid booking once its priced seats are gone.
     diesel::update(bookings::table.find(id))
@@ -298,14 +321,29 @@ fn refresh(conn: &mut DbConn, id: i64) -> Result<(), DbError> {
 /// caller's transaction.
 /// The caller holds the session's row lock (see [`sessions::lock`]), so no booking can take a
 /// seat in it meanwhile.
-pub fn cancel_session_seats(conn: &mut DbConn, session_id: i64) -> Result<usize, DbError> {
+pub fn cancel_session_seats(
+    conn: &mut DbConn,
+    session_id: i64,
+    now: DateTime<Utc>,
+) -> Result<usize, DbError> {
+    // Paid places first, read under the lock: each is refunded in full.
+    let paid: Vec<(i64, i64, chrono::NaiveDateTime)> = seats::table
+        .inner_join(crate::db::schema::sessions::table)
+        .filter(seats::session_id.eq(session_id))
+        .filter(seats::state.eq(SeatState::Confirmed.as_str()))
+        .select((
+            seats::booking_id,
+            seats::price_minor,
+            crate::db::schema::sessions::starts_at,
+        ))
+        .load(conn)?;
     // The bookings are those whose seats this very statement cancelled.
     let mut affected: Vec<i64> = diesel::update(seats::table)
         .filter(seats::session_id.eq(session_id))
         .filter(seats::state.eq_any(SeatState::ACTIVE))
         .set((
             seats::state.eq(SeatState::Cancelled.as_str()),
-            seats::cancelled_at.eq(Some(db::now())),
+            seats::cancelled_at.eq(Some(db::stored(now))),
         ))
         .returning(seats::booking_id)
         .get_results(conn)?;
@@ -316,7 +354,20 @@ pub fn cancel_session_seats(conn: &mut DbConn, session_id: i64) -> Result<usize,
     affected.sort_unstable();
     affected.dedup();
     for booking_id in affected {
-        refresh(conn, booking_id)?;
+        refresh(conn, booking_id, now)?;
+        let places: Vec<(DateTime<Utc>, i64)> = paid
+            .iter()
+            .filter(|(b, _, _)| *b == booking_id)
+            .map(|(_, price, starts_at)| (starts_at.and_utc(), *price))
+            .collect();
+        refunds::for_cancelled_seats(
+            conn,
+            booking_id,
+            &places,
+            Share::Full,
+            RefundReason::SessionCancelled,
+            now,
+        )?;
         let booking = load(conn, booking_id)?;
         let event = events::by_id(conn, booking.event_id)?;
         notify(

@@ -68,6 +68,7 @@ async fn admin_cancel(
     })
     .await?;
     tracing::info!(reference = %booking.reference, "seats cancelled by an organiser");
+    crate::payments::http::send_refunds_soon(&state);
     Ok(web::Json(BookingView::new(&booking, &event)))
 }
 
@@ -454,6 +455,7 @@ async fn cancel_booking(
     })
     .await?;
     tracing::info!(reference = %booking.reference, "booking cancelled");
+    crate::payments::http::send_refunds_soon(&state);
     Ok(web::Json(BookingView::new(&booking, &event)))
 }
 

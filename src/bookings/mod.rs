@@ -16,8 +16,8 @@ pub(crate) use book::{new_reference, write_booking};
 pub use cancel::{cancel, cancel_by_reference, cancel_session_seats, move_seat};
 pub use holds::{confirm_paid, confirm_payment, expire_holds, lock_sessions_of, revive_paid};
 pub use notices::session_changed;
-pub(crate) use queries::load;
 pub use queries::{attendees, find_by_token, for_event};
+pub(crate) use queries::{id_for_reference, load};
 
 use std::collections::BTreeSet;
 

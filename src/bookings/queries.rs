@@ -108,7 +108,7 @@ pub(super) fn id_for_token(conn: &mut DbConn, manage_token: &str) -> Result<i64,
         .ok_or(BookingError::NotFound)
 }
 
-pub(super) fn id_for_reference(conn: &mut DbConn, reference: &str) -> Result<i64, BookingError> {
+pub(crate) fn id_for_reference(conn: &mut DbConn, reference: &str) -> Result<i64, BookingError> {
     bookings::table
         .filter(bookings::reference.eq(reference))
         .select(bookings::id)

@@ -196,6 +196,7 @@ diesel::table! {
         amount_minor -> BigInt,
         currency -> Text,
         reason -> Text,
+        note -> Nullable<Text>,
         state -> Text,
         provider_refund_id -> Nullable<Text>,
         attempts -> Integer,

@@ -2,20 +2,66 @@
 //! Stripe.
 
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::stripe::{GatewayError, IntentStatus};
 use super::{webhook, Applied, PaymentError, PaymentState};
-use crate::api::problem::responses::{NotFound, PaymentProblems, Unavailable, WebhookProblems};
+use crate::api::auth::Authenticated;
+use crate::api::json::DeferredJson;
+use crate::api::problem::responses::{
+    AuthProblems, BodyProblems, NotFound, PaymentProblems, Unavailable, WebhookProblems,
+};
 use crate::api::{run, AppState, Kind, Problem};
 use crate::bookings::{BookingError, BookingStatus};
+use crate::db;
+use crate::organisers::Role;
+use crate::validation::{optional_text, Fields, ValidationError};
 
 pub fn public_routes(cfg: &mut ServiceConfig) {
     cfg.service(payment_options)
         .service(pay_by_card)
         .service(stripe_webhook);
+}
+
+pub fn admin_routes(cfg: &mut ServiceConfig) {
+    cfg.service(organiser_refund);
+}
+
+/// Sends the refunds owed (after a cancellation, say) in the background, right away; whatever
+/// is not sent now, the reconciler sends.
+pub fn send_refunds_soon(state: &AppState) {
+    if let Some(gateway) = state.payments.gateway() {
+        let (db, gateway, now) = (state.db.clone(), gateway.clone(), state.clock.now());
+        actix_web::rt::spawn(async move {
+            if let Err(e) = super::refunds::send_due(&db, &gateway, now).await {
+                tracing::warn!(error = %e, "refunds not sent yet; the reconciler will");
+            }
+        });
+    }
+}
+
+/// A refund an organiser makes.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundInput {
+    /// In minor units: at most what is left of what the booking's card payments received.
+    #[schema(minimum = 1, example = 5000)]
+    pub amount_minor: i64,
+    /// Told to the attendee in the refund email.
+    #[schema(max_length = 500, example = "Goodwill refund for the room change")]
+    pub note: Option<String>,
+}
+
+/// What an organiser's refund did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefundAnswer {
+    /// Refunds written (one per card payment drawn on), sent to Stripe right away.
+    pub refunds: usize,
+    pub amount_minor: i64,
+    /// What can still be refunded after this one.
+    pub refundable_minor: i64,
 }
 
 /// What the attendee's page needs to take the card payment with Stripe.js.
@@ -100,6 +146,100 @@ impl From<PaymentError> for Problem {
             PaymentError::Booking(e) => e.into(),
             e @ PaymentError::SeenMeanwhile => Problem::new(Kind::Conflict, e.to_string()),
             PaymentError::Db(e) => e.into(),
+        }
+    }
+}
+
+/// Refunds any amount of what a booking's card payments received, up to what is left; the
+/// attendee is emailed once Stripe has made it.
+#[utoipa::path(
+    tag = "organiser",
+    request_body = RefundInput,
+    params(("reference" = String, Path, description = "The booking's reference, e.g. PMO-7K3F9Q")),
+    security(("organiser_token" = [])),
+    responses(
+        (status = 201, description = "Refund owed and on its way", body = RefundAnswer),
+        BodyProblems, AuthProblems, NotFound, Unavailable,
+    )
+)]
+#[post("/admin/bookings/{reference}/refund")]
+async fn organiser_refund(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    reference: web::Path<String>,
+    input: DeferredJson<RefundInput>,
+) -> Result<HttpResponse, Problem> {
+    auth.require(Role::Admin)?;
+    let input = input.read().await?;
+    let mut fields = Fields::new();
+    if input.amount_minor <= 0 {
+        fields.add("amount_minor", "must be at least 1");
+    }
+    let note = fields
+        .check("note", optional_text(input.note.as_deref(), 500))
+        .flatten();
+    fields.finish()?;
+    let reference = reference.into_inner();
+    let amount = input.amount_minor;
+    let now = state.clock.now();
+    let (written, refundable) = run(&state.db, move |conn| -> Result<_, RefundRefusal> {
+        db::write_transaction(conn, |conn| {
+            let id = crate::bookings::id_for_reference(conn, &reference)?;
+            super::refunds::lock_booking(conn, id)?;
+            let room = super::refunds::refundable(conn, id)?;
+            if amount > room {
+                return Err(RefundRefusal::TooMuch(room));
+            }
+            let written = super::refunds::refund_up_to(
+                conn,
+                id,
+                amount,
+                super::refunds::RefundReason::Organiser,
+                note.as_deref(),
+                now,
+            )?;
+            Ok((written.len(), room - amount))
+        })
+    })
+    .await?;
+    tracing::info!(amount, refunds = written, "refund made by an organiser");
+    send_refunds_soon(&state);
+    Ok(HttpResponse::Created().json(RefundAnswer {
+        refunds: written,
+        amount_minor: amount,
+        refundable_minor: refundable,
+    }))
+}
+
+/// Why an organiser's refund was refused.
+#[derive(Debug, thiserror::Error)]
+enum RefundRefusal {
+    #[error("at most {0} can be refunded")]
+    TooMuch(i64),
+    #[error(transparent)]
+    Booking(#[from] BookingError),
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+}
+
+impl From<diesel::result::Error> for RefundRefusal {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+impl From<RefundRefusal> for Problem {
+    fn from(e: RefundRefusal) -> Self {
+        match e {
+            RefundRefusal::TooMuch(room) => ValidationError::single(
+                "amount_minor",
+                format!(
+                    "is more than what is left to refund of this booking's card payments ({room})"
+                ),
+            )
+            .into(),
+            RefundRefusal::Booking(e) => e.into(),
+            RefundRefusal::Db(e) => e.into(),
         }
     }
 }

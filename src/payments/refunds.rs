@@ -32,6 +32,14 @@ pub enum RefundReason {
     Mismatch,
     /// Refunded from Stripe's dashboard, not by this service.
     AtStripe,
+    /// The attendee cancelled paid places: what the refund policy gives back.
+    AttendeeCancelled,
+    /// The organisers cancelled a session: its price in full.
+    SessionCancelled,
+    /// The organisers cancelled the attendee's places: in full.
+    OrganiserCancelled,
+    /// An amount an organiser chose to refund.
+    Organiser,
 }
 
 impl RefundReason {
@@ -43,6 +51,10 @@ impl RefundReason {
             Self::Overpaid => "overpaid",
             Self::Mismatch => "mismatch",
             Self::AtStripe => "at_stripe",
+            Self::AttendeeCancelled => "attendee_cancelled",
+            Self::SessionCancelled => "session_cancelled",
+            Self::OrganiserCancelled => "organiser_cancelled",
+            Self::Organiser => "organiser",
         }
     }
 
@@ -53,6 +65,10 @@ impl RefundReason {
             "already_paid" => Self::AlreadyPaid,
             "overpaid" => Self::Overpaid,
             "at_stripe" => Self::AtStripe,
+            "attendee_cancelled" => Self::AttendeeCancelled,
+            "session_cancelled" => Self::SessionCancelled,
+            "organiser_cancelled" => Self::OrganiserCancelled,
+            "organiser" => Self::Organiser,
             _ => Self::Mismatch,
         }
     }
@@ -69,7 +85,12 @@ impl RefundReason {
             Self::AlreadyPaid => "because your booking had already been paid for",
             Self::Overpaid => "because you paid more than your booking costs",
             Self::Mismatch => "because the payment did not match your booking",
-            Self::AtStripe => "",
+            Self::AttendeeCancelled => {
+                "for the places you cancelled, as the refund policy you booked under provides"
+            }
+            Self::SessionCancelled => "because the organisers cancelled the session",
+            Self::OrganiserCancelled => "because the organisers cancelled your places",
+            Self::AtStripe | Self::Organiser => "",
         }
     }
 
@@ -78,6 +99,14 @@ impl RefundReason {
         matches!(
             self,
             Self::HoldLapsed | Self::BookingCancelled | Self::Mismatch
+        )
+    }
+
+    /// Whether the email lists the cancelled places the money was for.
+    fn about_cancelled_places(self) -> bool {
+        matches!(
+            self,
+            Self::AttendeeCancelled | Self::SessionCancelled | Self::OrganiserCancelled
         )
     }
 }
@@ -132,6 +161,101 @@ pub fn owe(
         ))
         .returning(refunds::id)
         .get_result(conn)?)
+}
+
+/// How much of a cancelled seat's price comes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Share {
+    /// What the booking's refund policy gives for cancelling now (the attendee cancels).
+    Policy,
+    /// All of it (the organisers cancelled).
+    Full,
+}
+
+/// Refunds owed for `cancelled` seats (session id and price) of booking `booking_id`, which the
+/// caller has just cancelled in its transaction: each paid seat's price, or the share the
+/// booking's refund policy gives for cancelling at `now`, never more than is left of what was
+/// paid. Returns the refunds written, for [`send`] once the transaction has committed.
+pub fn for_cancelled_seats(
+    conn: &mut DbConn,
+    booking_id: i64,
+    cancelled: &[(chrono::DateTime<Utc>, i64)],
+    share: Share,
+    reason: RefundReason,
+    now: DateTime<Utc>,
+) -> Result<Vec<i64>, DbError> {
+    let booking = bookings::load(conn, booking_id)?;
+    if booking.paid_minor == 0 {
+        return Ok(Vec::new());
+    }
+    let policy = booking.refund_policy.clone().unwrap_or_default();
+    let wanted: i64 = cancelled
+        .iter()
+        .map(|(starts_at, price)| match share {
+            Share::Full => *price,
+            Share::Policy => super::policy::share(*price, policy.percent_at(*starts_at, now)),
+        })
+        .sum();
+    refund_up_to(conn, booking_id, wanted, reason, None, now)
+}
+
+/// Refunds `amount` of booking `booking_id`'s card payments, or as much of it as is left of
+/// what they received; returns the refunds written.
+pub fn refund_up_to(
+    conn: &mut DbConn,
+    booking_id: i64,
+    amount: i64,
+    reason: RefundReason,
+    note: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Vec<i64>, DbError> {
+    let mut left = amount;
+    let mut written = Vec::new();
+    for payment in super::for_booking(conn, booking_id)? {
+        if left <= 0 {
+            break;
+        }
+        if payment.state != super::PaymentState::Succeeded {
+            continue;
+        }
+        let room = payment.amount_minor - refundable_taken(conn, &payment)?;
+        let part = left.min(room);
+        if part > 0 {
+            let id = owe(conn, &payment, part, reason, now)?;
+            if let Some(note) = note {
+                diesel::update(refunds::table.find(id))
+                    .set(refunds::note.eq(note))
+                    .execute(conn)?;
+            }
+            written.push(id);
+            left -= part;
+        }
+    }
+    Ok(written)
+}
+
+/// What of `payment` is refunded or on its way back: the larger of Stripe's count and this
+/// service's refunds that have not failed.
+fn refundable_taken(conn: &mut DbConn, payment: &Payment) -> Result<i64, DbError> {
+    let asked: i64 = refunds::table
+        .filter(refunds::payment_id.eq(payment.id))
+        .filter(refunds::state.ne(RefundState::Failed.as_str()))
+        .select(refunds::amount_minor)
+        .load::<i64>(conn)?
+        .into_iter()
+        .sum();
+    Ok(asked.max(payment.refunded_minor))
+}
+
+/// What can still be refunded of booking `booking_id`'s card payments.
+pub fn refundable(conn: &mut DbConn, booking_id: i64) -> Result<i64, DbError> {
+    let mut room = 0;
+    for payment in super::for_booking(conn, booking_id)? {
+        if payment.state == super::PaymentState::Succeeded {
+            room += (payment.amount_minor - refundable_taken(conn, &payment)?).max(0);
+        }
+    }
+    Ok(room)
 }
 
 /// A refund owed and not yet taken by Stripe.
@@ -372,9 +496,14 @@ fn record_answer(
 
 /// A refund Stripe has made: counted on its payment and booking, and the attendee told.
 fn refunded(conn: &mut DbConn, refund_id: i64, now: DateTime<Utc>) -> Result<(), DbError> {
-    let (payment_id, amount, reason): (i64, i64, String) = refunds::table
+    let (payment_id, amount, reason, note): (i64, i64, String, Option<String>) = refunds::table
         .find(refund_id)
-        .select((refunds::payment_id, refunds::amount_minor, refunds::reason))
+        .select((
+            refunds::payment_id,
+            refunds::amount_minor,
+            refunds::reason,
+            refunds::note,
+        ))
         .first(conn)?;
     let ours: i64 = refunds::table
         .filter(refunds::payment_id.eq(payment_id))
@@ -385,7 +514,13 @@ fn refunded(conn: &mut DbConn, refund_id: i64, now: DateTime<Utc>) -> Result<(),
         .sum();
     let payment = payment(conn, payment_id)?;
     raise_refunded(conn, &payment, ours, now)?;
-    tell(conn, &payment, amount, RefundReason::from_db(&reason))
+    tell(
+        conn,
+        &payment,
+        amount,
+        RefundReason::from_db(&reason),
+        note.as_deref(),
+    )
 }
 
 /// Sets the payment's refunded amount to at least `total` (Stripe's running total, or the sum of
@@ -444,7 +579,7 @@ fn raise_refunded(
 }
 
 /// Takes booking `id`'s row lock (on SQLite writers are serialised anyway).
-fn lock_booking(conn: &mut DbConn, id: i64) -> Result<(), DbError> {
+pub(crate) fn lock_booking(conn: &mut DbConn, id: i64) -> Result<(), DbError> {
     diesel::update(bookings_table::table.find(id))
         .set(bookings_table::refunded_minor.eq(bookings_table::refunded_minor))
         .execute(conn)?;
@@ -457,6 +592,7 @@ fn tell(
     payment: &Payment,
     amount: i64,
     reason: RefundReason,
+    note: Option<&str>,
 ) -> Result<(), DbError> {
     let booking = bookings::load(conn, payment.booking_id)?;
     let event = events::by_id(conn, booking.event_id)?;
@@ -464,12 +600,21 @@ fn tell(
     data.seats = booking
         .seats
         .iter()
-        .filter(|s| !reason.nothing_kept() || s.state != bookings::SeatState::Confirmed)
+        .filter(|s| {
+            if reason.about_cancelled_places() {
+                s.state == bookings::SeatState::Cancelled
+            } else {
+                !reason.nothing_kept() || s.state != bookings::SeatState::Confirmed
+            }
+        })
         .map(|s| s.mail(&event, s.state.as_str()))
         .collect();
     data.refund = Some(RefundMail {
         amount: compose::money(amount, &payment.currency),
-        why: reason.why().to_owned(),
+        why: match note {
+            Some(note) => format!("with this note from the organisers: \u{201c}{note}\u{201d}"),
+            None => reason.why().to_owned(),
+        },
         nothing_kept: reason.nothing_kept(),
     });
     mail::enqueue(
@@ -520,7 +665,7 @@ pub fn refunded_at_stripe(
                 refunds::updated_at.eq(stamp),
             ))
             .execute(conn)?;
-        tell(conn, &payment, elsewhere, RefundReason::AtStripe)?;
+        tell(conn, &payment, elsewhere, RefundReason::AtStripe, None)?;
     }
     Ok(Applied::RefundUpdated)
 }

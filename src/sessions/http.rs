@@ -322,6 +322,8 @@ async fn update_session(
     .await?;
     // Not needed for correctness (bookings check revisions), but saves the next one a retry.
     state.programmes.forget(&event.slug);
+    // A cancelled session refunds its paid places.
+    crate::payments::http::send_refunds_soon(&state);
     Ok(web::Json(SessionWithEvent {
         session: SessionView::new(&session, &event),
         event: EventView::from(&event),

@@ -282,7 +282,7 @@ pub fn update(
         let cancelling = changes.status == Some(SessionStatus::Cancelled)
             && current.status != SessionStatus::Cancelled;
         if cancelling {
-            bookings::cancel_session_seats(conn, id)?;
+            bookings::cancel_session_seats(conn, id, now)?;
             crate::waitlist::close_session(conn, id, now)?;
         }
         // Calendars update an event only when its SEQUENCE goes up.

@@ -38,6 +38,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/bookings/{manage_token}/payments"),
     ("post", "/api/v1/bookings/{manage_token}/payments/stripe"),
     ("post", "/api/v1/webhooks/stripe"),
+    ("post", "/api/v1/admin/bookings/{reference}/refund"),
 ];
 
 async fn document(app: &TestApp) -> Value {

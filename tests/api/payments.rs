@@ -65,7 +65,14 @@ impl Paying {
     async fn programme(&self, slug: &str, capacity: i32, price: i64) -> (String, i64) {
         let body = merged(
             crate::helpers::event_body(slug),
-            json!({"allow_clashes": true, "vat_rate_bp": 2000}),
+            json!({
+                "allow_clashes": true,
+                "vat_rate_bp": 2000,
+                "refund_policy": [
+                    {"days_before": 14, "percent": 100},
+                    {"days_before": 7, "percent": 50}
+                ]
+            }),
         );
         expect_json(
             self.app.admin_post("/api/v1/admin/events", &body).await,
@@ -209,6 +216,9 @@ with_stripe!(
     a_refund_made_at_stripe_is_counted_and_told,
     a_payment_for_a_cancelled_booking_is_refunded,
     an_intent_no_longer_wanted_is_cancelled_at_stripe,
+    cancelled_paid_places_are_refunded_by_the_policy_paid_under,
+    a_cancelled_session_refunds_its_paid_places_in_full,
+    organisers_refund_any_amount_up_to_what_was_paid,
     concurrent_deliveries_of_one_success_confirm_once,
     a_double_click_starts_one_payment,
 );
@@ -603,6 +613,191 @@ async fn a_double_click_starts_one_payment(p: Paying) {
     )
     .await;
     assert_eq!(options["payments"].as_array().map(Vec::len), Some(1));
+}
+
+/// Books and pays `sessions` for `email`; returns the manage token and the intent.
+async fn paid(p: &Paying, slug: &str, email: &str, sessions: &[i64]) -> (String, String) {
+    let booked = expect_json(p.app.book(slug, email, sessions).await, 201).await;
+    let token = booked["manage_token"].as_str().expect("token").to_owned();
+    let checkout = p.start_card(&token).await;
+    let intent = checkout["payment_intent_id"]
+        .as_str()
+        .expect("intent")
+        .to_owned();
+    let (status, _) = p.stripe.pay(&intent, CARD_OK).await;
+    assert_eq!(status, 200);
+    p.until(&token, |b| b["payment_status"] == "paid").await;
+    (token, intent)
+}
+
+async fn cancelled_paid_places_are_refunded_by_the_policy_paid_under(p: Paying) {
+    let (slug, first) = p.programme("refund-policy", 10, 10_000).await;
+    // 2027-03-10 and 2027-03-11: far ahead of the test clock.
+    let second = p
+        .app
+        .session_at(
+            &slug,
+            "Benefits realisation",
+            10,
+            10_000,
+            "2027-03-11T09:00:00+00:00",
+            "2027-03-11T10:30:00+00:00",
+        )
+        .await;
+    let (token, intent) = paid(&p, &slug, "qa@example.org", &[first, second]).await;
+    // A later change of policy does not alter what was promised.
+    expect_json(
+        p.app
+            .admin_patch(
+                &format!("/api/v1/admin/events/{slug}"),
+                &json!({"refund_policy": []}),
+            )
+            .await,
+        200,
+    )
+    .await;
+
+    // More than 14 days ahead: everything back.
+    expect_json(
+        p.app
+            .cancel(&token, Some(&json!({"session_ids": [first]})))
+            .await,
+        200,
+    )
+    .await;
+    p.until(&token, |b| b["refunded_minor"] == 10_000).await;
+    // Ten days before the second session: half back.
+    let start = chrono::DateTime::parse_from_rfc3339("2027-03-11T09:00:00+00:00")
+        .expect("time")
+        .with_timezone(&chrono::Utc);
+    let ahead = start - chrono::Duration::days(10) - p.app.clock.now();
+    p.app.clock.advance(ahead);
+    expect_json(
+        p.app
+            .cancel(&token, Some(&json!({"session_ids": [second]})))
+            .await,
+        200,
+    )
+    .await;
+    let booking = p.until(&token, |b| b["refunded_minor"] == 15_000).await;
+
+    assert_eq!(booking["status"], "cancelled");
+    assert_eq!(booking["paid_minor"], 20_000);
+    assert_eq!(
+        booking["payment_status"], "paid",
+        "not everything came back"
+    );
+    let mut amounts: Vec<i64> = p
+        .stripe
+        .refunds(&intent)
+        .await
+        .iter()
+        .filter_map(|r| r["amount"].as_i64())
+        .collect();
+    amounts.sort_unstable();
+    assert_eq!(amounts, vec![5_000, 10_000]);
+    until_email(&p.app, "payment_refunded").await;
+}
+
+async fn a_cancelled_session_refunds_its_paid_places_in_full(p: Paying) {
+    let (slug, session) = p.programme("session-cancelled", 10, 9_900).await;
+    let (token, intent) = paid(&p, &slug, "ra@example.org", &[session]).await;
+    // No refunds for the attendee under this policy so late: the organisers' cancellation
+    // refunds in full all the same.
+    expect_json(
+        p.app
+            .admin_patch(
+                &format!("/api/v1/admin/sessions/{session}"),
+                &json!({"status": "cancelled"}),
+            )
+            .await,
+        200,
+    )
+    .await;
+
+    let booking = p.until(&token, |b| b["refunded_minor"] == 9_900).await;
+
+    assert_eq!(booking["payment_status"], "refunded");
+    assert_eq!(p.stripe.refunds(&intent).await.len(), 1);
+}
+
+async fn organisers_refund_any_amount_up_to_what_was_paid(p: Paying) {
+    let (slug, session) = p.programme("organiser-refund", 10, 12_000).await;
+    let (token, intent) = paid(&p, &slug, "sa@example.org", &[session]).await;
+    let reference = p.app.booking(&token).await["reference"]
+        .as_str()
+        .expect("reference")
+        .to_owned();
+    let path = format!("/api/v1/admin/bookings/{reference}/refund");
+
+    let answer = expect_json(
+        p.app
+            .admin_post(
+                &path,
+                &json!({"amount_minor": 3_000, "note": "Sorry about the room"}),
+            )
+            .await,
+        201,
+    )
+    .await;
+    assert_eq!(answer["refundable_minor"], 9_000);
+    expect_problem(
+        p.app
+            .admin_post(&path, &json!({"amount_minor": 9_001}))
+            .await,
+        422,
+        "validation",
+    )
+    .await;
+    expect_problem(
+        p.app.admin_post(&path, &json!({"amount_minor": 0})).await,
+        422,
+        "validation",
+    )
+    .await;
+    expect_problem(
+        p.app
+            .admin_post(
+                "/api/v1/admin/bookings/PMO-ZZZZZZ/refund",
+                &json!({"amount_minor": 1}),
+            )
+            .await,
+        404,
+        "not-found",
+    )
+    .await;
+    let booking = p.until(&token, |b| b["refunded_minor"] == 3_000).await;
+
+    assert_eq!(booking["status"], "confirmed", "places kept");
+    assert_eq!(p.stripe.refunds(&intent).await.len(), 1);
+    expect_json(
+        p.app
+            .admin_post(&path, &json!({"amount_minor": 9_000}))
+            .await,
+        201,
+    )
+    .await;
+    let booking = p.until(&token, |b| b["refunded_minor"] == 12_000).await;
+    assert_eq!(booking["payment_status"], "refunded");
+    // The attendee hears of it, with the organisers' note.
+    if smtp::available() {
+        let server = SmtpServer::start_on(smtp::free_port());
+        drain(&p.app, &mailer(&p.app, server.port, |_| {})).await;
+        let texts: Vec<String> = server
+            .wait_for(4, Duration::from_secs(5))
+            .iter()
+            .filter_map(|m| MessageParser::default().parse(m))
+            .filter(|m| m.subject().is_some_and(|s| s.starts_with("Refund of")))
+            .filter_map(|m| m.body_text(0).map(|t| t.into_owned()))
+            .collect();
+        assert_eq!(texts.len(), 2, "two refund emails");
+        assert!(
+            texts
+                .iter()
+                .any(|t| t.contains("£30.00") && t.contains("Sorry about the room")),
+            "{texts:?}"
+        );
+    }
 }
 
 mod reconciler {

@@ -58,6 +58,8 @@ CREATE TABLE refunds (
     amount_minor BIGINT NOT NULL CHECK (amount_minor > 0),
     currency TEXT NOT NULL,
     reason TEXT NOT NULL,
+    -- An organiser's words to the attendee, for a refund they made.
+    note TEXT,
     state TEXT NOT NULL CHECK (state IN ('pending', 'succeeded', 'failed')),
     provider_refund_id TEXT UNIQUE,
     attempts INTEGER NOT NULL DEFAULT 0,
