@@ -641,15 +641,9 @@ pub fn refunded_at_stripe(
     lock_booking(conn, found.booking_id)?;
     let payment = payment(conn, found.id)?;
     // What this service has asked for, made or not yet: the rest was refunded elsewhere.
-    let asked: i64 = refunds::table
-        .filter(refunds::payment_id.eq(payment.id))
-        .filter(refunds::state.ne(RefundState::Failed.as_str()))
-        .select(refunds::amount_minor)
-        .load::<i64>(conn)?
-        .into_iter()
-        .sum();
+    let taken = refundable_taken(conn, &payment)?;
     let rise = raise_refunded(conn, &payment, total_refunded, now)?;
-    let elsewhere = total_refunded - asked.max(payment.refunded_minor);
+    let elsewhere = total_refunded - taken;
     if rise > 0 && elsewhere > 0 {
         let stamp = db::stored(now);
         diesel::insert_into(refunds::table)

@@ -207,6 +207,28 @@ macro_rules! with_stripe {
     };
 }
 
+/// Runs each named `async fn(Backend)` on SQLite and on PostgreSQL.
+macro_rules! per_backend {
+    ($($test:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($crate::helpers::Backend::Sqlite).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($crate::helpers::Backend::Postgres).await;
+                }
+            )+
+        }
+    };
+}
+
 with_stripe!(
     a_card_payment_confirms_the_booking_and_the_receipt_arrives,
     a_declined_card_keeps_the_hold_and_tells_the_attendee,
@@ -902,19 +924,11 @@ mod reconciler {
         p.app.assert_no_drift();
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        confirms_a_payment_whose_webhook_never_came(Backend::Sqlite).await;
-        asks_stripe_before_a_paid_hold_expires(Backend::Sqlite).await;
-        and_a_webhook_at_once_confirm_once(Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        confirms_a_payment_whose_webhook_never_came(Backend::Postgres).await;
-        asks_stripe_before_a_paid_hold_expires(Backend::Postgres).await;
-        and_a_webhook_at_once_confirm_once(Backend::Postgres).await;
-    }
+    per_backend!(
+        confirms_a_payment_whose_webhook_never_came,
+        asks_stripe_before_a_paid_hold_expires,
+        and_a_webhook_at_once_confirm_once,
+    );
 }
 
 mod signatures {
@@ -1026,15 +1040,7 @@ mod signatures {
         .await;
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        are_checked_before_anything_is_read(Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        are_checked_before_anything_is_read(Backend::Postgres).await;
-    }
+    per_backend!(are_checked_before_anything_is_read);
 }
 
 mod without_stripe {
@@ -1123,13 +1129,5 @@ mod without_stripe {
         .await;
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        cards_are_not_offered(Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        cards_are_not_offered(Backend::Postgres).await;
-    }
+    per_backend!(cards_are_not_offered);
 }
