@@ -32,7 +32,7 @@ pub fn sweep(
     payments: &Payments,
     clock: &Clock,
 ) -> anyhow::Result<Swept> {
-    let payments = crate::payments::reconcile(db, payments, clock.now())?;
+    let payments = crate::payments::reconcile(db, payments, clock)?;
     let mut swept = sweep_bookings(db, issuer, clock)?;
     swept.payments = payments;
     Ok(swept)
@@ -94,7 +94,7 @@ impl Sweeper {
         }
         if payments.cards_offered() {
             threads.extend(repeat("reconciler", every, &stop, move || {
-                match crate::payments::reconcile(&db, &payments, clock.now()) {
+                match crate::payments::reconcile(&db, &payments, &clock) {
                     Ok(done) if done != crate::payments::Reconciled::default() => {
                         tracing::info!(
                             checked = done.checked,

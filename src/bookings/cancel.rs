@@ -274,6 +274,9 @@ pub fn move_seat(
 /// Recomputes a booking's total and status from its seats: held while any seat is held,
 /// confirmed while any is confirmed, else expired if the hold ran out, else cancelled.
 fn refresh(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> Result<(), DbError> {
+    // The booking's row before its seats are read: two changes to different sessions of one
+    // booking (which lock different session rows) then recount one after the other.
+    crate::payments::refunds::lock_booking(conn, id)?;
     let seats_now: Vec<(String, i64)> = seats::table
         .filter(seats::booking_id.eq(id))
         .select((seats::state, seats::price_minor))

@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use crate::bookings::{self, Booking, BookingError, BookingStatus, PaymentStatus};
+use crate::clock::Clock;
 use crate::config::PaymentSettings;
 use crate::db::schema::{bookings as bookings_table, payments, stripe_events};
 use crate::db::{self, Db, DbConn, DbError};
@@ -667,16 +668,18 @@ struct ToCheck {
 /// their booking's hold runs out), settles those that succeeded exactly as the webhook would,
 /// cancels at Stripe those no longer wanted, and sends or follows up the refunds owed.
 /// Blocking: for the reconciler's thread. One payment that fails does not stop the others.
-pub fn reconcile(db: &Db, payments: &Payments, now: DateTime<Utc>) -> anyhow::Result<Reconciled> {
+pub fn reconcile(db: &Db, payments: &Payments, clock: &Clock) -> anyhow::Result<Reconciled> {
     let Some(gateway) = payments.gateway() else {
         return Ok(Reconciled::default());
     };
     let mut done = Reconciled::default();
     let due = {
         let mut conn = db.conn()?;
-        due_checks(&mut conn, now)?
+        due_checks(&mut conn, clock.now())?
     };
     for payment in due {
+        // Each step reads the clock afresh: the Stripe calls before it take time.
+        let now = clock.now();
         match check_one(db, gateway, &payment, payments.reconcile_after, now) {
             Ok(Checked::Settled) => {
                 done.checked += 1;
@@ -694,8 +697,8 @@ pub fn reconcile(db: &Db, payments: &Payments, now: DateTime<Utc>) -> anyhow::Re
             }
         }
     }
-    done.refunds_updated = gateway.block_on(refunds::follow_up(db, gateway, now))??;
-    done.refunds_sent = gateway.block_on(refunds::send_due(db, gateway, now))??;
+    done.refunds_updated = gateway.block_on(refunds::follow_up(db, gateway, clock.now()))??;
+    done.refunds_sent = gateway.block_on(refunds::send_due(db, gateway, clock.now()))??;
     Ok(done)
 }
 

@@ -362,34 +362,50 @@ async fn ask(
 /// Looks up refunds Stripe took but had not finished, and records those now done. Returns how
 /// many changed.
 pub async fn follow_up(db: &Db, gateway: &Gateway, now: DateTime<Utc>) -> Result<usize, DbError> {
-    let waiting: Vec<String> = blocking(db, move |conn| {
+    let waiting: Vec<(i64, String, i32)> = blocking(db, move |conn| {
         refunds::table
             .filter(refunds::state.eq(RefundState::Pending.as_str()))
             .filter(refunds::provider_refund_id.is_not_null())
-            .order(refunds::updated_at.asc())
+            .filter(refunds::next_attempt_at.le(db::stored(now)))
+            .order(refunds::next_attempt_at.asc())
             .limit(FOLLOW_UP_BATCH)
-            .select(refunds::provider_refund_id.assume_not_null())
+            .select((
+                refunds::id,
+                refunds::provider_refund_id.assume_not_null(),
+                refunds::attempts,
+            ))
             .load(conn)
             .map_err(DbError::from)
     })
     .await?;
     let mut changed = 0;
-    for id in waiting {
-        let refund = match gateway.retrieve_refund(&id).await {
-            Ok(refund) => refund,
-            Err(e) => {
-                tracing::warn!(refund = %id, error = %e, "cannot look up a refund at Stripe; trying again later");
-                continue;
-            }
-        };
+    for (id, provider_id, attempts) in waiting {
+        let looked = gateway.retrieve_refund(&provider_id).await;
         let applied = blocking(db, move |conn| {
-            db::write_transaction(conn, |conn| {
-                status_from_stripe(conn, &refund.id, Some(&refund.status), now).map_err(|e| match e
-                {
-                    PaymentError::Db(e) => e,
-                    other => DbError::Inconsistent(other.to_string()),
-                })
-            })
+            let applied = match looked {
+                Ok(refund) => db::write_transaction(conn, |conn| {
+                    status_from_stripe(conn, &refund.id, Some(&refund.status), now).map_err(
+                        |e| match e {
+                            PaymentError::Db(e) => e,
+                            other => DbError::Inconsistent(other.to_string()),
+                        },
+                    )
+                })?,
+                Err(e) => {
+                    tracing::warn!(refund = id, error = %e, "cannot look up a refund at Stripe; trying again later");
+                    Applied::Ignored
+                }
+            };
+            // Still going: look again later, further apart each time (at most daily).
+            let wait = chrono::Duration::seconds((60_i64 << attempts.clamp(0, 11)).min(86_400));
+            diesel::update(refunds::table.find(id))
+                .filter(refunds::state.eq(RefundState::Pending.as_str()))
+                .set((
+                    refunds::attempts.eq(refunds::attempts + 1),
+                    refunds::next_attempt_at.eq(db::stored(now + wait)),
+                ))
+                .execute(conn)?;
+            Ok(applied)
         })
         .await?;
         if applied == Applied::RefundUpdated {
@@ -454,8 +470,10 @@ fn record_answer(
                 .set((
                     refunds::provider_refund_id.eq(&made.id),
                     refunds::state.eq(state.as_str()),
-                    refunds::attempts.eq(refunds::attempts + 1),
+                    refunds::attempts.eq(0),
                     refunds::last_error.eq(None::<String>),
+                    // Still going at Stripe: the first follow-up.
+                    refunds::next_attempt_at.eq(db::stored(now + chrono::Duration::minutes(1))),
                     refunds::updated_at.eq(stamp),
                 ))
                 .execute(conn)?;
@@ -638,6 +656,8 @@ pub fn refunded_at_stripe(
     let Some(found) = super::by_intent(conn, intent_id)? else {
         return Ok(Applied::Ignored);
     };
+    // Sessions, then the booking, as settling a payment takes them.
+    bookings::lock_sessions_of(conn, found.booking_id)?;
     lock_booking(conn, found.booking_id)?;
     let payment = payment(conn, found.id)?;
     // What this service has asked for, made or not yet: the rest was refunded elsewhere.

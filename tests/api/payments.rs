@@ -243,6 +243,7 @@ with_stripe!(
     organisers_refund_any_amount_up_to_what_was_paid,
     concurrent_deliveries_of_one_success_confirm_once,
     a_double_click_starts_one_payment,
+    cancelling_two_places_at_once_leaves_nothing_to_pay,
 );
 
 async fn a_card_payment_confirms_the_booking_and_the_receipt_arrives(p: Paying) {
@@ -635,6 +636,69 @@ async fn a_double_click_starts_one_payment(p: Paying) {
     )
     .await;
     assert_eq!(options["payments"].as_array().map(Vec::len), Some(1));
+}
+
+/// Two requests cancelling the two places of one held booking at the same moment: the booking
+/// ends cancelled with nothing to pay and its payment given up, every time.
+async fn cancelling_two_places_at_once_leaves_nothing_to_pay(p: Paying) {
+    let (slug, first) = p.programme("two-cancels", 50, 2_000).await;
+    let second = p
+        .app
+        .session_at(
+            &slug,
+            "Benefits realisation",
+            50,
+            3_000,
+            "2027-03-11T09:00:00+00:00",
+            "2027-03-11T10:30:00+00:00",
+        )
+        .await;
+    for round in 0..8 {
+        let booked = expect_json(
+            p.app
+                .book(
+                    &slug,
+                    &format!("round{round}@example.org"),
+                    &[first, second],
+                )
+                .await,
+            201,
+        )
+        .await;
+        let token = booked["manage_token"].as_str().expect("token").to_owned();
+        p.start_card(&token).await;
+
+        let (one, other) = (
+            json!({"session_ids": [first]}),
+            json!({"session_ids": [second]}),
+        );
+        let (a, b) = tokio::join!(
+            p.app.cancel(&token, Some(&one)),
+            p.app.cancel(&token, Some(&other))
+        );
+
+        assert_eq!(
+            (a.status().as_u16(), b.status().as_u16()),
+            (200, 200),
+            "round {round}"
+        );
+        let booking = p.app.booking(&token).await;
+        assert_eq!(booking["status"], "cancelled", "round {round}: {booking}");
+        assert_eq!(booking["total_minor"], 0, "round {round}: {booking}");
+        let options = expect_json(
+            p.app
+                .get(&format!("/api/v1/bookings/{token}/payments"))
+                .await,
+            200,
+        )
+        .await;
+        assert_eq!(
+            options["payments"][0]["state"], "cancelled",
+            "round {round}"
+        );
+        assert_eq!(options["methods"], json!([]));
+    }
+    p.app.assert_no_drift();
 }
 
 /// Books and pays `sessions` for `email`; returns the manage token and the intent.
