@@ -108,6 +108,9 @@ fn seed(conn: &mut DbConn, issuer: &Issuer) -> anyhow::Result<Option<String>> {
                 },
             ])
             .map_err(anyhow::Error::msg)?,
+            invoices_allowed: true,
+            invoice_prefix: format!("PMO{}", year % 100),
+            invoice_due_days: 14,
         },
     )?;
     for class in PROGRAMME {

@@ -270,6 +270,9 @@ fn fill_outbox(database: &DatabaseSettings, emails: usize) -> anyhow::Result<Db>
             allow_clashes: false,
             vat_rate_bp: 2000,
             refund_policy: Default::default(),
+            invoices_allowed: false,
+            invoice_prefix: "BENCH".to_owned(),
+            invoice_due_days: 14,
         },
     )?;
     let (_, session) = sessions::create(

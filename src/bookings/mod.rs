@@ -89,6 +89,8 @@ pub enum PaymentStatus {
     NotRequired,
     Unpaid,
     Paid,
+    /// Confirmed with an invoice that is not paid yet.
+    Invoiced,
     /// Everything paid has been refunded.
     Refunded,
 }
@@ -99,6 +101,7 @@ impl PaymentStatus {
             Self::NotRequired => "not_required",
             Self::Unpaid => "unpaid",
             Self::Paid => "paid",
+            Self::Invoiced => "invoiced",
             Self::Refunded => "refunded",
         }
     }
@@ -107,6 +110,7 @@ impl PaymentStatus {
         match raw {
             "unpaid" => Self::Unpaid,
             "paid" => Self::Paid,
+            "invoiced" => Self::Invoiced,
             "refunded" => Self::Refunded,
             _ => Self::NotRequired,
         }

@@ -17,6 +17,10 @@ diesel::table! {
         allow_clashes -> Bool,
         vat_rate_bp -> Integer,
         refund_policy -> Text,
+        invoices_allowed -> Bool,
+        invoice_prefix -> Text,
+        invoice_next -> Integer,
+        invoice_due_days -> Integer,
     }
 }
 
@@ -207,7 +211,35 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    invoices (id) {
+        id -> BigInt,
+        event_id -> BigInt,
+        booking_id -> BigInt,
+        number -> Text,
+        kind -> Text,
+        credits_invoice_id -> Nullable<BigInt>,
+        company -> Text,
+        billing_address -> Text,
+        vat_number -> Nullable<Text>,
+        po_number -> Nullable<Text>,
+        lines -> Text,
+        net_minor -> BigInt,
+        vat_minor -> BigInt,
+        gross_minor -> BigInt,
+        currency -> Text,
+        vat_rate_bp -> Integer,
+        issued_at -> Timestamp,
+        due_at -> Nullable<Timestamp>,
+        state -> Text,
+        paid_at -> Nullable<Timestamp>,
+        reminded_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(sessions -> events (event_id));
+diesel::joinable!(invoices -> bookings (booking_id));
 diesel::joinable!(payments -> bookings (booking_id));
 diesel::joinable!(refunds -> payments (payment_id));
 diesel::joinable!(email_jobs -> bookings (booking_id));
@@ -230,5 +262,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     payments,
     stripe_events,
-    refunds
+    refunds,
+    invoices
 );

@@ -47,6 +47,12 @@ pub struct EventView {
     /// What an attendee who cancels a paid seat gets back: the step with the most days still
     /// ahead of the session applies; none applies, nothing comes back.
     pub refund_policy: Vec<RefundRule>,
+    /// Whether buyers may pay by invoice.
+    pub invoices_allowed: bool,
+    /// Invoice numbers look like `PMO27-0001`.
+    pub invoice_prefix: String,
+    /// Days to pay an invoice (never past the event's start).
+    pub invoice_due_days: i32,
 }
 
 impl From<&Event> for EventView {
@@ -68,6 +74,9 @@ impl From<&Event> for EventView {
             allow_clashes: event.allow_clashes,
             vat_rate_bp: event.vat_rate_bp,
             refund_policy: event.refund_policy.rules().to_vec(),
+            invoices_allowed: event.invoices_allowed,
+            invoice_prefix: event.invoice_prefix.clone(),
+            invoice_due_days: event.invoice_due_days,
         }
     }
 }
@@ -122,6 +131,16 @@ pub struct EventInput {
     /// 50}]`; default none (no refund when an attendee cancels a paid seat).
     #[serde(default)]
     pub refund_policy: Vec<RefundRule>,
+    /// Let buyers pay by invoice (default: no).
+    #[serde(default)]
+    pub invoices_allowed: bool,
+    /// 1 to 12 capital letters, digits or dashes; invoice numbers are this, a dash and a
+    /// four-digit sequence (default `INV`).
+    #[schema(example = "PMO27", pattern = "^[A-Z0-9][A-Z0-9-]{0,11}$")]
+    pub invoice_prefix: Option<String>,
+    /// Days to pay an invoice, 0 to 365 (default 14; never past the event's start).
+    #[schema(minimum = 0, maximum = 365)]
+    pub invoice_due_days: Option<i32>,
 }
 
 impl TryFrom<EventInput> for NewEvent {
@@ -142,8 +161,18 @@ impl TryFrom<EventInput> for NewEvent {
             .and_then(|t| f.check("registration_closes_at", instant(t)));
         let vat = f.check("vat_rate_bp", vat_rate(input.vat_rate_bp));
         let policy = f.check("refund_policy", RefundPolicy::new(input.refund_policy));
+        let prefix = f.check(
+            "invoice_prefix",
+            invoice_prefix(input.invoice_prefix.as_deref().unwrap_or("INV")),
+        );
+        let due_days = f.check(
+            "invoice_due_days",
+            due_days(input.invoice_due_days.unwrap_or(14)),
+        );
         f.finish()?;
-        match (slug, name, venue, zone, currency, vat, policy) {
+        match (
+            slug, name, venue, zone, currency, vat, policy, prefix, due_days,
+        ) {
             (
                 Some(slug),
                 Some(name),
@@ -152,6 +181,8 @@ impl TryFrom<EventInput> for NewEvent {
                 Some(currency),
                 Some(vat_rate_bp),
                 Some(refund_policy),
+                Some(invoice_prefix),
+                Some(invoice_due_days),
             ) => Ok(NewEvent {
                 slug,
                 name,
@@ -164,6 +195,9 @@ impl TryFrom<EventInput> for NewEvent {
                 allow_clashes: input.allow_clashes,
                 vat_rate_bp,
                 refund_policy,
+                invoices_allowed: input.invoices_allowed,
+                invoice_prefix,
+                invoice_due_days,
             }),
             _ => Err(crate::validation::ValidationError::single(
                 "body",
@@ -197,6 +231,12 @@ pub struct EventPatch {
     pub vat_rate_bp: Option<i32>,
     /// Replaces the refund policy. Bookings already paid keep the policy they were paid under.
     pub refund_policy: Option<Vec<RefundRule>>,
+    pub invoices_allowed: Option<bool>,
+    /// Numbers already issued keep their prefix.
+    #[schema(pattern = "^[A-Z0-9][A-Z0-9-]{0,11}$")]
+    pub invoice_prefix: Option<String>,
+    #[schema(minimum = 0, maximum = 365)]
+    pub invoice_due_days: Option<i32>,
 }
 
 impl TryFrom<EventPatch> for EventChanges {
@@ -229,8 +269,39 @@ impl TryFrom<EventPatch> for EventChanges {
             refund_policy: p
                 .refund_policy
                 .and_then(|rules| f.check("refund_policy", RefundPolicy::new(rules))),
+            invoices_allowed: p.invoices_allowed,
+            invoice_prefix: p
+                .invoice_prefix
+                .and_then(|v| f.check("invoice_prefix", invoice_prefix(&v))),
+            invoice_due_days: p
+                .invoice_due_days
+                .and_then(|v| f.check("invoice_due_days", due_days(v))),
         };
         f.finish().map(|()| changes)
+    }
+}
+
+/// An invoice number prefix: 1 to 12 capital letters, digits or dashes, starting with a letter
+/// or digit.
+fn invoice_prefix(raw: &str) -> Result<String, String> {
+    let ok = (1..=12).contains(&raw.len())
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-')
+        && !raw.starts_with('-');
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err("must be 1 to 12 capital letters, digits or dashes, e.g. PMO27".to_owned())
+    }
+}
+
+/// Days to pay an invoice: 0 to 365.
+fn due_days(days: i32) -> Result<i32, String> {
+    if (0..=365).contains(&days) {
+        Ok(days)
+    } else {
+        Err("must be 0 to 365 days".to_owned())
     }
 }
 

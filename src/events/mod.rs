@@ -60,6 +60,12 @@ pub struct Event {
     pub vat_rate_bp: i32,
     /// What an attendee who cancels a paid seat gets back.
     pub refund_policy: RefundPolicy,
+    /// Whether buyers may pay by invoice.
+    pub invoices_allowed: bool,
+    /// Invoice numbers look like `PMO27-0001`: this, a dash, then the event's sequence.
+    pub invoice_prefix: String,
+    /// Days to pay an invoice (never past the event's start).
+    pub invoice_due_days: i32,
 }
 
 impl Event {
@@ -91,6 +97,9 @@ pub(crate) struct EventRow {
     allow_clashes: bool,
     vat_rate_bp: i32,
     refund_policy: String,
+    invoices_allowed: bool,
+    invoice_prefix: String,
+    invoice_due_days: i32,
 }
 
 impl From<EventRow> for Event {
@@ -115,6 +124,9 @@ impl From<EventRow> for Event {
             allow_clashes: row.allow_clashes,
             vat_rate_bp: row.vat_rate_bp,
             refund_policy: RefundPolicy::from_stored(&row.refund_policy),
+            invoices_allowed: row.invoices_allowed,
+            invoice_prefix: row.invoice_prefix,
+            invoice_due_days: row.invoice_due_days,
         }
     }
 }
@@ -157,6 +169,9 @@ pub struct NewEvent {
     pub allow_clashes: bool,
     pub vat_rate_bp: i32,
     pub refund_policy: RefundPolicy,
+    pub invoices_allowed: bool,
+    pub invoice_prefix: String,
+    pub invoice_due_days: i32,
 }
 
 /// Changes to an event; `None` leaves a field as it is, `Some(None)` clears an optional one.
@@ -172,6 +187,9 @@ pub struct EventChanges {
     pub allow_clashes: Option<bool>,
     pub vat_rate_bp: Option<i32>,
     pub refund_policy: Option<RefundPolicy>,
+    pub invoices_allowed: Option<bool>,
+    pub invoice_prefix: Option<String>,
+    pub invoice_due_days: Option<i32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -223,6 +241,9 @@ struct EventInsert<'a> {
     allow_clashes: bool,
     vat_rate_bp: i32,
     refund_policy: String,
+    invoices_allowed: bool,
+    invoice_prefix: &'a str,
+    invoice_due_days: i32,
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(slug = new.slug.as_str()))]
@@ -243,6 +264,9 @@ pub fn create(conn: &mut DbConn, new: &NewEvent) -> Result<Event, EventError> {
         allow_clashes: new.allow_clashes,
         vat_rate_bp: new.vat_rate_bp,
         refund_policy: new.refund_policy.to_stored(),
+        invoices_allowed: new.invoices_allowed,
+        invoice_prefix: &new.invoice_prefix,
+        invoice_due_days: new.invoice_due_days,
     };
     let inserted = diesel::insert_into(events::table)
         .values(&row)
@@ -271,6 +295,9 @@ struct EventChangeset {
     allow_clashes: Option<bool>,
     vat_rate_bp: Option<i32>,
     refund_policy: Option<String>,
+    invoices_allowed: Option<bool>,
+    invoice_prefix: Option<String>,
+    invoice_due_days: Option<i32>,
 }
 
 #[tracing::instrument(level = "debug", skip(conn, changes))]
@@ -301,6 +328,9 @@ pub fn update(conn: &mut DbConn, slug: &str, changes: EventChanges) -> Result<Ev
             allow_clashes: changes.allow_clashes,
             vat_rate_bp: changes.vat_rate_bp,
             refund_policy: changes.refund_policy.map(|p| p.to_stored()),
+            invoices_allowed: changes.invoices_allowed,
+            invoice_prefix: changes.invoice_prefix,
+            invoice_due_days: changes.invoice_due_days,
         };
         diesel::update(events::table.find(current.id))
             .set((&changeset, events::revision.eq(events::revision + 1)))

@@ -25,6 +25,7 @@ pub fn booking_mail(event: &Event, reference: &str, attendee_name: &str) -> Mail
         payment: None,
         refund: None,
         payment_error: None,
+        invoice: None,
         waitlist: None,
         manage_url: None,
         agenda_url: None,
@@ -36,6 +37,11 @@ pub fn moment(at: DateTime<Utc>, zone: Tz) -> String {
     at.with_timezone(&zone)
         .format("%H:%M on %A %-d %B %Y")
         .to_string()
+}
+
+/// A date as documents give it: "6 January 2027", in `zone`.
+pub fn day(at: DateTime<Utc>, zone: Tz) -> String {
+    at.with_timezone(&zone).format("%-d %B %Y").to_string()
 }
 
 /// A session's day ("Wednesday 6 January 2027") and time ("09:00–10:30") in `zone`.
@@ -93,7 +99,7 @@ pub fn payment(paid: i64, vat_rate_bp: i32, currency: &str) -> PaymentMail {
 }
 
 /// Basis points as a percentage: 2000 → "20%", 550 → "5.5%".
-fn percent(bp: i32) -> String {
+pub fn percent(bp: i32) -> String {
     let whole = bp / 100;
     let rest = bp % 100;
     if rest == 0 {

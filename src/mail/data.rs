@@ -71,6 +71,21 @@ pub struct PaymentMail {
     pub vat_rate: Option<String>,
 }
 
+/// An invoice (or credit note) an email announces; the PDF is attached when the message is
+/// rendered, from the stored invoice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvoiceMail {
+    /// "PMO27-0001".
+    pub number: String,
+    pub gross: String,
+    pub net: String,
+    pub vat: String,
+    /// "10 December 2026": payment is due by then.
+    pub due: String,
+    pub po_number: Option<String>,
+    pub credit_note: bool,
+}
+
 /// Money given back, for the `payment_refunded` email.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RefundMail {
@@ -114,6 +129,9 @@ pub struct MailData {
     /// For `payment_failed`: what the bank or card issuer said.
     #[serde(default)]
     pub payment_error: Option<String>,
+    /// A booking confirmed by invoice: the invoice, attached as a PDF.
+    #[serde(default)]
+    pub invoice: Option<InvoiceMail>,
     /// For the waitlist emails: the entry. `reference` is then the entry's reference and the
     /// manage link leads to the entry.
     #[serde(default)]

@@ -342,6 +342,7 @@ mod tests {
             payment: None,
             refund: None,
             payment_error: None,
+            invoice: None,
             waitlist: None,
             manage_url: Some(MANAGE_URL.into()),
             agenda_url: Some(AGENDA_URL.into()),

@@ -55,6 +55,8 @@ enum ComposeError {
     Build(#[from] lettre::error::Error),
     #[error("cannot build the message: {0}")]
     ContentType(#[from] lettre::message::header::ContentTypeErr),
+    #[error("cannot attach the document: {0}")]
+    Attachment(String),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -200,6 +202,19 @@ impl Mailer {
             data.agenda = compose::agenda(conn, booking_id)?;
         }
         let rendered = self.templates.render(template, &data)?;
+        // An invoice or credit note goes with its email as a PDF, made from the stored document.
+        let document = match &data.invoice {
+            Some(announced) => {
+                let invoice = crate::payments::invoices::by_number(conn, &announced.number)
+                    .map_err(|e| ComposeError::Attachment(e.to_string()))?;
+                let event = crate::events::by_id(conn, invoice.event_id)?;
+                Some((
+                    format!("{}.pdf", invoice.number),
+                    crate::payments::invoices::pdf(&invoice, &event, &data.reference),
+                ))
+            }
+            None => None,
+        };
         let alternative = MultiPart::alternative_plain_html(rendered.text, rendered.html);
         let builder = Message::builder()
             .from(self.from.clone())
@@ -209,17 +224,20 @@ impl Mailer {
                 "<{}@{}>",
                 job.message_id, self.settings.message_id_domain
             )));
-        let message = match rendered.calendar {
-            Some(calendar) => {
+        let message = if rendered.calendar.is_none() && document.is_none() {
+            builder.multipart(alternative)?
+        } else {
+            let mut mixed = MultiPart::mixed().multipart(alternative);
+            if let Some(calendar) = rendered.calendar {
                 let kind = ContentType::parse("text/calendar; charset=utf-8; method=PUBLISH")?;
-                let attachment = Attachment::new("agenda.ics".to_owned()).body(calendar, kind);
-                builder.multipart(
-                    MultiPart::mixed()
-                        .multipart(alternative)
-                        .singlepart(attachment),
-                )?
+                mixed =
+                    mixed.singlepart(Attachment::new("agenda.ics".to_owned()).body(calendar, kind));
             }
-            None => builder.multipart(alternative)?,
+            if let Some((name, bytes)) = document {
+                let kind = ContentType::parse("application/pdf")?;
+                mixed = mixed.singlepart(Attachment::new(name).body(bytes, kind));
+            }
+            builder.multipart(mixed)?
         };
         Ok(message)
     }

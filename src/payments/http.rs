@@ -6,12 +6,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::invoices::{Buyer, Filter, Invoice, InvoiceError, InvoiceState};
 use super::stripe::{GatewayError, IntentStatus};
 use super::{webhook, Applied, PaymentError, PaymentState};
 use crate::api::auth::Authenticated;
 use crate::api::json::DeferredJson;
 use crate::api::problem::responses::{
-    AuthProblems, BodyProblems, NotFound, PaymentProblems, Unavailable, WebhookProblems,
+    AuthProblems, BodyProblems, Conflict, NotFound, PaymentProblems, Unavailable, WebhookProblems,
 };
 use crate::api::{run, AppState, Kind, Problem};
 use crate::bookings::{BookingError, BookingStatus};
@@ -22,11 +23,295 @@ use crate::validation::{optional_text, Fields, ValidationError};
 pub fn public_routes(cfg: &mut ServiceConfig) {
     cfg.service(payment_options)
         .service(pay_by_card)
+        .service(pay_by_invoice)
+        .service(booking_invoice_pdf)
         .service(stripe_webhook);
 }
 
 pub fn admin_routes(cfg: &mut ServiceConfig) {
-    cfg.service(organiser_refund);
+    cfg.service(organiser_refund)
+        .service(list_invoices)
+        .service(invoice_paid)
+        .service(admin_invoice_pdf);
+}
+
+/// Who pays an invoice.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvoiceInput {
+    #[schema(example = "Analytical Engines Ltd", max_length = 200)]
+    pub company: String,
+    /// Up to 8 lines.
+    #[schema(example = "1 Babbage Street\nLondon EC1 2AB", max_length = 500)]
+    pub billing_address: String,
+    #[schema(example = "GB123456789", max_length = 40)]
+    pub vat_number: Option<String>,
+    /// The buyer's purchase-order number, printed on the invoice.
+    #[schema(example = "PO-4471", max_length = 60)]
+    pub po_number: Option<String>,
+}
+
+/// An invoice or credit note.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvoiceView {
+    /// e.g. `PMO27-0001`.
+    pub number: String,
+    /// `invoice` or `credit_note`.
+    pub kind: String,
+    pub company: String,
+    pub billing_address: String,
+    pub vat_number: Option<String>,
+    pub po_number: Option<String>,
+    pub net_minor: i64,
+    pub vat_minor: i64,
+    pub gross_minor: i64,
+    pub currency: String,
+    pub issued_at: chrono::DateTime<chrono::Utc>,
+    /// Invoices: payment is due by then (never after the event starts).
+    pub due_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub state: InvoiceState,
+    /// Unpaid past its due date.
+    pub overdue: bool,
+    /// Where to download it as a PDF.
+    pub pdf: String,
+}
+
+impl InvoiceView {
+    fn new(invoice: &Invoice, pdf: String, now: chrono::DateTime<chrono::Utc>) -> Self {
+        Self {
+            number: invoice.number.clone(),
+            kind: if invoice.credit_note {
+                "credit_note"
+            } else {
+                "invoice"
+            }
+            .to_owned(),
+            company: invoice.buyer.company.clone(),
+            billing_address: invoice.buyer.billing_address.clone(),
+            vat_number: invoice.buyer.vat_number.clone(),
+            po_number: invoice.buyer.po_number.clone(),
+            net_minor: invoice.net_minor,
+            vat_minor: invoice.vat_minor,
+            gross_minor: invoice.gross_minor,
+            currency: invoice.currency.clone(),
+            issued_at: invoice.issued_at,
+            due_at: invoice.due_at,
+            state: invoice.state,
+            overdue: invoice.overdue(now),
+            pdf,
+        }
+    }
+}
+
+impl From<InvoiceError> for Problem {
+    fn from(err: InvoiceError) -> Self {
+        match err {
+            e @ InvoiceError::NotOffered => Problem::new(Kind::NotPayable, e.to_string()),
+            InvoiceError::NotFound(number) => {
+                Problem::new(Kind::NotFound, format!("There is no invoice {number:?}"))
+            }
+            e @ InvoiceError::NotUnpaid { .. } => Problem::new(Kind::Conflict, e.to_string()),
+            e @ InvoiceError::HoldExpired { .. } => Problem::new(
+                Kind::HoldExpired,
+                format!("{e}. You are welcome to book again while places remain."),
+            ),
+            InvoiceError::Booking(BookingError::NotHeld { reference, status }) => Problem::new(
+                Kind::NotPayable,
+                format!(
+                    "Booking {reference} has nothing to pay by invoice: it is {}",
+                    status.as_str()
+                ),
+            ),
+            InvoiceError::Booking(e) => e.into(),
+            InvoiceError::Db(e) => e.into(),
+        }
+    }
+}
+
+/// Pays a held booking by invoice: its places are confirmed at once and an invoice with the
+/// event's next number is issued to the buyer, due in the event's days (never after it starts),
+/// and emailed as a PDF.
+#[utoipa::path(
+    tag = "payments",
+    request_body = InvoiceInput,
+    params(("manage_token" = String, Path, description = "The secret returned when booking")),
+    responses(
+        (status = 201, description = "Confirmed; the invoice issued", body = InvoiceView),
+        BodyProblems, NotFound, PaymentProblems,
+    )
+)]
+#[post("/bookings/{manage_token}/payments/invoice")]
+async fn pay_by_invoice(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+    input: DeferredJson<InvoiceInput>,
+) -> Result<HttpResponse, Problem> {
+    let input = input.read().await?;
+    let buyer = Buyer::parse(
+        &input.company,
+        &input.billing_address,
+        input.vat_number.as_deref(),
+        input.po_number.as_deref(),
+    )?;
+    let token = token.into_inner();
+    let now = state.clock.now();
+    let pdf_token = token.clone();
+    let invoice = run(&state.db, move |conn| -> Result<_, InvoiceError> {
+        let (_, booking) = crate::bookings::find_by_token(conn, &token)?;
+        if let Err(PaymentError::HoldExpired { reference, until }) = super::payable(&booking, now) {
+            return Err(InvoiceError::HoldExpired { reference, until });
+        }
+        db::write_transaction(conn, |conn| {
+            super::invoices::confirm_by_invoice(conn, booking.id, &buyer, now)
+        })
+        .map(|(_, invoice)| invoice)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(InvoiceView::new(
+        &invoice,
+        format!("/api/v1/bookings/{pdf_token}/invoices/{}", invoice.number),
+        now,
+    )))
+}
+
+fn pdf_response(bytes: Vec<u8>, number: &str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/pdf")
+        .insert_header((
+            "content-disposition",
+            format!("inline; filename=\"{number}.pdf\""),
+        ))
+        .body(bytes)
+}
+
+/// One of the booking's invoices or credit notes, as a PDF.
+#[utoipa::path(
+    tag = "payments",
+    params(
+        ("manage_token" = String, Path, description = "The secret returned when booking"),
+        ("number" = String, Path, description = "The invoice number, e.g. PMO27-0001"),
+    ),
+    responses(
+        (status = 200, description = "The PDF", content_type = "application/pdf", body = Vec<u8>),
+        NotFound, Unavailable,
+    )
+)]
+#[get("/bookings/{manage_token}/invoices/{number}")]
+async fn booking_invoice_pdf(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, Problem> {
+    let (token, number) = path.into_inner();
+    let shown = number.clone();
+    let bytes = run(&state.db, move |conn| -> Result<_, InvoiceError> {
+        let (event, booking) = crate::bookings::find_by_token(conn, &token)?;
+        let invoice = super::invoices::by_number(conn, &number)?;
+        if invoice.booking_id != booking.id {
+            return Err(InvoiceError::NotFound(number));
+        }
+        Ok(super::invoices::pdf(&invoice, &event, &booking.reference))
+    })
+    .await?;
+    Ok(pdf_response(bytes, &shown))
+}
+
+/// Which invoices to list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct InvoiceQuery {
+    /// The event's slug.
+    pub event: String,
+    /// `unpaid` (the default), `overdue`, `paid` or `all`.
+    pub state: Option<Filter>,
+}
+
+/// An event's invoices: unpaid (the default), overdue, paid or all.
+#[utoipa::path(
+    tag = "organiser",
+    params(InvoiceQuery),
+    security(("organiser_token" = [])),
+    responses((status = 200, description = "Invoices by number", body = [InvoiceView]), AuthProblems, NotFound, Unavailable)
+)]
+#[get("/admin/invoices")]
+async fn list_invoices(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    query: web::Query<InvoiceQuery>,
+) -> Result<web::Json<Vec<InvoiceView>>, Problem> {
+    auth.require(Role::Admin)?;
+    let query = query.into_inner();
+    let filter = query.state.unwrap_or(Filter::Unpaid);
+    let now = state.clock.now();
+    let invoices = run(
+        &state.db,
+        move |conn| -> Result<_, crate::events::EventError> {
+            let event = crate::events::find(conn, &query.event)?;
+            Ok(super::invoices::for_event(conn, event.id, filter, now)?)
+        },
+    )
+    .await?;
+    Ok(web::Json(
+        invoices
+            .iter()
+            .map(|i| InvoiceView::new(i, format!("/api/v1/admin/invoices/{}", i.number), now))
+            .collect(),
+    ))
+}
+
+/// Marks an invoice paid: the money has arrived. Its booking is then paid.
+#[utoipa::path(
+    tag = "organiser",
+    params(("number" = String, Path, description = "The invoice number, e.g. PMO27-0001")),
+    security(("organiser_token" = [])),
+    responses((status = 200, description = "The invoice, paid", body = InvoiceView), AuthProblems, NotFound, Conflict, Unavailable)
+)]
+#[post("/admin/invoices/{number}/paid")]
+async fn invoice_paid(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    number: web::Path<String>,
+) -> Result<web::Json<InvoiceView>, Problem> {
+    auth.require(Role::Admin)?;
+    let number = number.into_inner();
+    let now = state.clock.now();
+    let invoice = run(&state.db, move |conn| {
+        super::invoices::mark_paid(conn, &number, now)
+    })
+    .await?;
+    tracing::info!(invoice = %invoice.number, "invoice marked paid");
+    Ok(web::Json(InvoiceView::new(
+        &invoice,
+        format!("/api/v1/admin/invoices/{}", invoice.number),
+        now,
+    )))
+}
+
+/// An invoice or credit note as a PDF.
+#[utoipa::path(
+    tag = "organiser",
+    params(("number" = String, Path, description = "The invoice number, e.g. PMO27-0001")),
+    security(("organiser_token" = [])),
+    responses(
+        (status = 200, description = "The PDF", content_type = "application/pdf", body = Vec<u8>),
+        AuthProblems, NotFound, Unavailable,
+    )
+)]
+#[get("/admin/invoices/{number}")]
+async fn admin_invoice_pdf(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    number: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    auth.require(Role::Admin)?;
+    let number = number.into_inner();
+    let shown = number.clone();
+    let bytes = run(&state.db, move |conn| -> Result<_, InvoiceError> {
+        let invoice = super::invoices::by_number(conn, &number)?;
+        let event = crate::events::by_id(conn, invoice.event_id)?;
+        let booking = crate::bookings::load(conn, invoice.booking_id)?;
+        Ok(super::invoices::pdf(&invoice, &event, &booking.reference))
+    })
+    .await?;
+    Ok(pdf_response(bytes, &shown))
 }
 
 /// Sends the refunds owed (after a cancellation, say) in the background, right away; whatever
@@ -83,8 +368,9 @@ pub struct CardCheckoutView {
 /// How a booking can be paid, and what has been paid and refunded.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PaymentOptionsView {
-    /// Ways to pay this booking now: `card` when card payments are set up and the booking is
-    /// held for payment; empty when nothing is to pay.
+    /// Ways to pay this booking now: `card` when card payments are set up and `invoice` when
+    /// the event takes invoices, while the booking is held for payment; empty when nothing is
+    /// to pay.
     pub methods: Vec<String>,
     /// Why cards cannot be used, when they cannot.
     pub card_unavailable: Option<String>,
@@ -256,20 +542,22 @@ async fn payment_options(
     token: web::Path<String>,
 ) -> Result<web::Json<PaymentOptionsView>, Problem> {
     let token = token.into_inner();
-    let (booking, payments) = run(&state.db, move |conn| -> Result<_, BookingError> {
-        let (_, booking) = crate::bookings::find_by_token(conn, &token)?;
+    let (event, booking, payments) = run(&state.db, move |conn| -> Result<_, BookingError> {
+        let (event, booking) = crate::bookings::find_by_token(conn, &token)?;
         let payments = super::for_booking(conn, booking.id)?;
-        Ok((booking, payments))
+        Ok((event, booking, payments))
     })
     .await?;
     let now = state.clock.now();
     let payable = super::payable(&booking, now);
     let cards = state.payments.cards_offered();
-    let methods = if payable.is_ok() && cards {
-        vec!["card".to_owned()]
-    } else {
-        Vec::new()
-    };
+    let mut methods = Vec::new();
+    if payable.is_ok() && cards {
+        methods.push("card".to_owned());
+    }
+    if payable.is_ok() && event.invoices_allowed {
+        methods.push("invoice".to_owned());
+    }
     let card_unavailable = match (&payable, cards) {
         (Ok(()), true) => None,
         (Ok(()), false) => Some(NO_CARDS.to_owned()),

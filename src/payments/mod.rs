@@ -11,6 +11,8 @@
 //!   to Stripe after the commit and again by the reconciler until Stripe has taken it.
 
 pub mod http;
+pub mod invoices;
+pub mod pdf;
 pub mod policy;
 pub mod refunds;
 pub mod stripe;

@@ -540,6 +540,7 @@ async fn enqueue_confirmations(app: &TestApp, n: usize) {
                 payment: None,
                 refund: None,
                 payment_error: None,
+                invoice: None,
                 waitlist: None,
                 manage_url: None,
                 agenda_url: None,

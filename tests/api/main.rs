@@ -9,6 +9,7 @@ mod cli;
 mod concurrency;
 mod errors;
 mod events;
+mod invoices;
 mod lifecycle;
 mod mail;
 mod openapi;

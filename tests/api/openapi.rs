@@ -39,6 +39,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/bookings/{manage_token}/payments/stripe"),
     ("post", "/api/v1/webhooks/stripe"),
     ("post", "/api/v1/admin/bookings/{reference}/refund"),
+    ("post", "/api/v1/bookings/{manage_token}/payments/invoice"),
+    ("get", "/api/v1/bookings/{manage_token}/invoices/{number}"),
+    ("get", "/api/v1/admin/invoices"),
+    ("post", "/api/v1/admin/invoices/{number}/paid"),
+    ("get", "/api/v1/admin/invoices/{number}"),
 ];
 
 async fn document(app: &TestApp) -> Value {

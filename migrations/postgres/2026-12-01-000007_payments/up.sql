@@ -1,9 +1,9 @@
 -- Card payments through Stripe, Stripe's webhook events, refunds, VAT and refund policies.
 
--- A booking can be refunded in full; what was paid and what went back are kept in minor units.
+-- A booking can be paid by invoice, and refunded in full; what was paid and what went back are kept in minor units.
 ALTER TABLE bookings DROP CONSTRAINT bookings_payment_status_check;
 ALTER TABLE bookings ADD CONSTRAINT bookings_payment_status_check
-    CHECK (payment_status IN ('not_required', 'unpaid', 'paid', 'refunded'));
+    CHECK (payment_status IN ('not_required', 'unpaid', 'paid', 'invoiced', 'refunded'));
 ALTER TABLE bookings ADD COLUMN paid_minor BIGINT NOT NULL DEFAULT 0 CHECK (paid_minor >= 0);
 ALTER TABLE bookings ADD COLUMN refunded_minor BIGINT NOT NULL DEFAULT 0 CHECK (refunded_minor >= 0);
 -- The event's refund policy as it stood when the booking was paid (JSON): what was promised.

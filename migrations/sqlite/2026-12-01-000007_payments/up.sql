@@ -1,6 +1,6 @@
 -- Card payments through Stripe, Stripe's webhook events, refunds, VAT and refund policies.
 
--- A booking can be refunded in full; what was paid and what went back are kept in minor units.
+-- A booking can be paid by invoice, and refunded in full; what was paid and what went back are kept in minor units.
 -- SQLite cannot change a CHECK in place: the table is copied, rebuilt and refilled, with foreign
 -- keys deferred until the commit.
 PRAGMA defer_foreign_keys = ON;
@@ -17,7 +17,7 @@ CREATE TABLE bookings (
     total_minor BIGINT NOT NULL CHECK (total_minor >= 0),
     currency TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('held', 'confirmed', 'cancelled', 'expired')),
-    payment_status TEXT NOT NULL CHECK (payment_status IN ('not_required', 'unpaid', 'paid', 'refunded')),
+    payment_status TEXT NOT NULL CHECK (payment_status IN ('not_required', 'unpaid', 'paid', 'invoiced', 'refunded')),
     created_at TIMESTAMP NOT NULL,
     updated_at TIMESTAMP NOT NULL,
     hold_expires_at TIMESTAMP,

@@ -1,0 +1,5 @@
+DROP TABLE invoices;
+ALTER TABLE events DROP COLUMN invoice_due_days;
+ALTER TABLE events DROP COLUMN invoice_next;
+ALTER TABLE events DROP COLUMN invoice_prefix;
+ALTER TABLE events DROP COLUMN invoices_allowed;

@@ -1,0 +1,570 @@
+//! Payment by invoice: a held booking (or a new one) is confirmed at once with an invoice to pay
+//! by a due date. Invoice numbers are gap-free per event (`PMO27-0001`, `PMO27-0002`, …): the
+//! number is taken from the event's counter in the transaction that confirms the booking, so a
+//! transaction that fails gives its number back.
+
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::policy::vat_split;
+use crate::bookings::{self, Booking, BookingError, BookingStatus, PaymentStatus, SeatState};
+use crate::db::schema::{bookings as bookings_table, events, invoices, seats, sessions};
+use crate::db::{self, DbConn, DbError};
+use crate::events::Event;
+use crate::mail::{self, compose, Template};
+use crate::validation::{optional_text, required_text, Fields, ValidationError};
+
+/// Who pays, as the invoice names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Buyer {
+    pub company: String,
+    pub billing_address: String,
+    pub vat_number: Option<String>,
+    pub po_number: Option<String>,
+}
+
+impl Buyer {
+    pub fn parse(
+        company: &str,
+        billing_address: &str,
+        vat_number: Option<&str>,
+        po_number: Option<&str>,
+    ) -> Result<Self, ValidationError> {
+        let mut f = Fields::new();
+        let company = f.check("invoice.company", required_text(company, 200));
+        let address = f.check("invoice.billing_address", multiline(billing_address, 500));
+        let vat = f
+            .check("invoice.vat_number", optional_text(vat_number, 40))
+            .flatten();
+        let po = f
+            .check("invoice.po_number", optional_text(po_number, 60))
+            .flatten();
+        f.finish()?;
+        match (company, address) {
+            (Some(company), Some(billing_address)) => Ok(Self {
+                company,
+                billing_address,
+                vat_number: vat,
+                po_number: po,
+            }),
+            _ => Err(ValidationError::single("invoice", "is not valid")),
+        }
+    }
+}
+
+/// An address: 1 to `max` characters over up to 8 lines, no control characters but line breaks.
+fn multiline(raw: &str, max: usize) -> Result<String, String> {
+    let lines: Vec<&str> = raw
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let joined = lines.join("\n");
+    if joined.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    if joined.chars().count() > max || lines.len() > 8 {
+        return Err(format!(
+            "must be at most {max} characters on at most 8 lines"
+        ));
+    }
+    if joined.chars().any(|c| c.is_control() && c != '\n') {
+        return Err("must not contain control characters".to_owned());
+    }
+    Ok(joined)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceState {
+    /// Issued, not paid yet.
+    Unpaid,
+    Paid,
+    /// Credited in full (a credit note carries its own number).
+    Cancelled,
+    /// A credit note, once issued.
+    Issued,
+}
+
+impl InvoiceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unpaid => "unpaid",
+            Self::Paid => "paid",
+            Self::Cancelled => "cancelled",
+            Self::Issued => "issued",
+        }
+    }
+
+    fn from_db(raw: &str) -> Self {
+        match raw {
+            "paid" => Self::Paid,
+            "cancelled" => Self::Cancelled,
+            "issued" => Self::Issued,
+            _ => Self::Unpaid,
+        }
+    }
+}
+
+/// One line of an invoice: a seat, with its VAT-inclusive price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    pub description: String,
+    pub gross_minor: i64,
+}
+
+/// An invoice (or credit note) as issued.
+#[derive(Debug, Clone)]
+pub struct Invoice {
+    pub id: i64,
+    pub event_id: i64,
+    pub booking_id: i64,
+    pub number: String,
+    pub credit_note: bool,
+    pub buyer: Buyer,
+    pub lines: Vec<Line>,
+    pub net_minor: i64,
+    pub vat_minor: i64,
+    pub gross_minor: i64,
+    pub currency: String,
+    pub vat_rate_bp: i32,
+    pub issued_at: DateTime<Utc>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub state: InvoiceState,
+    pub paid_at: Option<DateTime<Utc>>,
+}
+
+impl Invoice {
+    pub fn overdue(&self, now: DateTime<Utc>) -> bool {
+        self.state == InvoiceState::Unpaid && self.due_at.is_some_and(|due| due < now)
+    }
+}
+
+type InvoiceRow = (
+    (i64, i64, i64, String, String),
+    (String, String, Option<String>, Option<String>, String),
+    (i64, i64, i64, String, i32),
+    (
+        NaiveDateTime,
+        Option<NaiveDateTime>,
+        String,
+        Option<NaiveDateTime>,
+    ),
+);
+
+macro_rules! invoice_columns {
+    () => {
+        (
+            (
+                invoices::id,
+                invoices::event_id,
+                invoices::booking_id,
+                invoices::number,
+                invoices::kind,
+            ),
+            (
+                invoices::company,
+                invoices::billing_address,
+                invoices::vat_number,
+                invoices::po_number,
+                invoices::lines,
+            ),
+            (
+                invoices::net_minor,
+                invoices::vat_minor,
+                invoices::gross_minor,
+                invoices::currency,
+                invoices::vat_rate_bp,
+            ),
+            (
+                invoices::issued_at,
+                invoices::due_at,
+                invoices::state,
+                invoices::paid_at,
+            ),
+        )
+    };
+}
+
+fn from_row(row: InvoiceRow) -> Invoice {
+    let (
+        (id, event_id, booking_id, number, kind),
+        (company, address, vat, po, lines),
+        money,
+        times,
+    ) = row;
+    let (net_minor, vat_minor, gross_minor, currency, vat_rate_bp) = money;
+    let (issued_at, due_at, state, paid_at) = times;
+    Invoice {
+        id,
+        event_id,
+        booking_id,
+        number,
+        credit_note: kind == "credit_note",
+        buyer: Buyer {
+            company,
+            billing_address: address,
+            vat_number: vat,
+            po_number: po,
+        },
+        lines: serde_json::from_str(&lines).unwrap_or_default(),
+        net_minor,
+        vat_minor,
+        gross_minor,
+        currency,
+        vat_rate_bp,
+        issued_at: issued_at.and_utc(),
+        due_at: due_at.map(|t| t.and_utc()),
+        state: InvoiceState::from_db(&state),
+        paid_at: paid_at.map(|t| t.and_utc()),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InvoiceError {
+    #[error("this event does not take payment by invoice")]
+    NotOffered,
+    #[error("no invoice {0}")]
+    NotFound(String),
+    #[error("invoice {number} is {state}, not unpaid")]
+    NotUnpaid { number: String, state: &'static str },
+    #[error("the hold on booking {reference} ran out at {until}; its places have been released")]
+    HoldExpired {
+        reference: String,
+        until: DateTime<Utc>,
+    },
+    #[error(transparent)]
+    Booking(#[from] BookingError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for InvoiceError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+pub fn by_number(conn: &mut DbConn, number: &str) -> Result<Invoice, InvoiceError> {
+    invoices::table
+        .filter(invoices::number.eq(number))
+        .select(invoice_columns!())
+        .first::<InvoiceRow>(conn)
+        .optional()?
+        .map(from_row)
+        .ok_or_else(|| InvoiceError::NotFound(number.to_owned()))
+}
+
+/// A booking's invoices and credit notes, oldest first.
+pub fn for_booking(conn: &mut DbConn, booking_id: i64) -> Result<Vec<Invoice>, DbError> {
+    Ok(invoices::table
+        .filter(invoices::booking_id.eq(booking_id))
+        .order(invoices::id.asc())
+        .select(invoice_columns!())
+        .load::<InvoiceRow>(conn)?
+        .into_iter()
+        .map(from_row)
+        .collect())
+}
+
+/// Which invoices a list holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Filter {
+    Unpaid,
+    /// Unpaid past their due date.
+    Overdue,
+    Paid,
+    All,
+}
+
+/// An event's invoices (not credit notes) matching `filter`, by number.
+pub fn for_event(
+    conn: &mut DbConn,
+    event_id: i64,
+    filter: Filter,
+    now: DateTime<Utc>,
+) -> Result<Vec<Invoice>, DbError> {
+    let mut query = invoices::table
+        .filter(invoices::event_id.eq(event_id))
+        .filter(invoices::kind.eq("invoice"))
+        .order(invoices::id.asc())
+        .select(invoice_columns!())
+        .into_boxed();
+    query = match filter {
+        Filter::Unpaid => query.filter(invoices::state.eq("unpaid")),
+        Filter::Overdue => query
+            .filter(invoices::state.eq("unpaid"))
+            .filter(invoices::due_at.lt(db::stored(now))),
+        Filter::Paid => query.filter(invoices::state.eq("paid")),
+        Filter::All => query,
+    };
+    Ok(query
+        .load::<InvoiceRow>(conn)?
+        .into_iter()
+        .map(from_row)
+        .collect())
+}
+
+/// The next number of `event`'s sequence, taken in the caller's transaction.
+fn next_number(conn: &mut DbConn, event: &Event) -> Result<String, DbError> {
+    let next: i32 = diesel::update(events::table.find(event.id))
+        .set(events::invoice_next.eq(events::invoice_next + 1))
+        .returning(events::invoice_next)
+        .get_result(conn)?;
+    let (prefix,): (String,) = events::table
+        .find(event.id)
+        .select((events::invoice_prefix,))
+        .first(conn)?;
+    Ok(format!("{prefix}-{:04}", next - 1))
+}
+
+/// Confirms held booking `booking_id` with an invoice to `buyer`, in the caller's transaction:
+/// the held seats become confirmed, the booking `invoiced` (and the refund policy in force
+/// copied onto it), the invoice issued with the next number, and the confirmation emailed with
+/// the invoice attached. Open card payments are given up.
+pub fn confirm_by_invoice(
+    conn: &mut DbConn,
+    booking_id: i64,
+    buyer: &Buyer,
+    now: DateTime<Utc>,
+) -> Result<(Booking, Invoice), InvoiceError> {
+    bookings::lock_sessions_of(conn, booking_id)?;
+    let booking = bookings::load(conn, booking_id)?;
+    let event = crate::events::by_id(conn, booking.event_id)?;
+    if !event.invoices_allowed {
+        return Err(InvoiceError::NotOffered);
+    }
+    let stamp = db::stored(now);
+    let changed = diesel::update(bookings_table::table.find(booking_id))
+        .filter(bookings_table::status.eq(BookingStatus::Held.as_str()))
+        .filter(bookings_table::total_minor.gt(0))
+        .set((
+            bookings_table::status.eq(BookingStatus::Confirmed.as_str()),
+            bookings_table::payment_status.eq(PaymentStatus::Invoiced.as_str()),
+            bookings_table::refund_policy.eq(Some(event.refund_policy.to_stored())),
+            bookings_table::hold_expires_at.eq(None::<NaiveDateTime>),
+            bookings_table::updated_at.eq(stamp),
+        ))
+        .execute(conn)?;
+    if changed == 0 {
+        return Err(BookingError::NotHeld {
+            reference: booking.reference,
+            status: booking.status,
+        }
+        .into());
+    }
+    diesel::update(seats::table)
+        .filter(seats::booking_id.eq(booking_id))
+        .filter(seats::state.eq(SeatState::Held.as_str()))
+        .set(seats::state.eq(SeatState::Confirmed.as_str()))
+        .execute(conn)?;
+    let open = super::open_payments(conn, booking_id)?;
+    super::give_up(conn, &open, now)?;
+    let booking = bookings::load(conn, booking_id)?;
+    let invoice = issue(conn, &event, &booking, buyer, now)?;
+    let mut data = compose::booking_mail(&event, &booking.reference, &booking.attendee_name);
+    data.seats = booking
+        .seats
+        .iter()
+        .filter(|s| s.state == SeatState::Confirmed)
+        .map(|s| s.mail(&event, "confirmed"))
+        .collect();
+    data.total =
+        (booking.total_minor > 0).then(|| compose::money(booking.total_minor, &booking.currency));
+    data.invoice = Some(mail_of(&invoice, &event));
+    mail::enqueue(
+        conn,
+        Template::BookingConfirmed,
+        &booking.attendee_email,
+        Some(booking.id),
+        &data,
+    )?;
+    tracing::info!(reference = %booking.reference, invoice = %invoice.number, "confirmed by invoice");
+    Ok((booking, invoice))
+}
+
+/// Issues the invoice of `booking`'s confirmed seats.
+fn issue(
+    conn: &mut DbConn,
+    event: &Event,
+    booking: &Booking,
+    buyer: &Buyer,
+    now: DateTime<Utc>,
+) -> Result<Invoice, DbError> {
+    let number = next_number(conn, event)?;
+    let lines: Vec<Line> = booking
+        .seats
+        .iter()
+        .filter(|s| s.state == SeatState::Confirmed && s.price_minor > 0)
+        .map(|s| {
+            let when = compose::day_and_time(s.starts_at, s.ends_at, event.time_zone);
+            Line {
+                description: format!("{} ({}, {})", s.title, when.0, when.1),
+                gross_minor: s.price_minor,
+            }
+        })
+        .collect();
+    let gross: i64 = lines.iter().map(|l| l.gross_minor).sum();
+    let (net, vat) = vat_split(gross, event.vat_rate_bp);
+    // Due in the event's days, but never after the event starts.
+    let starts: Option<NaiveDateTime> = sessions::table
+        .filter(sessions::event_id.eq(event.id))
+        .filter(sessions::status.ne("cancelled"))
+        .select(diesel::dsl::min(sessions::starts_at))
+        .first(conn)?;
+    let mut due = now + Duration::days(i64::from(event.invoice_due_days));
+    if let Some(starts) = starts {
+        due = due.min(starts.and_utc());
+    }
+    let stamp = db::stored(now);
+    let id: i64 = diesel::insert_into(invoices::table)
+        .values((
+            invoices::event_id.eq(event.id),
+            invoices::booking_id.eq(booking.id),
+            invoices::number.eq(&number),
+            invoices::kind.eq("invoice"),
+            invoices::company.eq(&buyer.company),
+            invoices::billing_address.eq(&buyer.billing_address),
+            invoices::vat_number.eq(&buyer.vat_number),
+            invoices::po_number.eq(&buyer.po_number),
+            invoices::lines.eq(serde_json::to_string(&lines).unwrap_or_else(|_| "[]".into())),
+            invoices::net_minor.eq(net),
+            invoices::vat_minor.eq(vat),
+            invoices::gross_minor.eq(gross),
+            invoices::currency.eq(&booking.currency),
+            invoices::vat_rate_bp.eq(event.vat_rate_bp),
+            invoices::issued_at.eq(stamp),
+            invoices::due_at.eq(Some(db::stored(due))),
+            invoices::state.eq(InvoiceState::Unpaid.as_str()),
+            invoices::created_at.eq(stamp),
+        ))
+        .returning(invoices::id)
+        .get_result(conn)?;
+    let row = invoices::table
+        .find(id)
+        .select(invoice_columns!())
+        .first::<InvoiceRow>(conn)?;
+    Ok(from_row(row))
+}
+
+/// Marks an invoice paid (an organiser has seen the money arrive): its booking is paid.
+pub fn mark_paid(
+    conn: &mut DbConn,
+    number: &str,
+    now: DateTime<Utc>,
+) -> Result<Invoice, InvoiceError> {
+    db::write_transaction(conn, |conn| {
+        let invoice = by_number(conn, number)?;
+        let stamp = db::stored(now);
+        let changed = diesel::update(invoices::table.find(invoice.id))
+            .filter(invoices::state.eq(InvoiceState::Unpaid.as_str()))
+            .filter(invoices::kind.eq("invoice"))
+            .set((
+                invoices::state.eq(InvoiceState::Paid.as_str()),
+                invoices::paid_at.eq(Some(stamp)),
+            ))
+            .execute(conn)?;
+        if changed == 0 {
+            return Err(InvoiceError::NotUnpaid {
+                number: invoice.number,
+                state: if invoice.credit_note {
+                    "a credit note"
+                } else {
+                    invoice.state.as_str()
+                },
+            });
+        }
+        diesel::update(bookings_table::table.find(invoice.booking_id))
+            .set((
+                bookings_table::paid_minor.eq(bookings_table::paid_minor + invoice.gross_minor),
+                bookings_table::updated_at.eq(stamp),
+            ))
+            .execute(conn)?;
+        diesel::update(bookings_table::table.find(invoice.booking_id))
+            .filter(bookings_table::payment_status.eq(PaymentStatus::Invoiced.as_str()))
+            .set(bookings_table::payment_status.eq(PaymentStatus::Paid.as_str()))
+            .execute(conn)?;
+        by_number(conn, number)
+    })
+}
+
+/// What emails say of an invoice.
+pub fn mail_of(invoice: &Invoice, event: &Event) -> crate::mail::data::InvoiceMail {
+    crate::mail::data::InvoiceMail {
+        number: invoice.number.clone(),
+        gross: compose::money(invoice.gross_minor, &invoice.currency),
+        net: compose::money(invoice.net_minor, &invoice.currency),
+        vat: compose::money(invoice.vat_minor, &invoice.currency),
+        due: invoice
+            .due_at
+            .map(|t| compose::day(t, event.time_zone))
+            .unwrap_or_default(),
+        po_number: invoice.buyer.po_number.clone(),
+        credit_note: invoice.credit_note,
+    }
+}
+
+/// The invoice as a PDF.
+pub fn pdf(invoice: &Invoice, event: &Event, reference: &str) -> Vec<u8> {
+    let money = |minor: i64| compose::money(minor, &invoice.currency);
+    let mut bill_to = vec![invoice.buyer.company.clone()];
+    bill_to.extend(invoice.buyer.billing_address.lines().map(str::to_owned));
+    if let Some(vat) = &invoice.buyer.vat_number {
+        bill_to.push(format!("VAT number: {vat}"));
+    }
+    let mut facts = vec![
+        (
+            "Date".to_owned(),
+            compose::day(invoice.issued_at, event.time_zone),
+        ),
+        ("Booking".to_owned(), reference.to_owned()),
+    ];
+    if let Some(due) = invoice.due_at {
+        facts.push(("Due by".to_owned(), compose::day(due, event.time_zone)));
+    }
+    if let Some(po) = &invoice.buyer.po_number {
+        facts.push(("PO number".to_owned(), po.clone()));
+    }
+    let rate = if invoice.vat_rate_bp > 0 {
+        format!("VAT at {}", compose::percent(invoice.vat_rate_bp))
+    } else {
+        "VAT".to_owned()
+    };
+    let notes = if invoice.credit_note {
+        vec!["This credit note cancels the amounts above.".to_owned()]
+    } else {
+        vec![
+            format!(
+                "Please pay {} by the due date, quoting {} and booking {}.",
+                money(invoice.gross_minor),
+                invoice.number,
+                reference
+            ),
+            "Prices include VAT.".to_owned(),
+        ]
+    };
+    super::pdf::render(&super::pdf::Document {
+        title: if invoice.credit_note {
+            "Credit note".to_owned()
+        } else {
+            "Invoice".to_owned()
+        },
+        number: invoice.number.clone(),
+        issuer: vec![event.name.clone(), event.venue.clone()],
+        bill_to,
+        facts,
+        lines: invoice
+            .lines
+            .iter()
+            .map(|l| (l.description.clone(), money(l.gross_minor)))
+            .collect(),
+        totals: vec![
+            ("Net".to_owned(), money(invoice.net_minor)),
+            (rate, money(invoice.vat_minor)),
+            ("Total".to_owned(), money(invoice.gross_minor)),
+        ],
+        notes,
+    })
+}

@@ -1,0 +1,256 @@
+//! Invoices and credit notes as one-page A4 PDFs, in Helvetica, one of the fonts every PDF
+//! reader has built in, so nothing is embedded, shipped or fetched. Text is written in the
+//! fonts' WinAnsi encoding, which has £ and €.
+
+use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
+
+/// What the document says, ready to print.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// "Invoice" or "Credit note".
+    pub title: String,
+    pub number: String,
+    /// Who issues it: the event's name and venue.
+    pub issuer: Vec<String>,
+    /// The buyer: company, address lines, VAT number.
+    pub bill_to: Vec<String>,
+    /// Label and value pairs: date, due date, booking reference, PO number, …
+    pub facts: Vec<(String, String)>,
+    /// Description and amount (already formatted, e.g. "£145.00").
+    pub lines: Vec<(String, String)>,
+    /// Label and amount: net, VAT, total.
+    pub totals: Vec<(String, String)>,
+    /// Closing lines: how to pay, or what was credited.
+    pub notes: Vec<String>,
+}
+
+const WIDTH: f32 = 595.28;
+const HEIGHT: f32 = 841.89;
+const LEFT: f32 = 56.0;
+const RIGHT: f32 = WIDTH - 56.0;
+/// Longest description printed on one line, in characters.
+const LINE_CHARS: usize = 70;
+
+/// The PDF bytes of `doc`.
+pub fn render(doc: &Document) -> Vec<u8> {
+    let (catalog, tree, page, regular, bold, contents) = (
+        Ref::new(1),
+        Ref::new(2),
+        Ref::new(3),
+        Ref::new(4),
+        Ref::new(5),
+        Ref::new(6),
+    );
+    let mut pdf = Pdf::new();
+    pdf.catalog(catalog).pages(tree);
+    pdf.pages(tree).kids([page]).count(1);
+    let mut p = pdf.page(page);
+    p.media_box(Rect::new(0.0, 0.0, WIDTH, HEIGHT));
+    p.parent(tree);
+    p.contents(contents);
+    {
+        let mut resources = p.resources();
+        let mut fonts = resources.fonts();
+        fonts.pair(Name(b"F1"), regular);
+        fonts.pair(Name(b"F2"), bold);
+    }
+    p.finish();
+    for (font, name) in [(regular, &b"Helvetica"[..]), (bold, b"Helvetica-Bold")] {
+        pdf.type1_font(font)
+            .base_font(Name(name))
+            .encoding_predefined(Name(b"WinAnsiEncoding"));
+    }
+
+    let mut c = Content::new();
+    let mut y = HEIGHT - 72.0;
+    text(&mut c, b"F2", 22.0, LEFT, y, &doc.title);
+    text_right(&mut c, b"F2", 14.0, RIGHT, y, &doc.number);
+    y -= 30.0;
+    let top = y;
+    for line in &doc.issuer {
+        text(&mut c, b"F1", 10.0, LEFT, y, line);
+        y -= 14.0;
+    }
+    let mut fy = top;
+    for (label, value) in &doc.facts {
+        text_right(&mut c, b"F1", 10.0, RIGHT - 120.0, fy, label);
+        text_right(&mut c, b"F2", 10.0, RIGHT, fy, value);
+        fy -= 14.0;
+    }
+    y = y.min(fy) - 16.0;
+    text(&mut c, b"F2", 10.0, LEFT, y, "Bill to");
+    y -= 14.0;
+    for line in &doc.bill_to {
+        text(&mut c, b"F1", 10.0, LEFT, y, line);
+        y -= 14.0;
+    }
+    y -= 16.0;
+    text(&mut c, b"F2", 10.0, LEFT, y, "Description");
+    text_right(&mut c, b"F2", 10.0, RIGHT, y, "Amount (incl. VAT)");
+    y -= 6.0;
+    rule(&mut c, y);
+    y -= 16.0;
+    for (description, amount) in &doc.lines {
+        let shown: String = if description.chars().count() > LINE_CHARS {
+            let cut: String = description.chars().take(LINE_CHARS - 1).collect();
+            format!("{cut}…")
+        } else {
+            description.clone()
+        };
+        text(&mut c, b"F1", 10.0, LEFT, y, &shown);
+        text_right(&mut c, b"F1", 10.0, RIGHT, y, amount);
+        y -= 16.0;
+    }
+    rule(&mut c, y + 10.0);
+    y -= 6.0;
+    for (i, (label, amount)) in doc.totals.iter().enumerate() {
+        let font: &[u8] = if i + 1 == doc.totals.len() {
+            b"F2"
+        } else {
+            b"F1"
+        };
+        text_right(&mut c, font, 10.0, RIGHT - 120.0, y, label);
+        text_right(&mut c, font, 10.0, RIGHT, y, amount);
+        y -= 16.0;
+    }
+    y -= 20.0;
+    for note in &doc.notes {
+        text(&mut c, b"F1", 9.0, LEFT, y, note);
+        y -= 13.0;
+    }
+    pdf.stream(contents, &c.finish());
+    pdf.finish()
+}
+
+fn text(c: &mut Content, font: &[u8], size: f32, x: f32, y: f32, s: &str) {
+    c.begin_text();
+    c.set_font(Name(font), size);
+    c.set_text_matrix([1.0, 0.0, 0.0, 1.0, x, y]);
+    c.show(Str(&win_ansi(s)));
+    c.end_text();
+}
+
+/// `s` ending at `right`.
+fn text_right(c: &mut Content, font: &[u8], size: f32, right: f32, y: f32, s: &str) {
+    let bold = font == b"F2";
+    text(c, font, size, right - width(s, bold) * size / 1000.0, y, s);
+}
+
+fn rule(c: &mut Content, y: f32) {
+    c.set_line_width(0.5);
+    c.move_to(LEFT, y);
+    c.line_to(RIGHT, y);
+    c.stroke();
+}
+
+/// Width of `s` in Helvetica (or Helvetica-Bold), in thousandths of the font size, from the
+/// fonts' published metrics: exact for amounts and dates, a fair estimate for other text.
+fn width(s: &str, bold: bool) -> f32 {
+    s.chars()
+        .map(|ch| match ch {
+            '0'..='9' | '£' | '$' | '€' | '#' => 556.0,
+            '.' | ',' | ' ' | ':' => 278.0,
+            '-' => 333.0,
+            '(' | ')' => 333.0,
+            '%' => 889.0,
+            'I' => 278.0,
+            'A'..='Z' => {
+                if bold {
+                    722.0
+                } else {
+                    667.0
+                }
+            }
+            'i' | 'l' | 'j' => 222.0,
+            'f' | 't' => 278.0,
+            'r' => 333.0,
+            'm' | 'w' => 833.0,
+            _ => {
+                if bold {
+                    611.0
+                } else {
+                    556.0
+                }
+            }
+        })
+        .sum()
+}
+
+/// `s` in WinAnsiEncoding (Windows-1252): ASCII and Latin-1 as they are, the typographic marks
+/// and € where Windows-1252 puts them, anything else as '?'.
+pub fn win_ansi(s: &str) -> Vec<u8> {
+    s.chars()
+        .map(|ch| {
+            let code = u32::from(ch);
+            match code {
+                0x20..=0x7E | 0xA0..=0xFF => code as u8,
+                _ => match ch {
+                    '€' => 0x80,
+                    '‚' => 0x82,
+                    'ƒ' => 0x83,
+                    '„' => 0x84,
+                    '…' => 0x85,
+                    '†' => 0x86,
+                    '‡' => 0x87,
+                    'ˆ' => 0x88,
+                    '‰' => 0x89,
+                    'Š' => 0x8A,
+                    '‹' => 0x8B,
+                    'Œ' => 0x8C,
+                    'Ž' => 0x8E,
+                    '‘' => 0x91,
+                    '’' => 0x92,
+                    '“' => 0x93,
+                    '”' => 0x94,
+                    '•' => 0x95,
+                    '–' => 0x96,
+                    '—' => 0x97,
+                    '˜' => 0x98,
+                    '™' => 0x99,
+                    'š' => 0x9A,
+                    '›' => 0x9B,
+                    'œ' => 0x9C,
+                    'ž' => 0x9E,
+                    'Ÿ' => 0x9F,
+                    _ => b'?',
+                },
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pound_euro_and_dashes_are_in_winansi() {
+        assert_eq!(
+            win_ansi("£1 €2 – é"),
+            vec![0xA3, b'1', b' ', 0x80, b'2', b' ', 0x96, b' ', 0xE9]
+        );
+        assert_eq!(win_ansi("漢"), b"?".to_vec());
+    }
+
+    #[test]
+    fn a_document_is_a_pdf_with_its_text() {
+        let doc = Document {
+            title: "Invoice".into(),
+            number: "PMO27-0001".into(),
+            issuer: vec!["PMO Masterclasses 2027".into()],
+            bill_to: vec!["ACME Ltd".into(), "1 High Street".into()],
+            facts: vec![("Date".into(), "26 November 2026".into())],
+            lines: vec![("Portfolio prioritisation".into(), "£145.00".into())],
+            totals: vec![("Total".into(), "£145.00".into())],
+            notes: vec!["Please pay by 10 December 2026.".into()],
+        };
+        let bytes = render(&doc);
+        assert!(bytes.starts_with(b"%PDF-"));
+        let hay = String::from_utf8_lossy(&bytes);
+        assert!(hay.contains("/Helvetica") && hay.contains("/WinAnsiEncoding"));
+        // The amount holds byte 0xA3 (£ in WinAnsi); a string with such a byte is written in hex.
+        let lower = hay.to_lowercase();
+        assert!(lower.contains("<a3313435"), "£ in WinAnsi");
+        assert!(hay.contains("PMO27-0001"));
+    }
+}
