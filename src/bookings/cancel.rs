@@ -12,6 +12,7 @@ use crate::db::schema::{bookings, seats};
 use crate::db::{self, DbConn, DbError};
 use crate::events::{self, Event};
 use crate::mail::Template;
+use crate::payments::invoices;
 use crate::payments::refunds::{self, RefundReason, Share};
 use crate::validation::{Email, ValidationError};
 use crate::{sessions, waitlist};
@@ -103,7 +104,8 @@ fn cancel_seats(
         }
         let stamp = db::stored(now);
         let mut cancelled = Vec::new();
-        // Paid places cancelled (start, price): confirmed seats, read under the locks.
+        // Paid or invoiced places cancelled (start, price, title): confirmed seats, read under
+        // the locks.
         let mut paid = Vec::new();
         for session_id in targets {
             if let Some(seat) = load(conn, id)?
@@ -111,7 +113,7 @@ fn cancel_seats(
                 .iter()
                 .find(|s| s.session_id == session_id && s.state == SeatState::Confirmed)
             {
-                paid.push((seat.starts_at, seat.price_minor));
+                paid.push((seat.starts_at, seat.price_minor, seat.title.clone()));
             }
             let changed = diesel::update(seats::table)
                 .filter(seats::booking_id.eq(id))
@@ -134,7 +136,10 @@ fn cancel_seats(
             Refund::ByPolicy => (Share::Policy, RefundReason::AttendeeCancelled),
             Refund::InFull => (Share::Full, RefundReason::OrganiserCancelled),
         };
-        refunds::for_cancelled_seats(conn, id, &paid, share, reason, now)?;
+        let card: Vec<(DateTime<Utc>, i64)> =
+            paid.iter().map(|(at, price, _)| (*at, *price)).collect();
+        refunds::for_cancelled_seats(conn, id, &card, share, reason, now)?;
+        invoices::credit_cancelled_places(conn, id, &paid, share, now)?;
         let booking = load(conn, id)?;
         let event = events::by_id(conn, booking.event_id)?;
         if !cancelled.is_empty() {
@@ -330,7 +335,7 @@ pub fn cancel_session_seats(
     now: DateTime<Utc>,
 ) -> Result<usize, DbError> {
     // Paid places first, read under the lock: each is refunded in full.
-    let paid: Vec<(i64, i64, chrono::NaiveDateTime)> = seats::table
+    let paid: Vec<(i64, i64, chrono::NaiveDateTime, String)> = seats::table
         .inner_join(crate::db::schema::sessions::table)
         .filter(seats::session_id.eq(session_id))
         .filter(seats::state.eq(SeatState::Confirmed.as_str()))
@@ -338,6 +343,7 @@ pub fn cancel_session_seats(
             seats::booking_id,
             seats::price_minor,
             crate::db::schema::sessions::starts_at,
+            crate::db::schema::sessions::title,
         ))
         .load(conn)?;
     // The bookings are those whose seats this very statement cancelled.
@@ -358,19 +364,22 @@ pub fn cancel_session_seats(
     affected.dedup();
     for booking_id in affected {
         refresh(conn, booking_id, now)?;
-        let places: Vec<(DateTime<Utc>, i64)> = paid
+        let places: Vec<(DateTime<Utc>, i64, String)> = paid
             .iter()
-            .filter(|(b, _, _)| *b == booking_id)
-            .map(|(_, price, starts_at)| (starts_at.and_utc(), *price))
+            .filter(|(b, _, _, _)| *b == booking_id)
+            .map(|(_, price, starts_at, title)| (starts_at.and_utc(), *price, title.clone()))
             .collect();
+        let card: Vec<(DateTime<Utc>, i64)> =
+            places.iter().map(|(at, price, _)| (*at, *price)).collect();
         refunds::for_cancelled_seats(
             conn,
             booking_id,
-            &places,
+            &card,
             Share::Full,
             RefundReason::SessionCancelled,
             now,
         )?;
+        invoices::credit_cancelled_places(conn, booking_id, &places, Share::Full, now)?;
         let booking = load(conn, booking_id)?;
         let event = events::by_id(conn, booking.event_id)?;
         notify(

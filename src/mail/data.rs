@@ -84,6 +84,15 @@ pub struct InvoiceMail {
     pub due: String,
     pub po_number: Option<String>,
     pub credit_note: bool,
+    /// For a credit note: the invoice it credits.
+    #[serde(default)]
+    pub credits_number: Option<String>,
+    /// For a credit note: what is still to pay of the invoice, "£72.50".
+    #[serde(default)]
+    pub outstanding: Option<String>,
+    /// For a credit note: the invoice had been paid, so the amount is owed back.
+    #[serde(default)]
+    pub already_paid: bool,
 }
 
 /// Money given back, for the `payment_refunded` email.
@@ -169,10 +178,12 @@ pub enum Template {
     PaymentFailed,
     /// Money was refunded (`refund`).
     PaymentRefunded,
+    /// A credit note against the booking's invoice (`invoice`, attached as a PDF).
+    CreditNote,
 }
 
 impl Template {
-    pub const ALL: [Template; 13] = [
+    pub const ALL: [Template; 14] = [
         Self::BookingConfirmed,
         Self::BookingCancelled,
         Self::SessionChanged,
@@ -186,6 +197,7 @@ impl Template {
         Self::WaitlistLeft,
         Self::PaymentFailed,
         Self::PaymentRefunded,
+        Self::CreditNote,
     ];
 
     /// The folder name under `emails/`, also stored in the job.
@@ -204,6 +216,7 @@ impl Template {
             Self::WaitlistLeft => "waitlist_left",
             Self::PaymentFailed => "payment_failed",
             Self::PaymentRefunded => "payment_refunded",
+            Self::CreditNote => "credit_note",
         }
     }
 

@@ -66,6 +66,9 @@ const FILES: &[(&str, &str)] = embed![
     "payment_refunded/subject.txt",
     "payment_refunded/body.txt",
     "payment_refunded/body.html",
+    "credit_note/subject.txt",
+    "credit_note/body.txt",
+    "credit_note/body.html",
 ];
 
 /// The three files every email has, in its folder.
@@ -198,7 +201,8 @@ fn calendar_seats(template: Template, data: &MailData) -> Option<Vec<SeatMail>> 
         | Template::WaitlistLeft
         // Money, not places: the calendar is unchanged.
         | Template::PaymentFailed
-        | Template::PaymentRefunded => return None,
+        | Template::PaymentRefunded
+        | Template::CreditNote => return None,
         // The email says these seats are cancelled, so the calendar says so too, whatever state
         // they were read in.
         Template::BookingCancelled | Template::SessionCancelled => data
@@ -1092,6 +1096,54 @@ mod tests {
         assert!(rendered.text.contains(MANAGE_URL));
     }
 
+    fn invoiced(credit_note: bool) -> MailData {
+        let mut data = full_booking();
+        data.invoice = Some(crate::mail::data::InvoiceMail {
+            number: if credit_note {
+                "PMO27-0002"
+            } else {
+                "PMO27-0001"
+            }
+            .into(),
+            gross: "£240.00".into(),
+            net: "£200.00".into(),
+            vat: "£40.00".into(),
+            due: "10 December 2026".into(),
+            po_number: Some("PO-4471".into()),
+            credit_note,
+            credits_number: credit_note.then(|| "PMO27-0001".into()),
+            outstanding: credit_note.then(|| "£0.00".into()),
+            already_paid: false,
+        });
+        data
+    }
+
+    #[test]
+    fn an_invoiced_confirmation_says_what_to_pay_by_when() {
+        let rendered = render(Template::BookingConfirmed, &invoiced(false));
+
+        assert_both_parts_say(
+            &rendered,
+            &[
+                "PMO27-0001",
+                "£240.00",
+                "10 December 2026",
+                "PO-4471",
+                "attached as a PDF",
+            ],
+        );
+        let credit = render(Template::CreditNote, &invoiced(true));
+        assert!(credit.subject.starts_with("Credit note PMO27-0002"));
+        assert_both_parts_say(
+            &credit,
+            &[
+                "PMO27-0002",
+                "against invoice PMO27-0001",
+                "Still to pay of the invoice",
+            ],
+        );
+    }
+
     #[test]
     fn a_refund_says_how_much_and_why() {
         let rendered = render(Template::PaymentRefunded, &refunded(true));
@@ -1123,6 +1175,8 @@ mod tests {
                 mail(vec![], vec![]),
                 held_booking(),
                 receipt(),
+                invoiced(false),
+                invoiced(true),
                 refunded(true),
                 without_links(refunded(false)),
                 on_the_waitlist("waiting", Some(3), None),

@@ -449,6 +449,144 @@ fn issue(
     Ok(from_row(row))
 }
 
+/// Credits `booking_id`'s invoice for places just cancelled in the caller's transaction: each
+/// place's price, or the share the booking's refund policy gives (`share`), as a credit note with
+/// the event's next number, emailed as a PDF. An invoice credited in full is cancelled. Does
+/// nothing for a booking without an invoice. Returns the credit note, if one was issued.
+pub fn credit_cancelled_places(
+    conn: &mut DbConn,
+    booking_id: i64,
+    places: &[(DateTime<Utc>, i64, String)],
+    share: super::refunds::Share,
+    now: DateTime<Utc>,
+) -> Result<Option<Invoice>, DbError> {
+    let Some(invoice) = for_booking(conn, booking_id)?
+        .into_iter()
+        .find(|i| !i.credit_note && i.state != InvoiceState::Cancelled)
+    else {
+        return Ok(None);
+    };
+    let booking = bookings::load(conn, booking_id)?;
+    let policy = booking.refund_policy.clone().unwrap_or_default();
+    let lines: Vec<Line> = places
+        .iter()
+        .map(|(starts_at, price, title)| {
+            let percent = match share {
+                super::refunds::Share::Full => 100,
+                super::refunds::Share::Policy => policy.percent_at(*starts_at, now),
+            };
+            Line {
+                description: if percent == 100 {
+                    format!("Cancelled: {title}")
+                } else {
+                    format!("Cancelled: {title} ({percent} % under the refund policy)")
+                },
+                gross_minor: super::policy::share(*price, percent),
+            }
+        })
+        .filter(|l| l.gross_minor > 0)
+        .collect();
+    let already: i64 = invoices::table
+        .filter(invoices::credits_invoice_id.eq(invoice.id))
+        .select(invoices::gross_minor)
+        .load::<i64>(conn)?
+        .into_iter()
+        .sum();
+    let left = invoice.gross_minor - already;
+    let wanted: i64 = lines.iter().map(|l| l.gross_minor).sum();
+    let gross = wanted.min(left);
+    if gross <= 0 {
+        return Ok(None);
+    }
+    let event = crate::events::by_id(conn, booking.event_id)?;
+    let note = issue_credit_note(conn, &event, &invoice, lines, gross, now)?;
+    if already + gross >= invoice.gross_minor && invoice.state == InvoiceState::Unpaid {
+        diesel::update(invoices::table.find(invoice.id))
+            .filter(invoices::state.eq(InvoiceState::Unpaid.as_str()))
+            .set(invoices::state.eq(InvoiceState::Cancelled.as_str()))
+            .execute(conn)?;
+    }
+    let outstanding = if invoice.state == InvoiceState::Unpaid {
+        (invoice.gross_minor - already - gross).max(0)
+    } else {
+        0
+    };
+    let mut data = compose::booking_mail(&event, &booking.reference, &booking.attendee_name);
+    data.seats = booking
+        .seats
+        .iter()
+        .filter(|s| s.state == SeatState::Cancelled)
+        .map(|s| s.mail(&event, "cancelled"))
+        .collect();
+    let mut announced = mail_of(&note, &event);
+    announced.credits_number = Some(invoice.number.clone());
+    announced.outstanding = Some(compose::money(outstanding, &invoice.currency));
+    announced.already_paid = invoice.state == InvoiceState::Paid;
+    data.invoice = Some(announced);
+    mail::enqueue(
+        conn,
+        Template::CreditNote,
+        &booking.attendee_email,
+        Some(booking.id),
+        &data,
+    )?;
+    tracing::info!(reference = %booking.reference, invoice = %invoice.number, credit_note = %note.number, "credit note issued");
+    Ok(Some(note))
+}
+
+/// Issues a credit note for `gross` of `invoice`, with the event's next number.
+fn issue_credit_note(
+    conn: &mut DbConn,
+    event: &Event,
+    invoice: &Invoice,
+    mut lines: Vec<Line>,
+    gross: i64,
+    now: DateTime<Utc>,
+) -> Result<Invoice, DbError> {
+    // Never more than is left of the invoice: the last line takes the cut.
+    let mut over: i64 = lines.iter().map(|l| l.gross_minor).sum::<i64>() - gross;
+    for line in lines.iter_mut().rev() {
+        if over <= 0 {
+            break;
+        }
+        let cut = over.min(line.gross_minor);
+        line.gross_minor -= cut;
+        over -= cut;
+    }
+    lines.retain(|l| l.gross_minor > 0);
+    let number = next_number(conn, event)?;
+    let (net, vat) = vat_split(gross, invoice.vat_rate_bp);
+    let stamp = db::stored(now);
+    let id: i64 = diesel::insert_into(invoices::table)
+        .values((
+            invoices::event_id.eq(invoice.event_id),
+            invoices::booking_id.eq(invoice.booking_id),
+            invoices::number.eq(&number),
+            invoices::kind.eq("credit_note"),
+            invoices::credits_invoice_id.eq(Some(invoice.id)),
+            invoices::company.eq(&invoice.buyer.company),
+            invoices::billing_address.eq(&invoice.buyer.billing_address),
+            invoices::vat_number.eq(&invoice.buyer.vat_number),
+            invoices::po_number.eq(&invoice.buyer.po_number),
+            invoices::lines.eq(serde_json::to_string(&lines).unwrap_or_else(|_| "[]".into())),
+            invoices::net_minor.eq(net),
+            invoices::vat_minor.eq(vat),
+            invoices::gross_minor.eq(gross),
+            invoices::currency.eq(&invoice.currency),
+            invoices::vat_rate_bp.eq(invoice.vat_rate_bp),
+            invoices::issued_at.eq(stamp),
+            invoices::state.eq(InvoiceState::Issued.as_str()),
+            invoices::created_at.eq(stamp),
+        ))
+        .returning(invoices::id)
+        .get_result(conn)?;
+    let row = invoices::table
+        .find(id)
+        .select(invoice_columns!())
+        .first::<InvoiceRow>(conn)?;
+    Ok(from_row(row))
+}
+
 /// Marks an invoice paid (an organiser has seen the money arrive): its booking is paid.
 pub fn mark_paid(
     conn: &mut DbConn,
@@ -503,6 +641,9 @@ pub fn mail_of(invoice: &Invoice, event: &Event) -> crate::mail::data::InvoiceMa
             .unwrap_or_default(),
         po_number: invoice.buyer.po_number.clone(),
         credit_note: invoice.credit_note,
+        credits_number: None,
+        outstanding: None,
+        already_paid: false,
     }
 }
 
@@ -533,7 +674,10 @@ pub fn pdf(invoice: &Invoice, event: &Event, reference: &str) -> Vec<u8> {
         "VAT".to_owned()
     };
     let notes = if invoice.credit_note {
-        vec!["This credit note cancels the amounts above.".to_owned()]
+        vec![format!(
+            "This credit note reduces the invoice of booking {reference} by {}.",
+            money(invoice.gross_minor)
+        )]
     } else {
         vec![
             format!(

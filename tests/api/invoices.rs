@@ -337,6 +337,130 @@ async fn the_invoice_arrives_as_a_pdf_with_the_confirmation(app: TestApp) {
         .any(|a| a.attachment_name() == Some("agenda.ics")));
 }
 
+async fn all_invoices(app: &TestApp) -> Value {
+    expect_json(
+        app.admin_get("/api/v1/admin/invoices?event=credit-notes&state=all")
+            .await,
+        200,
+    )
+    .await
+}
+
+async fn cancelled_places_are_credited_with_numbers_from_the_same_sequence(app: TestApp) {
+    let (slug, first) = invoicing_event(&app, "credit-notes", "CRN").await;
+    expect_json(
+        app.admin_patch(
+            "/api/v1/admin/events/credit-notes",
+            &json!({"refund_policy": [{"days_before": 14, "percent": 100}, {"days_before": 7, "percent": 50}]}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let second = app
+        .session_at(
+            &slug,
+            "Benefits realisation",
+            10,
+            10_000,
+            "2027-03-11T09:00:00+00:00",
+            "2027-03-11T10:30:00+00:00",
+        )
+        .await;
+    let booked = expect_json(
+        app.book(&slug, "ja@example.org", &[first, second]).await,
+        201,
+    )
+    .await;
+    let token = booked["manage_token"].as_str().expect("token").to_owned();
+    let issued = expect_json(invoice(&app, &token, &buyer()).await, 201).await;
+    assert_eq!(issued["number"], "CRN-0001");
+    assert_eq!(issued["gross_minor"], 24_500);
+
+    // Far ahead: the whole price of the first place is credited.
+    expect_json(
+        app.cancel(&token, Some(&json!({"session_ids": [first]})))
+            .await,
+        200,
+    )
+    .await;
+    let invoices = all_invoices(&app).await;
+    assert_eq!(
+        invoices.as_array().map(Vec::len),
+        Some(1),
+        "credit notes are not invoices"
+    );
+    assert_eq!(invoices[0]["state"], "unpaid");
+    let reference = app.booking(&token).await["reference"]
+        .as_str()
+        .expect("reference")
+        .to_owned();
+    let pdf = app.admin_get("/api/v1/admin/invoices/CRN-0002").await;
+    assert_eq!(pdf.status(), 200, "the credit note has the next number");
+    let text = String::from_utf8_lossy(&pdf.bytes().await.expect("pdf")).into_owned();
+    assert!(text.contains("Credit note") && text.contains(&reference));
+
+    // Ten days before the second place: half of it is credited, half is still owed.
+    let start = chrono::DateTime::parse_from_rfc3339("2027-03-11T09:00:00+00:00")
+        .expect("time")
+        .with_timezone(&chrono::Utc);
+    app.clock
+        .advance(start - chrono::Duration::days(10) - app.clock.now());
+    expect_json(
+        app.cancel(&token, Some(&json!({"session_ids": [second]})))
+            .await,
+        200,
+    )
+    .await;
+    let pdf = app.admin_get("/api/v1/admin/invoices/CRN-0003").await;
+    assert_eq!(pdf.status(), 200);
+    let text = String::from_utf8_lossy(&pdf.bytes().await.expect("pdf")).into_owned();
+    assert!(text.contains("50 % under the refund policy"), "{text}");
+    let invoices = all_invoices(&app).await;
+    assert_eq!(invoices[0]["state"], "unpaid", "5,000 of it is still owed");
+    let sent: Vec<String> = expect_json(app.admin_get("/api/v1/admin/emails").await, 200)
+        .await
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|j| j["template"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        sent.iter().filter(|t| *t == "credit_note").count(),
+        2,
+        "{sent:?}"
+    );
+
+    // An organiser cancelling a session credits in full, and a fully credited invoice is
+    // cancelled. Numbers go on from the same sequence.
+    let other = held(&app, &slug, "ka@example.org", first).await;
+    let second_invoice = expect_json(invoice(&app, &other, &buyer()).await, 201).await;
+    assert_eq!(second_invoice["number"], "CRN-0004");
+    expect_json(
+        app.admin_patch(
+            &format!("/api/v1/admin/sessions/{first}"),
+            &json!({"status": "cancelled"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let invoices = all_invoices(&app).await;
+    let cancelled = invoices
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|i| i["number"] == "CRN-0004")
+        .expect("the second invoice");
+    assert_eq!(cancelled["state"], "cancelled");
+    assert_eq!(
+        app.admin_get("/api/v1/admin/invoices/CRN-0005")
+            .await
+            .status(),
+        200
+    );
+}
+
 on_both_backends!(
     paying_by_invoice_confirms_the_booking_with_the_next_number,
     an_invoice_is_refused_when_it_cannot_be_issued,
@@ -344,4 +468,5 @@ on_both_backends!(
     organisers_see_unpaid_and_overdue_invoices_and_mark_them_paid,
     the_invoice_is_never_due_after_the_event_starts,
     the_invoice_arrives_as_a_pdf_with_the_confirmation,
+    cancelled_places_are_credited_with_numbers_from_the_same_sequence,
 );
