@@ -21,6 +21,8 @@ pub struct Swept {
     pub offers_lapsed: usize,
     /// Idempotency keys past their 24 hours.
     pub keys_forgotten: usize,
+    /// Overdue invoices chased.
+    pub invoices_reminded: usize,
     /// Card payments looked up at Stripe, settled and refunded by the reconciler.
     pub payments: crate::payments::Reconciled,
 }
@@ -45,10 +47,12 @@ fn sweep_bookings(db: &Db, issuer: &Issuer, clock: &Clock) -> anyhow::Result<Swe
     let holds_expired = bookings::expire_holds(&mut conn, issuer, now)?;
     let offers_lapsed = waitlist::expire_offers(&mut conn, issuer, now)?;
     let keys_forgotten = crate::idempotency::purge(&mut conn, now)?;
+    let invoices_reminded = crate::payments::invoices::remind_overdue(&mut conn, now)?;
     Ok(Swept {
         holds_expired,
         offers_lapsed,
         keys_forgotten,
+        invoices_reminded,
         payments: crate::payments::Reconciled::default(),
     })
 }
@@ -83,6 +87,7 @@ impl Sweeper {
                         holds_expired = swept.holds_expired,
                         offers_lapsed = swept.offers_lapsed,
                         keys_forgotten = swept.keys_forgotten,
+                        invoices_reminded = swept.invoices_reminded,
                         "swept"
                     ),
                     Ok(_) => {}

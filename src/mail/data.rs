@@ -180,10 +180,12 @@ pub enum Template {
     PaymentRefunded,
     /// A credit note against the booking's invoice (`invoice`, attached as a PDF).
     CreditNote,
+    /// An invoice is past its due date (`invoice`, attached again).
+    InvoiceReminder,
 }
 
 impl Template {
-    pub const ALL: [Template; 14] = [
+    pub const ALL: [Template; 15] = [
         Self::BookingConfirmed,
         Self::BookingCancelled,
         Self::SessionChanged,
@@ -198,6 +200,7 @@ impl Template {
         Self::PaymentFailed,
         Self::PaymentRefunded,
         Self::CreditNote,
+        Self::InvoiceReminder,
     ];
 
     /// The folder name under `emails/`, also stored in the job.
@@ -217,6 +220,7 @@ impl Template {
             Self::PaymentFailed => "payment_failed",
             Self::PaymentRefunded => "payment_refunded",
             Self::CreditNote => "credit_note",
+            Self::InvoiceReminder => "invoice_reminder",
         }
     }
 

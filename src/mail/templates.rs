@@ -69,6 +69,9 @@ const FILES: &[(&str, &str)] = embed![
     "credit_note/subject.txt",
     "credit_note/body.txt",
     "credit_note/body.html",
+    "invoice_reminder/subject.txt",
+    "invoice_reminder/body.txt",
+    "invoice_reminder/body.html",
 ];
 
 /// The three files every email has, in its folder.
@@ -202,7 +205,8 @@ fn calendar_seats(template: Template, data: &MailData) -> Option<Vec<SeatMail>> 
         // Money, not places: the calendar is unchanged.
         | Template::PaymentFailed
         | Template::PaymentRefunded
-        | Template::CreditNote => return None,
+        | Template::CreditNote
+        | Template::InvoiceReminder => return None,
         // The email says these seats are cancelled, so the calendar says so too, whatever state
         // they were read in.
         Template::BookingCancelled | Template::SessionCancelled => data
@@ -1132,6 +1136,9 @@ mod tests {
                 "attached as a PDF",
             ],
         );
+        let reminder = render(Template::InvoiceReminder, &invoiced(false));
+        assert!(reminder.subject.starts_with("Reminder: invoice PMO27-0001"));
+        assert_both_parts_say(&reminder, &["was due on 10 December 2026", "£240.00"]);
         let credit = render(Template::CreditNote, &invoiced(true));
         assert!(credit.subject.starts_with("Credit note PMO27-0002"));
         assert_both_parts_say(

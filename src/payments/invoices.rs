@@ -587,6 +587,79 @@ fn issue_credit_note(
     Ok(from_row(row))
 }
 
+/// How often an overdue invoice is chased.
+const REMIND_EVERY_DAYS: i64 = 7;
+/// How many reminders one sweep writes at most; the next sweep writes the rest.
+const REMIND_BATCH: i64 = 100;
+
+/// Emails a reminder for each invoice unpaid past its due date, once a week while it stays so;
+/// any number of sweepers may run (each reminder is claimed by a conditional update). Returns how
+/// many were written.
+pub fn remind_overdue(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, DbError> {
+    let stamp = db::stored(now);
+    let again = db::stored(now - Duration::days(REMIND_EVERY_DAYS));
+    let due: Vec<i64> = invoices::table
+        .filter(invoices::kind.eq("invoice"))
+        .filter(invoices::state.eq(InvoiceState::Unpaid.as_str()))
+        .filter(invoices::due_at.lt(stamp))
+        .filter(
+            invoices::reminded_at
+                .is_null()
+                .or(invoices::reminded_at.le(again)),
+        )
+        .order(invoices::due_at.asc())
+        .limit(REMIND_BATCH)
+        .select(invoices::id)
+        .load(conn)?;
+    let mut written = 0;
+    for id in due {
+        let sent = db::write_transaction(conn, |conn| -> Result<bool, DbError> {
+            let claimed = diesel::update(invoices::table.find(id))
+                .filter(invoices::state.eq(InvoiceState::Unpaid.as_str()))
+                .filter(
+                    invoices::reminded_at
+                        .is_null()
+                        .or(invoices::reminded_at.le(again)),
+                )
+                .set(invoices::reminded_at.eq(Some(stamp)))
+                .execute(conn)?;
+            if claimed == 0 {
+                return Ok(false);
+            }
+            let row = invoices::table
+                .find(id)
+                .select(invoice_columns!())
+                .first::<InvoiceRow>(conn)?;
+            let invoice = from_row(row);
+            let booking = bookings::load(conn, invoice.booking_id)?;
+            let event = crate::events::by_id(conn, invoice.event_id)?;
+            let mut data =
+                compose::booking_mail(&event, &booking.reference, &booking.attendee_name);
+            data.seats = booking
+                .seats
+                .iter()
+                .filter(|s| s.state == SeatState::Confirmed)
+                .map(|s| s.mail(&event, "confirmed"))
+                .collect();
+            data.invoice = Some(mail_of(&invoice, &event));
+            mail::enqueue(
+                conn,
+                Template::InvoiceReminder,
+                &booking.attendee_email,
+                Some(booking.id),
+                &data,
+            )?;
+            Ok(true)
+        });
+        match sent {
+            Ok(true) => written += 1,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(invoice = id, error = %e, "reminder not written; will try again"),
+        }
+    }
+    Ok(written)
+}
+
 /// Marks an invoice paid (an organiser has seen the money arrive): its booking is paid.
 pub fn mark_paid(
     conn: &mut DbConn,

@@ -236,7 +236,9 @@ async fn organisers_see_unpaid_and_overdue_invoices_and_mark_them_paid(app: Test
     assert_eq!(list("unpaid").await.as_array().map(Vec::len), Some(2));
     assert_eq!(list("overdue").await.as_array().map(Vec::len), Some(0));
 
-    app.clock.advance(chrono::Duration::days(15));
+    let swept = app.advance(chrono::Duration::days(15)).await;
+    assert_eq!(swept.invoices_reminded, 2, "each overdue invoice is chased");
+    assert_eq!(app.advance(chrono::Duration::days(1)).await.invoices_reminded, 0);
     let overdue = list("overdue").await;
     assert_eq!(overdue.as_array().map(Vec::len), Some(2));
     assert_eq!(overdue[0]["overdue"], true);
@@ -255,6 +257,16 @@ async fn organisers_see_unpaid_and_overdue_invoices_and_mark_them_paid(app: Test
     assert_eq!(list("overdue").await.as_array().map(Vec::len), Some(1));
     assert_eq!(list("paid").await[0]["number"], "LST-0001");
     assert_eq!(list("all").await.as_array().map(Vec::len), Some(2));
+    // A week after the first reminder, only the invoice still unpaid is chased again.
+    assert_eq!(app.advance(chrono::Duration::days(6)).await.invoices_reminded, 1);
+    let reminders = expect_json(app.admin_get("/api/v1/admin/emails").await, 200)
+        .await
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter(|j| j["template"] == "invoice_reminder")
+        .count();
+    assert_eq!(reminders, 3);
     expect_problem(
         app.admin_post("/api/v1/admin/invoices/LST-0001/paid", &json!({}))
             .await,
