@@ -103,7 +103,26 @@ pub fn book_in(
         };
         take_or_refuse(conn, &seat, Some(&event.slug), &wanted)?;
     }
-    write_booking(conn, event, &wanted, &request.attendee, issuer, now)
+    let Some(buyer) = &request.invoice else {
+        return write_booking(conn, event, &wanted, &request.attendee, issuer, now, false);
+    };
+    if !event.invoices_allowed {
+        return Err(BookingError::InvoicesNotOffered);
+    }
+    // Held, then confirmed by its invoice in this same transaction: the invoice's number is
+    // taken here, and the one email is the confirmation with the invoice.
+    let mut booked = write_booking(conn, event, &wanted, &request.attendee, issuer, now, true)?;
+    if booked.booking.total_minor > 0 {
+        use crate::payments::invoices::{confirm_by_invoice, InvoiceError};
+        match confirm_by_invoice(conn, booked.booking.id, buyer, now) {
+            Ok((booking, _)) => booked.booking = booking,
+            Err(InvoiceError::Booking(e)) => return Err(e),
+            Err(InvoiceError::Db(e)) => return Err(e.into()),
+            Err(InvoiceError::NotOffered) => return Err(BookingError::InvoicesNotOffered),
+            Err(e) => return Err(DbError::Inconsistent(e.to_string()).into()),
+        }
+    }
+    Ok(booked)
 }
 
 /// Takes the seat `seat` asks for, or says why it cannot be had. With `waitlist_in` (the
@@ -153,6 +172,7 @@ pub(crate) fn write_booking(
     attendee: &Attendee,
     issuer: &Issuer,
     now: DateTime<Utc>,
+    invoice_follows: bool,
 ) -> Result<Booked, BookingError> {
     let email = attendee.email.normalized();
     let reference = new_reference(&issuer.reference_prefix);
@@ -246,17 +266,20 @@ pub(crate) fn write_booking(
         .collect();
     confirmation.total = (total > 0).then(|| compose::money(total, &event.currency));
     confirmation.hold_until = hold_expires_at.map(|t| compose::moment(t, event.time_zone));
-    mail::enqueue(
-        conn,
-        if hold_expires_at.is_some() {
-            Template::BookingHeld
-        } else {
-            Template::BookingConfirmed
-        },
-        attendee.email.as_str(),
-        Some(booking_id),
-        &confirmation,
-    )?;
+    // With an invoice to follow, its confirmation is the one email.
+    if !(invoice_follows && total > 0) {
+        mail::enqueue(
+            conn,
+            if hold_expires_at.is_some() {
+                Template::BookingHeld
+            } else {
+                Template::BookingConfirmed
+            },
+            attendee.email.as_str(),
+            Some(booking_id),
+            &confirmation,
+        )?;
+    }
     let booking = Booking {
         id: booking_id,
         event_id: event.id,

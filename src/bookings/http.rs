@@ -133,6 +133,10 @@ pub struct BookingInput {
     pub attendee: AttendeeInput,
     #[schema(min_items = 1, max_items = 20)]
     pub session_ids: Vec<i64>,
+    /// Pay by invoice (events that take invoices): the places are confirmed at once and the
+    /// invoice, numbered in this booking's transaction, is emailed as a PDF.
+    #[serde(default)]
+    pub invoice: Option<crate::payments::http::InvoiceInput>,
 }
 
 impl TryFrom<BookingInput> for BookingRequest {
@@ -154,7 +158,22 @@ impl TryFrom<BookingInput> for BookingRequest {
             }),
             _ => None,
         };
-        let request = attendee.map(|a| BookingRequest::new(a, &input.session_ids));
+        let buyer = input.invoice.as_ref().map(|i| {
+            crate::payments::invoices::Buyer::parse(
+                &i.company,
+                &i.billing_address,
+                i.vat_number.as_deref(),
+                i.po_number.as_deref(),
+            )
+        });
+        if let Some(Err(e)) = &buyer {
+            for err in &e.0 {
+                f.add(&err.field, err.message.clone());
+            }
+        }
+        let buyer = buyer.and_then(Result::ok);
+        let request = attendee
+            .map(|a| BookingRequest::new(a, &input.session_ids).map(|r| r.paid_by_invoice(buyer)));
         if let Some(Err(e)) = &request {
             for err in &e.0 {
                 f.add(&err.field, err.message.clone());
@@ -359,6 +378,7 @@ impl From<BookingError> for Problem {
             BookingError::NotFound => Problem::not_found("The booking"),
             e @ BookingError::ReferenceCollision => Problem::internal(&e),
             e @ BookingError::NotHeld { .. } => Problem::new(Kind::Conflict, e.to_string()),
+            e @ BookingError::InvoicesNotOffered => Problem::new(Kind::NotPayable, e.to_string()),
             BookingError::ProgrammeChanged => Problem::new(
                 Kind::Conflict,
                 "The programme changed while this booking was made; nothing was booked, please try again",

@@ -162,6 +162,8 @@ pub struct Attendee {
 pub struct BookingRequest {
     attendee: Attendee,
     session_ids: Vec<i64>,
+    /// Pay by invoice, to this buyer.
+    invoice: Option<crate::payments::invoices::Buyer>,
 }
 
 impl BookingRequest {
@@ -188,7 +190,14 @@ impl BookingRequest {
         Ok(Self {
             attendee,
             session_ids: unique.into_iter().collect(),
+            invoice: None,
         })
+    }
+
+    /// The same request, paid by invoice to `buyer` when there is one.
+    pub fn paid_by_invoice(mut self, buyer: Option<crate::payments::invoices::Buyer>) -> Self {
+        self.invoice = buyer;
+        self
     }
 }
 
@@ -286,6 +295,8 @@ pub enum BookingError {
     },
     #[error("no booking with that manage token")]
     NotFound,
+    #[error("this event does not take payment by invoice")]
+    InvoicesNotOffered,
     /// The generated reference was in use; [`book`] tries again with another.
     #[error("booking reference already in use")]
     ReferenceCollision,

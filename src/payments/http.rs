@@ -36,7 +36,7 @@ pub fn admin_routes(cfg: &mut ServiceConfig) {
 }
 
 /// Who pays an invoice.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InvoiceInput {
     #[schema(example = "Analytical Engines Ltd", max_length = 200)]
@@ -380,6 +380,8 @@ pub struct PaymentOptionsView {
     pub refunded_minor: i64,
     /// Card payments of the booking, oldest first.
     pub payments: Vec<PaymentView>,
+    /// Its invoices and credit notes, oldest first.
+    pub invoices: Vec<InvoiceView>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -542,12 +544,15 @@ async fn payment_options(
     token: web::Path<String>,
 ) -> Result<web::Json<PaymentOptionsView>, Problem> {
     let token = token.into_inner();
-    let (event, booking, payments) = run(&state.db, move |conn| -> Result<_, BookingError> {
-        let (event, booking) = crate::bookings::find_by_token(conn, &token)?;
-        let payments = super::for_booking(conn, booking.id)?;
-        Ok((event, booking, payments))
-    })
-    .await?;
+    let link_token = token.clone();
+    let (event, booking, payments, invoices) =
+        run(&state.db, move |conn| -> Result<_, BookingError> {
+            let (event, booking) = crate::bookings::find_by_token(conn, &token)?;
+            let payments = super::for_booking(conn, booking.id)?;
+            let invoices = super::invoices::for_booking(conn, booking.id)?;
+            Ok((event, booking, payments, invoices))
+        })
+        .await?;
     let now = state.clock.now();
     let payable = super::payable(&booking, now);
     let cards = state.payments.cards_offered();
@@ -581,6 +586,13 @@ async fn payment_options(
                 state: p.state.as_str().to_owned(),
                 refunded_minor: p.refunded_minor,
                 last_error: p.last_error.filter(|_| p.state == PaymentState::Open),
+            })
+            .collect(),
+        invoices: invoices
+            .iter()
+            .map(|i| {
+                let link = format!("/api/v1/bookings/{link_token}/invoices/{}", i.number);
+                InvoiceView::new(i, link, now)
             })
             .collect(),
     }))

@@ -654,7 +654,9 @@ pub fn remind_overdue(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, Db
         match sent {
             Ok(true) => written += 1,
             Ok(false) => {}
-            Err(e) => tracing::warn!(invoice = id, error = %e, "reminder not written; will try again"),
+            Err(e) => {
+                tracing::warn!(invoice = id, error = %e, "reminder not written; will try again")
+            }
         }
     }
     Ok(written)

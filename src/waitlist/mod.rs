@@ -342,7 +342,8 @@ pub fn claim(
                 .into());
             }
         }
-        let booked = bookings::write_booking(conn, &event, &[&session], &attendee, issuer, now)?;
+        let booked =
+            bookings::write_booking(conn, &event, &[&session], &attendee, issuer, now, false)?;
         diesel::update(waitlist_entries::table.find(entry.id))
             .set((
                 waitlist_entries::state.eq(EntryState::Claimed.as_str()),

@@ -238,7 +238,12 @@ async fn organisers_see_unpaid_and_overdue_invoices_and_mark_them_paid(app: Test
 
     let swept = app.advance(chrono::Duration::days(15)).await;
     assert_eq!(swept.invoices_reminded, 2, "each overdue invoice is chased");
-    assert_eq!(app.advance(chrono::Duration::days(1)).await.invoices_reminded, 0);
+    assert_eq!(
+        app.advance(chrono::Duration::days(1))
+            .await
+            .invoices_reminded,
+        0
+    );
     let overdue = list("overdue").await;
     assert_eq!(overdue.as_array().map(Vec::len), Some(2));
     assert_eq!(overdue[0]["overdue"], true);
@@ -258,7 +263,12 @@ async fn organisers_see_unpaid_and_overdue_invoices_and_mark_them_paid(app: Test
     assert_eq!(list("paid").await[0]["number"], "LST-0001");
     assert_eq!(list("all").await.as_array().map(Vec::len), Some(2));
     // A week after the first reminder, only the invoice still unpaid is chased again.
-    assert_eq!(app.advance(chrono::Duration::days(6)).await.invoices_reminded, 1);
+    assert_eq!(
+        app.advance(chrono::Duration::days(6))
+            .await
+            .invoices_reminded,
+        1
+    );
     let reminders = expect_json(app.admin_get("/api/v1/admin/emails").await, 200)
         .await
         .as_array()
@@ -347,6 +357,74 @@ async fn the_invoice_arrives_as_a_pdf_with_the_confirmation(app: TestApp) {
     assert!(confirmation
         .attachments()
         .any(|a| a.attachment_name() == Some("agenda.ics")));
+}
+
+async fn a_booking_can_ask_for_an_invoice_at_once(app: TestApp) {
+    let (slug, session) = invoicing_event(&app, "invoice-at-once", "NOW").await;
+    let body = merged(
+        crate::helpers::booking_body("la@example.org", &[session]),
+        json!({"invoice": buyer()}),
+    );
+
+    let booked = expect_json(
+        app.post(&format!("/api/v1/events/{slug}/bookings"), &body)
+            .await,
+        201,
+    )
+    .await;
+
+    assert_eq!(booked["status"], "confirmed");
+    assert_eq!(booked["payment_status"], "invoiced");
+    let token = booked["manage_token"].as_str().expect("token");
+    let options = expect_json(
+        app.get(&format!("/api/v1/bookings/{token}/payments")).await,
+        200,
+    )
+    .await;
+    assert_eq!(options["invoices"][0]["number"], "NOW-0001");
+    assert_eq!(options["methods"], json!([]));
+    let sent: Vec<String> = expect_json(app.admin_get("/api/v1/admin/emails").await, 200)
+        .await
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|j| j["template"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        sent,
+        vec!["booking_confirmed".to_owned()],
+        "one email, with the invoice"
+    );
+
+    // Refused as a whole: nothing booked, nothing numbered.
+    let plain = app.published_event("no-invoice-at-once").await;
+    let plain_session = app.session(&plain, "PMO maturity", 10, 9_000).await;
+    let refused = merged(
+        crate::helpers::booking_body("ma@example.org", &[plain_session]),
+        json!({"invoice": buyer()}),
+    );
+    expect_problem(
+        app.post(&format!("/api/v1/events/{plain}/bookings"), &refused)
+            .await,
+        409,
+        "not-payable",
+    )
+    .await;
+    assert_eq!(app.seats_left(&plain, plain_session).await, 10);
+    let bad = merged(
+        crate::helpers::booking_body("na@example.org", &[session]),
+        json!({"invoice": {"company": "", "billing_address": "1 Street"}}),
+    );
+    expect_invalid(
+        app.post(&format!("/api/v1/events/{slug}/bookings"), &bad)
+            .await,
+        "invoice.company",
+    )
+    .await;
+    let next = held(&app, &slug, "oa@example.org", session).await;
+    let issued = expect_json(invoice(&app, &next, &buyer()).await, 201).await;
+    assert_eq!(issued["number"], "NOW-0002");
+    app.assert_no_drift();
 }
 
 async fn all_invoices(app: &TestApp) -> Value {
@@ -481,4 +559,5 @@ on_both_backends!(
     the_invoice_is_never_due_after_the_event_starts,
     the_invoice_arrives_as_a_pdf_with_the_confirmation,
     cancelled_places_are_credited_with_numbers_from_the_same_sequence,
+    a_booking_can_ask_for_an_invoice_at_once,
 );
