@@ -297,6 +297,9 @@ fn payable(booking: &Booking, now: DateTime<Utc>) -> Result<(), PaymentError> {
     }
     let status = match (booking.status, booking.payment_status) {
         (BookingStatus::Confirmed, PaymentStatus::Paid) => "confirmed and paid".to_owned(),
+        (BookingStatus::Confirmed, PaymentStatus::Invoiced) => {
+            "confirmed, to be paid by its invoice".to_owned()
+        }
         (BookingStatus::Expired, _) => "expired: its hold ran out".to_owned(),
         (status, _) => status.as_str().to_owned(),
     };

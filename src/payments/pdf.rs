@@ -91,15 +91,14 @@ pub fn render(doc: &Document) -> Vec<u8> {
     rule(&mut c, y);
     y -= 16.0;
     for (description, amount) in &doc.lines {
-        let shown: String = if description.chars().count() > LINE_CHARS {
-            let cut: String = description.chars().take(LINE_CHARS - 1).collect();
-            format!("{cut}…")
-        } else {
-            description.clone()
-        };
-        text(&mut c, b"F1", 10.0, LEFT, y, &shown);
-        text_right(&mut c, b"F1", 10.0, RIGHT, y, amount);
-        y -= 16.0;
+        for (i, part) in wrap(description, LINE_CHARS).iter().enumerate() {
+            text(&mut c, b"F1", 10.0, LEFT, y, part);
+            if i == 0 {
+                text_right(&mut c, b"F1", 10.0, RIGHT, y, amount);
+            }
+            y -= 13.0;
+        }
+        y -= 3.0;
     }
     rule(&mut c, y + 10.0);
     y -= 6.0;
@@ -120,6 +119,32 @@ pub fn render(doc: &Document) -> Vec<u8> {
     }
     pdf.stream(contents, &c.finish());
     pdf.finish()
+}
+
+/// `s` in lines of at most `width` characters, broken between words (a word longer than a line
+/// is cut).
+fn wrap(s: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in s.split_whitespace() {
+        let fits = line.chars().count() + word.chars().count() + usize::from(!line.is_empty());
+        if !line.is_empty() && fits > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+        while line.chars().count() > width {
+            let head: String = line.chars().take(width).collect();
+            line = line.chars().skip(width).collect();
+            lines.push(head);
+        }
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 fn text(c: &mut Content, font: &[u8], size: f32, x: f32, y: f32, s: &str) {
@@ -222,6 +247,25 @@ pub fn win_ansi(s: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_descriptions_wrap_between_words() {
+        let lines = wrap(
+            "P3O in practice: portfolio, programme and project offices",
+            20,
+        );
+        assert_eq!(
+            lines,
+            vec![
+                "P3O in practice:",
+                "portfolio, programme",
+                "and project offices"
+            ]
+        );
+        assert!(lines.iter().all(|l| l.chars().count() <= 20));
+        assert_eq!(wrap("", 20), vec![String::new()]);
+        assert_eq!(wrap("abcdefghij", 4), vec!["abcd", "efgh", "ij"]);
+    }
 
     #[test]
     fn pound_euro_and_dashes_are_in_winansi() {
