@@ -52,7 +52,7 @@ pub fn seed_if_empty(conn: &mut DbConn, issuer: &Issuer) -> anyhow::Result<Optio
         Err(e)
             if matches!(
                 e.downcast_ref::<EventError>(),
-                Some(EventError::SlugTaken(_))
+                Some(EventError::SlugTaken(_) | EventError::PrefixTaken(_))
             ) =>
         {
             Ok(None)
@@ -109,7 +109,7 @@ fn seed(conn: &mut DbConn, issuer: &Issuer) -> anyhow::Result<Option<String>> {
             ])
             .map_err(anyhow::Error::msg)?,
             invoices_allowed: true,
-            invoice_prefix: format!("PMO{}", year % 100),
+            invoice_prefix: Some(format!("PMO{}", year % 100)),
             invoice_due_days: 14,
         },
     )?;

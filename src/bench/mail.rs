@@ -271,7 +271,7 @@ fn fill_outbox(database: &DatabaseSettings, emails: usize) -> anyhow::Result<Db>
             vat_rate_bp: 2000,
             refund_policy: Default::default(),
             invoices_allowed: false,
-            invoice_prefix: "BENCH".to_owned(),
+            invoice_prefix: None,
             invoice_due_days: 14,
         },
     )?;

@@ -362,6 +362,11 @@ pub fn cancel_session_seats(
     }
     affected.sort_unstable();
     affected.dedup();
+    // Every affected booking's row before any credit note takes the event's row, in id order:
+    // a booking's own cancellation (its row, then the event's) then never waits in a circle.
+    for booking_id in &affected {
+        crate::payments::refunds::lock_booking(conn, *booking_id)?;
+    }
     for booking_id in affected {
         refresh(conn, booking_id, now)?;
         let places: Vec<(DateTime<Utc>, i64, String)> = paid

@@ -350,6 +350,22 @@ pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
     )
 }
 
+/// Whether `err` is a unique violation of an index on `column` (PostgreSQL names the index,
+/// SQLite the column), so one insert can tell which of its unique columns clashed without a
+/// further query (which PostgreSQL would refuse in the failed transaction).
+pub fn is_unique_violation_of(err: &diesel::result::Error, column: &str) -> bool {
+    match err {
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            info,
+        ) => {
+            info.constraint_name().is_some_and(|c| c.contains(column))
+                || info.message().contains(column)
+        }
+        _ => false,
+    }
+}
+
 /// The current time as stored: UTC, to the microsecond (PostgreSQL's precision).
 pub fn now() -> NaiveDateTime {
     Utc::now().naive_utc().trunc_subsecs(6)

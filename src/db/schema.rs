@@ -18,7 +18,7 @@ diesel::table! {
         vat_rate_bp -> Integer,
         refund_policy -> Text,
         invoices_allowed -> Bool,
-        invoice_prefix -> Text,
+        invoice_prefix -> Nullable<Text>,
         invoice_next -> Integer,
         invoice_due_days -> Integer,
     }

@@ -134,8 +134,8 @@ pub struct EventInput {
     /// Let buyers pay by invoice (default: no).
     #[serde(default)]
     pub invoices_allowed: bool,
-    /// 1 to 12 capital letters, digits or dashes; invoice numbers are this, a dash and a
-    /// four-digit sequence (default `INV`).
+    /// 1 to 12 capital letters, digits or dashes, unique among events; invoice numbers are this,
+    /// a dash and a four-digit sequence (default `EV<id>`).
     #[schema(example = "PMO27", pattern = "^[A-Z0-9][A-Z0-9-]{0,11}$")]
     pub invoice_prefix: Option<String>,
     /// Days to pay an invoice, 0 to 365 (default 14; never past the event's start).
@@ -161,10 +161,10 @@ impl TryFrom<EventInput> for NewEvent {
             .and_then(|t| f.check("registration_closes_at", instant(t)));
         let vat = f.check("vat_rate_bp", vat_rate(input.vat_rate_bp));
         let policy = f.check("refund_policy", RefundPolicy::new(input.refund_policy));
-        let prefix = f.check(
-            "invoice_prefix",
-            invoice_prefix(input.invoice_prefix.as_deref().unwrap_or("INV")),
-        );
+        let prefix = match input.invoice_prefix.as_deref() {
+            Some(raw) => f.check("invoice_prefix", invoice_prefix(raw)).map(Some),
+            None => Some(None),
+        };
         let due_days = f.check(
             "invoice_due_days",
             due_days(input.invoice_due_days.unwrap_or(14)),
@@ -232,7 +232,7 @@ pub struct EventPatch {
     /// Replaces the refund policy. Bookings already paid keep the policy they were paid under.
     pub refund_policy: Option<Vec<RefundRule>>,
     pub invoices_allowed: Option<bool>,
-    /// Numbers already issued keep their prefix.
+    /// Unique among events; cannot change once invoices have been issued.
     #[schema(pattern = "^[A-Z0-9][A-Z0-9-]{0,11}$")]
     pub invoice_prefix: Option<String>,
     #[schema(minimum = 0, maximum = 365)]
@@ -289,7 +289,13 @@ fn invoice_prefix(raw: &str) -> Result<String, String> {
             .chars()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-')
         && !raw.starts_with('-');
-    if ok {
+    // `EV` and digits is kept for the prefixes given to events created without one.
+    let reserved = raw
+        .strip_prefix("EV")
+        .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit()));
+    if reserved {
+        Err("EV followed by digits is kept for events created without a prefix".to_owned())
+    } else if ok {
         Ok(raw.to_owned())
     } else {
         Err("must be 1 to 12 capital letters, digits or dashes, e.g. PMO27".to_owned())
@@ -328,6 +334,9 @@ impl From<EventError> for Problem {
                 Kind::Conflict,
                 "The currency cannot change once the event has bookings",
             ),
+            e @ (EventError::PrefixTaken(_) | EventError::PrefixLocked) => {
+                Problem::new(Kind::Conflict, e.to_string())
+            }
             EventError::Invalid(v) => v.into(),
             EventError::Db(e) => e.into(),
         }

@@ -98,7 +98,7 @@ pub(crate) struct EventRow {
     vat_rate_bp: i32,
     refund_policy: String,
     invoices_allowed: bool,
-    invoice_prefix: String,
+    invoice_prefix: Option<String>,
     invoice_due_days: i32,
 }
 
@@ -125,7 +125,9 @@ impl From<EventRow> for Event {
             vat_rate_bp: row.vat_rate_bp,
             refund_policy: RefundPolicy::from_stored(&row.refund_policy),
             invoices_allowed: row.invoices_allowed,
-            invoice_prefix: row.invoice_prefix,
+            invoice_prefix: row
+                .invoice_prefix
+                .unwrap_or_else(|| format!("EV{}", row.id)),
             invoice_due_days: row.invoice_due_days,
         }
     }
@@ -170,7 +172,8 @@ pub struct NewEvent {
     pub vat_rate_bp: i32,
     pub refund_policy: RefundPolicy,
     pub invoices_allowed: bool,
-    pub invoice_prefix: String,
+    /// `None`: `EV<id>`.
+    pub invoice_prefix: Option<String>,
     pub invoice_due_days: i32,
 }
 
@@ -200,6 +203,10 @@ pub enum EventError {
     SlugTaken(String),
     #[error("the currency cannot change once the event has bookings")]
     CurrencyLocked,
+    #[error("invoice prefix {0:?} is used by another event")]
+    PrefixTaken(String),
+    #[error("the invoice prefix cannot change once invoices have been issued")]
+    PrefixLocked,
     #[error(transparent)]
     Invalid(#[from] ValidationError),
     #[error(transparent)]
@@ -242,7 +249,7 @@ struct EventInsert<'a> {
     vat_rate_bp: i32,
     refund_policy: String,
     invoices_allowed: bool,
-    invoice_prefix: &'a str,
+    invoice_prefix: Option<&'a str>,
     invoice_due_days: i32,
 }
 
@@ -265,7 +272,7 @@ pub fn create(conn: &mut DbConn, new: &NewEvent) -> Result<Event, EventError> {
         vat_rate_bp: new.vat_rate_bp,
         refund_policy: new.refund_policy.to_stored(),
         invoices_allowed: new.invoices_allowed,
-        invoice_prefix: &new.invoice_prefix,
+        invoice_prefix: new.invoice_prefix.as_deref(),
         invoice_due_days: new.invoice_due_days,
     };
     let inserted = diesel::insert_into(events::table)
@@ -273,7 +280,17 @@ pub fn create(conn: &mut DbConn, new: &NewEvent) -> Result<Event, EventError> {
         .returning(events::id)
         .get_result::<i64>(conn);
     match inserted {
-        Ok(id) => Ok(by_id(conn, id)?),
+        Ok(id) => {
+            if new.invoice_prefix.is_none() {
+                diesel::update(events::table.find(id))
+                    .set(events::invoice_prefix.eq(format!("EV{id}")))
+                    .execute(conn)?;
+            }
+            Ok(by_id(conn, id)?)
+        }
+        Err(e) if db::is_unique_violation_of(&e, "invoice_prefix") => Err(EventError::PrefixTaken(
+            new.invoice_prefix.clone().unwrap_or_default(),
+        )),
         Err(e) if db::is_unique_violation(&e) => {
             Err(EventError::SlugTaken(new.slug.as_str().to_owned()))
         }
@@ -316,6 +333,16 @@ pub fn update(conn: &mut DbConn, slug: &str, changes: EventChanges) -> Result<Ev
                 return Err(EventError::CurrencyLocked);
             }
         }
+        if let Some(prefix) = &changes.invoice_prefix {
+            let issued: i32 = events::table
+                .find(current.id)
+                .select(events::invoice_next)
+                .first(conn)?;
+            if *prefix != current.invoice_prefix && issued > 1 {
+                return Err(EventError::PrefixLocked);
+            }
+        }
+        let prefix = changes.invoice_prefix.clone();
         let changeset = EventChangeset {
             name: changes.name,
             venue: changes.venue,
@@ -332,9 +359,15 @@ pub fn update(conn: &mut DbConn, slug: &str, changes: EventChanges) -> Result<Ev
             invoice_prefix: changes.invoice_prefix,
             invoice_due_days: changes.invoice_due_days,
         };
-        diesel::update(events::table.find(current.id))
+        let updated = diesel::update(events::table.find(current.id))
             .set((&changeset, events::revision.eq(events::revision + 1)))
-            .execute(conn)?;
+            .execute(conn);
+        match updated {
+            Err(e) if db::is_unique_violation(&e) => {
+                return Err(EventError::PrefixTaken(prefix.unwrap_or_default()))
+            }
+            other => other?,
+        };
         Ok(by_id(conn, current.id)?)
     })
 }

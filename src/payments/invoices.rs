@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::policy::vat_split;
 use crate::bookings::{self, Booking, BookingError, BookingStatus, PaymentStatus, SeatState};
-use crate::db::schema::{bookings as bookings_table, events, invoices, seats, sessions};
+use crate::db::schema::{bookings as bookings_table, events, invoices, seats};
 use crate::db::{self, DbConn, DbError};
 use crate::events::Event;
 use crate::mail::{self, compose, Template};
@@ -38,8 +38,21 @@ impl Buyer {
             .check("invoice.vat_number", optional_text(vat_number, 40))
             .flatten();
         let po = f
-            .check("invoice.po_number", optional_text(po_number, 60))
+            .check("invoice.po_number", optional_text(po_number, 30))
             .flatten();
+        for (field, value) in [
+            ("invoice.company", company.as_deref()),
+            ("invoice.billing_address", address.as_deref()),
+            ("invoice.vat_number", vat.as_deref()),
+            ("invoice.po_number", po.as_deref()),
+        ] {
+            if let Some(bad) = value.and_then(|v| v.chars().find(|c| !super::pdf::printable(*c))) {
+                f.add(
+                    field,
+                    format!("contains {bad:?}, which an invoice cannot print (Latin letters only)"),
+                );
+            }
+        }
         f.finish()?;
         match (company, address) {
             (Some(company), Some(billing_address)) => Ok(Self {
@@ -313,10 +326,11 @@ fn next_number(conn: &mut DbConn, event: &Event) -> Result<String, DbError> {
         .set(events::invoice_next.eq(events::invoice_next + 1))
         .returning(events::invoice_next)
         .get_result(conn)?;
-    let (prefix,): (String,) = events::table
+    let prefix: Option<String> = events::table
         .find(event.id)
-        .select((events::invoice_prefix,))
+        .select(events::invoice_prefix)
         .first(conn)?;
+    let prefix = prefix.unwrap_or_else(|| format!("EV{}", event.id));
     Ok(format!("{prefix}-{:04}", next - 1))
 }
 
@@ -408,15 +422,17 @@ fn issue(
         .collect();
     let gross: i64 = lines.iter().map(|l| l.gross_minor).sum();
     let (net, vat) = vat_split(gross, event.vat_rate_bp);
-    // Due in the event's days, but never after the event starts.
-    let starts: Option<NaiveDateTime> = sessions::table
-        .filter(sessions::event_id.eq(event.id))
-        .filter(sessions::status.ne("cancelled"))
-        .select(diesel::dsl::min(sessions::starts_at))
-        .first(conn)?;
+    // Due in the event's days, but never after the event starts: for this booking, its first
+    // session (and never before now, when that has begun).
+    let starts = booking
+        .seats
+        .iter()
+        .filter(|s| s.state == SeatState::Confirmed)
+        .map(|s| s.starts_at)
+        .min();
     let mut due = now + Duration::days(i64::from(event.invoice_due_days));
     if let Some(starts) = starts {
-        due = due.min(starts.and_utc());
+        due = due.min(starts).max(now);
     }
     let stamp = db::stored(now);
     let id: i64 = diesel::insert_into(invoices::table)
@@ -486,12 +502,7 @@ pub fn credit_cancelled_places(
         })
         .filter(|l| l.gross_minor > 0)
         .collect();
-    let already: i64 = invoices::table
-        .filter(invoices::credits_invoice_id.eq(invoice.id))
-        .select(invoices::gross_minor)
-        .load::<i64>(conn)?
-        .into_iter()
-        .sum();
+    let (already, already_vat) = credited(conn, invoice.id)?;
     let left = invoice.gross_minor - already;
     let wanted: i64 = lines.iter().map(|l| l.gross_minor).sum();
     let gross = wanted.min(left);
@@ -499,11 +510,19 @@ pub fn credit_cancelled_places(
         return Ok(None);
     }
     let event = crate::events::by_id(conn, booking.event_id)?;
-    let note = issue_credit_note(conn, &event, &invoice, lines, gross, now)?;
+    // The credit note that takes the rest takes the rest of the VAT too, so the notes add up to
+    // the invoice to the penny.
+    let rest_of_vat = (gross == left).then(|| invoice.vat_minor - already_vat);
+    let note = issue_credit_note(conn, &event, &invoice, lines, gross, rest_of_vat, now)?;
     if already + gross >= invoice.gross_minor && invoice.state == InvoiceState::Unpaid {
         diesel::update(invoices::table.find(invoice.id))
             .filter(invoices::state.eq(InvoiceState::Unpaid.as_str()))
             .set(invoices::state.eq(InvoiceState::Cancelled.as_str()))
+            .execute(conn)?;
+        // Nothing left to pay.
+        diesel::update(bookings_table::table.find(booking_id))
+            .filter(bookings_table::payment_status.eq(PaymentStatus::Invoiced.as_str()))
+            .set(bookings_table::payment_status.eq(PaymentStatus::NotRequired.as_str()))
             .execute(conn)?;
     }
     let outstanding = if invoice.state == InvoiceState::Unpaid {
@@ -541,6 +560,7 @@ fn issue_credit_note(
     invoice: &Invoice,
     mut lines: Vec<Line>,
     gross: i64,
+    vat: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<Invoice, DbError> {
     // Never more than is left of the invoice: the last line takes the cut.
@@ -555,7 +575,10 @@ fn issue_credit_note(
     }
     lines.retain(|l| l.gross_minor > 0);
     let number = next_number(conn, event)?;
-    let (net, vat) = vat_split(gross, invoice.vat_rate_bp);
+    let (net, vat) = match vat {
+        Some(vat) => (gross - vat, vat),
+        None => vat_split(gross, invoice.vat_rate_bp),
+    };
     let stamp = db::stored(now);
     let id: i64 = diesel::insert_into(invoices::table)
         .values((
@@ -641,7 +664,12 @@ pub fn remind_overdue(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, Db
                 .filter(|s| s.state == SeatState::Confirmed)
                 .map(|s| s.mail(&event, "confirmed"))
                 .collect();
-            data.invoice = Some(mail_of(&invoice, &event));
+            let mut announced = mail_of(&invoice, &event);
+            announced.outstanding = Some(compose::money(
+                outstanding(conn, &invoice)?,
+                &invoice.currency,
+            ));
+            data.invoice = Some(announced);
             mail::enqueue(
                 conn,
                 Template::InvoiceReminder,
@@ -662,14 +690,36 @@ pub fn remind_overdue(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, Db
     Ok(written)
 }
 
-/// Marks an invoice paid (an organiser has seen the money arrive): its booking is paid.
+/// What credit notes have taken off invoice `invoice_id`: (gross, VAT).
+fn credited(conn: &mut DbConn, invoice_id: i64) -> Result<(i64, i64), DbError> {
+    let notes: Vec<(i64, i64)> = invoices::table
+        .filter(invoices::credits_invoice_id.eq(invoice_id))
+        .select((invoices::gross_minor, invoices::vat_minor))
+        .load(conn)?;
+    Ok(notes
+        .into_iter()
+        .fold((0, 0), |(g, v), (gross, vat)| (g + gross, v + vat)))
+}
+
+/// What is still to pay of an unpaid invoice, after its credit notes.
+pub fn outstanding(conn: &mut DbConn, invoice: &Invoice) -> Result<i64, DbError> {
+    Ok((invoice.gross_minor - credited(conn, invoice.id)?.0).max(0))
+}
+
+/// Marks an invoice paid (an organiser has seen the money arrive): its booking is paid what
+/// was left to pay after credit notes. Takes the booking's session rows and then its row first,
+/// as cancelling its places (which credits the invoice) does.
 pub fn mark_paid(
     conn: &mut DbConn,
     number: &str,
     now: DateTime<Utc>,
 ) -> Result<Invoice, InvoiceError> {
     db::write_transaction(conn, |conn| {
+        let found = by_number(conn, number)?;
+        bookings::lock_sessions_of(conn, found.booking_id)?;
+        super::refunds::lock_booking(conn, found.booking_id)?;
         let invoice = by_number(conn, number)?;
+        let received = outstanding(conn, &invoice)?;
         let stamp = db::stored(now);
         let changed = diesel::update(invoices::table.find(invoice.id))
             .filter(invoices::state.eq(InvoiceState::Unpaid.as_str()))
@@ -691,7 +741,7 @@ pub fn mark_paid(
         }
         diesel::update(bookings_table::table.find(invoice.booking_id))
             .set((
-                bookings_table::paid_minor.eq(bookings_table::paid_minor + invoice.gross_minor),
+                bookings_table::paid_minor.eq(bookings_table::paid_minor + received),
                 bookings_table::updated_at.eq(stamp),
             ))
             .execute(conn)?;
@@ -748,7 +798,9 @@ pub fn pdf(invoice: &Invoice, event: &Event, reference: &str) -> Vec<u8> {
     } else {
         "VAT".to_owned()
     };
-    let notes = if invoice.credit_note {
+    let notes = if invoice.state == InvoiceState::Cancelled {
+        vec!["This invoice has been cancelled by credit note: nothing is to pay.".to_owned()]
+    } else if invoice.credit_note {
         vec![format!(
             "This credit note reduces the invoice of booking {reference} by {}.",
             money(invoice.gross_minor)

@@ -31,93 +31,135 @@ const RIGHT: f32 = WIDTH - 56.0;
 /// Longest description printed on one line, in characters.
 const LINE_CHARS: usize = 70;
 
-/// The PDF bytes of `doc`.
-pub fn render(doc: &Document) -> Vec<u8> {
-    let (catalog, tree, page, regular, bold, contents) = (
-        Ref::new(1),
-        Ref::new(2),
-        Ref::new(3),
-        Ref::new(4),
-        Ref::new(5),
-        Ref::new(6),
-    );
-    let mut pdf = Pdf::new();
-    pdf.catalog(catalog).pages(tree);
-    pdf.pages(tree).kids([page]).count(1);
-    let mut p = pdf.page(page);
-    p.media_box(Rect::new(0.0, 0.0, WIDTH, HEIGHT));
-    p.parent(tree);
-    p.contents(contents);
-    {
-        let mut resources = p.resources();
-        let mut fonts = resources.fonts();
-        fonts.pair(Name(b"F1"), regular);
-        fonts.pair(Name(b"F2"), bold);
-    }
-    p.finish();
-    for (font, name) in [(regular, &b"Helvetica"[..]), (bold, b"Helvetica-Bold")] {
-        pdf.type1_font(font)
-            .base_font(Name(name))
-            .encoding_predefined(Name(b"WinAnsiEncoding"));
+/// Lowest baseline on a page; below it the document goes on to the next page.
+const BOTTOM: f32 = 64.0;
+const TOP: f32 = HEIGHT - 72.0;
+
+/// The pages written so far and the one being written.
+struct Pages {
+    done: Vec<Content>,
+    page: Content,
+    y: f32,
+}
+
+impl Pages {
+    /// Room for `height` more on this page, or a new page.
+    fn need(&mut self, height: f32) {
+        if self.y - height < BOTTOM {
+            let full = std::mem::replace(&mut self.page, Content::new());
+            self.done.push(full);
+            self.y = TOP;
+        }
     }
 
-    let mut c = Content::new();
-    let mut y = HEIGHT - 72.0;
-    text(&mut c, b"F2", 22.0, LEFT, y, &doc.title);
-    text_right(&mut c, b"F2", 14.0, RIGHT, y, &doc.number);
-    y -= 30.0;
-    let top = y;
+    fn line(&mut self, font: &[u8], size: f32, x: f32, s: &str) {
+        self.need(size + 4.0);
+        text(&mut self.page, font, size, x, self.y, s);
+    }
+}
+
+/// The PDF bytes of `doc`: as many A4 pages as it takes.
+pub fn render(doc: &Document) -> Vec<u8> {
+    let mut p = Pages {
+        done: Vec::new(),
+        page: Content::new(),
+        y: TOP,
+    };
+    p.line(b"F2", 22.0, LEFT, &doc.title);
+    text_right(&mut p.page, b"F2", 14.0, RIGHT, p.y, &doc.number);
+    p.y -= 30.0;
+    let top = p.y;
     for line in &doc.issuer {
-        text(&mut c, b"F1", 10.0, LEFT, y, line);
-        y -= 14.0;
+        for part in wrap(line, 50) {
+            text(&mut p.page, b"F1", 10.0, LEFT, p.y, &part);
+            p.y -= 14.0;
+        }
     }
     let mut fy = top;
     for (label, value) in &doc.facts {
-        text_right(&mut c, b"F1", 10.0, RIGHT - 120.0, fy, label);
-        text_right(&mut c, b"F2", 10.0, RIGHT, fy, value);
+        text_right(&mut p.page, b"F1", 10.0, RIGHT - 130.0, fy, label);
+        text_right(&mut p.page, b"F2", 10.0, RIGHT, fy, value);
         fy -= 14.0;
     }
-    y = y.min(fy) - 16.0;
-    text(&mut c, b"F2", 10.0, LEFT, y, "Bill to");
-    y -= 14.0;
+    p.y = p.y.min(fy) - 16.0;
+    p.line(b"F2", 10.0, LEFT, "Bill to");
+    p.y -= 14.0;
     for line in &doc.bill_to {
-        text(&mut c, b"F1", 10.0, LEFT, y, line);
-        y -= 14.0;
+        for part in wrap(line, LINE_CHARS) {
+            p.line(b"F1", 10.0, LEFT, &part);
+            p.y -= 14.0;
+        }
     }
-    y -= 16.0;
-    text(&mut c, b"F2", 10.0, LEFT, y, "Description");
-    text_right(&mut c, b"F2", 10.0, RIGHT, y, "Amount (incl. VAT)");
-    y -= 6.0;
-    rule(&mut c, y);
-    y -= 16.0;
+    p.y -= 16.0;
+    p.line(b"F2", 10.0, LEFT, "Description");
+    text_right(&mut p.page, b"F2", 10.0, RIGHT, p.y, "Amount (incl. VAT)");
+    p.y -= 6.0;
+    rule(&mut p.page, p.y);
+    p.y -= 16.0;
     for (description, amount) in &doc.lines {
         for (i, part) in wrap(description, LINE_CHARS).iter().enumerate() {
-            text(&mut c, b"F1", 10.0, LEFT, y, part);
+            p.line(b"F1", 10.0, LEFT, part);
             if i == 0 {
-                text_right(&mut c, b"F1", 10.0, RIGHT, y, amount);
+                text_right(&mut p.page, b"F1", 10.0, RIGHT, p.y, amount);
             }
-            y -= 13.0;
+            p.y -= 13.0;
         }
-        y -= 3.0;
+        p.y -= 3.0;
     }
-    rule(&mut c, y + 10.0);
-    y -= 6.0;
+    p.need(16.0 * doc.totals.len() as f32 + 10.0);
+    rule(&mut p.page, p.y + 10.0);
+    p.y -= 6.0;
     for (i, (label, amount)) in doc.totals.iter().enumerate() {
         let font: &[u8] = if i + 1 == doc.totals.len() {
             b"F2"
         } else {
             b"F1"
         };
-        text_right(&mut c, font, 10.0, RIGHT - 120.0, y, label);
-        text_right(&mut c, font, 10.0, RIGHT, y, amount);
-        y -= 16.0;
+        text_right(&mut p.page, font, 10.0, RIGHT - 130.0, p.y, label);
+        text_right(&mut p.page, font, 10.0, RIGHT, p.y, amount);
+        p.y -= 16.0;
     }
-    y -= 20.0;
+    p.y -= 20.0;
     for note in &doc.notes {
-        text(&mut c, b"F1", 9.0, LEFT, y, note);
-        y -= 13.0;
+        for part in wrap(note, 95) {
+            p.line(b"F1", 9.0, LEFT, &part);
+            p.y -= 13.0;
+        }
     }
-    pdf.stream(contents, &c.finish());
+    let Pages { mut done, page, .. } = p;
+    done.push(page);
+
+    let mut pdf = Pdf::new();
+    let (catalog, tree, regular, bold) = (Ref::new(1), Ref::new(2), Ref::new(3), Ref::new(4));
+    let ids: Vec<(Ref, Ref)> = (0..done.len())
+        .map(|i| {
+            let n = i32::try_from(i).unwrap_or(i32::MAX / 2 - 5) * 2;
+            (Ref::new(5 + n), Ref::new(6 + n))
+        })
+        .collect();
+    pdf.catalog(catalog).pages(tree);
+    pdf.pages(tree)
+        .kids(ids.iter().map(|(page, _)| *page))
+        .count(i32::try_from(ids.len()).unwrap_or(i32::MAX));
+    for ((page, contents), content) in ids.iter().zip(done) {
+        let mut writer = pdf.page(*page);
+        writer.media_box(Rect::new(0.0, 0.0, WIDTH, HEIGHT));
+        writer.parent(tree);
+        writer.contents(*contents);
+        {
+            let mut resources = writer.resources();
+            let mut fonts = resources.fonts();
+            fonts.pair(Name(b"F1"), regular);
+            fonts.pair(Name(b"F2"), bold);
+        }
+        writer.finish();
+        pdf.stream(*contents, &content.finish());
+    }
+    for (font, name) in [(regular, &b"Helvetica"[..]), (bold, b"Helvetica-Bold")] {
+        pdf.type1_font(font)
+            .base_font(Name(name))
+            .encoding_predefined(Name(b"WinAnsiEncoding"));
+    }
     pdf.finish()
 }
 
@@ -201,6 +243,11 @@ fn width(s: &str, bold: bool) -> f32 {
         .sum()
 }
 
+/// Whether `ch` can be printed in the documents' fonts (it has a WinAnsi code).
+pub fn printable(ch: char) -> bool {
+    ch == '\n' || win_ansi(ch.encode_utf8(&mut [0; 4])) != b"?" || ch == '?'
+}
+
 /// `s` in WinAnsiEncoding (Windows-1252): ASCII and Latin-1 as they are, the typographic marks
 /// and € where Windows-1252 puts them, anything else as '?'.
 pub fn win_ansi(s: &str) -> Vec<u8> {
@@ -247,6 +294,31 @@ pub fn win_ansi(s: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_document_goes_on_to_more_pages() {
+        let doc = Document {
+            title: "Invoice".into(),
+            number: "PMO27-0001".into(),
+            issuer: vec!["PMO Masterclasses 2027".into()],
+            bill_to: vec!["ACME Ltd".into()],
+            facts: vec![],
+            lines: (0..60)
+                .map(|i| (format!("Session {i} with a title long enough to take two lines on the invoice, really"), "£1.00".into()))
+                .collect(),
+            totals: vec![("Total".into(), "£60.00".into())],
+            notes: vec![],
+        };
+        let hay = String::from_utf8_lossy(&render(&doc)).into_owned();
+        let pages = hay.matches("/Type /Page\n").count()
+            + hay.matches("/Type /Page ").count()
+            + hay.matches("/Type /Page/").count();
+        assert!(
+            hay.contains("/Count 3") || hay.contains("/Count 4"),
+            "pages: {pages}"
+        );
+        assert!(hay.contains("Session 59"));
+    }
 
     #[test]
     fn long_descriptions_wrap_between_words() {

@@ -427,6 +427,114 @@ async fn a_booking_can_ask_for_an_invoice_at_once(app: TestApp) {
     app.assert_no_drift();
 }
 
+async fn invoice_numbers_are_unique_across_events(app: TestApp) {
+    let (slug, session) = invoicing_event(&app, "prefix-one", "ONE").await;
+    let clash = merged(
+        crate::helpers::event_body("prefix-two"),
+        json!({"invoices_allowed": true, "invoice_prefix": "ONE"}),
+    );
+    expect_problem(
+        app.admin_post("/api/v1/admin/events", &clash).await,
+        409,
+        "conflict",
+    )
+    .await;
+    let reserved = merged(
+        crate::helpers::event_body("prefix-three"),
+        json!({"invoices_allowed": true, "invoice_prefix": "EV7"}),
+    );
+    expect_invalid(
+        app.admin_post("/api/v1/admin/events", &reserved).await,
+        "invoice_prefix",
+    )
+    .await;
+    // Without a prefix an event gets its own, EV and its id.
+    let plain = merged(
+        crate::helpers::event_body("prefix-four"),
+        json!({"invoices_allowed": true, "allow_clashes": true}),
+    );
+    let created = expect_json(app.admin_post("/api/v1/admin/events", &plain).await, 201).await;
+    let own = created["invoice_prefix"]
+        .as_str()
+        .expect("prefix")
+        .to_owned();
+    assert!(own.starts_with("EV"), "{own}");
+    let other_session = app.session("prefix-four", "PMO maturity", 10, 5_000).await;
+    let token = held(&app, "prefix-four", "pa@example.org", other_session).await;
+    let issued = expect_json(invoice(&app, &token, &buyer()).await, 201).await;
+    assert_eq!(issued["number"], format!("{own}-0001"));
+    // Once numbers are issued the prefix stays.
+    let first = held(&app, &slug, "qa@example.org", session).await;
+    expect_json(invoice(&app, &first, &buyer()).await, 201).await;
+    expect_problem(
+        app.admin_patch(
+            "/api/v1/admin/events/prefix-one",
+            &json!({"invoice_prefix": "UNO"}),
+        )
+        .await,
+        409,
+        "conflict",
+    )
+    .await;
+    // Text the invoice's fonts cannot print is refused, naming the field.
+    let second = held(&app, &slug, "ra@example.org", session).await;
+    expect_invalid(
+        invoice(
+            &app,
+            &second,
+            &json!({"company": "\u{141}\u{f3}d\u{17a} Sp. z o.o.", "billing_address": "ul. Piotrkowska 1"}),
+        )
+        .await,
+        "invoice.company",
+    )
+    .await;
+}
+
+/// Paid after part of it was credited: the booking is paid what was left to pay.
+async fn a_partly_credited_invoice_pays_what_is_left(app: TestApp) {
+    let (slug, first) = invoicing_event(&app, "part-credit", "PRT").await;
+    let second = app
+        .session_at(
+            &slug,
+            "Benefits realisation",
+            10,
+            10_000,
+            "2027-03-11T09:00:00+00:00",
+            "2027-03-11T10:30:00+00:00",
+        )
+        .await;
+    let booked = expect_json(
+        app.book(&slug, "sa@example.org", &[first, second]).await,
+        201,
+    )
+    .await;
+    let token = booked["manage_token"].as_str().expect("token").to_owned();
+    expect_json(invoice(&app, &token, &buyer()).await, 201).await;
+    // An organiser cancels the second place for the attendee: credited in full.
+    let reference = booked["reference"].as_str().expect("reference");
+    expect_json(
+        app.admin_post(
+            &format!("/api/v1/admin/bookings/{reference}/cancel"),
+            &json!({"session_ids": [second]}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    expect_json(
+        app.admin_post("/api/v1/admin/invoices/PRT-0001/paid", &json!({}))
+            .await,
+        200,
+    )
+    .await;
+    let booking = app.booking(&token).await;
+    assert_eq!(
+        booking["paid_minor"], 14_500,
+        "the credited 10,000 was never owed"
+    );
+    assert_eq!(booking["payment_status"], "paid");
+}
+
 async fn all_invoices(app: &TestApp) -> Value {
     expect_json(
         app.admin_get("/api/v1/admin/invoices?event=credit-notes&state=all")
@@ -560,4 +668,6 @@ on_both_backends!(
     the_invoice_arrives_as_a_pdf_with_the_confirmation,
     cancelled_places_are_credited_with_numbers_from_the_same_sequence,
     a_booking_can_ask_for_an_invoice_at_once,
+    invoice_numbers_are_unique_across_events,
+    a_partly_credited_invoice_pays_what_is_left,
 );

@@ -114,9 +114,10 @@ impl Paying {
         post_signed(&self.app, event, &self.webhook_secret, now()).await
     }
 
-    /// Waits (up to 10 s) until the booking satisfies `done`; returns it.
+    /// Waits (up to 30 s: webhooks come a second later, and later on a busy machine) until the
+    /// booking satisfies `done`; returns it.
     async fn until(&self, token: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let booking = self.app.booking(token).await;
             if done(&booking) {
@@ -175,7 +176,7 @@ async fn emails(app: &TestApp) -> Vec<String> {
 }
 
 async fn until_email(app: &TestApp, template: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while !emails(app).await.iter().any(|t| t == template) {
         assert!(Instant::now() < deadline, "no {template} email");
         tokio::time::sleep(Duration::from_millis(100)).await;

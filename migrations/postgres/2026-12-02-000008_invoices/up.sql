@@ -2,8 +2,11 @@
 -- credit notes issued.
 
 ALTER TABLE events ADD COLUMN invoices_allowed BOOLEAN NOT NULL DEFAULT FALSE;
--- Invoice numbers look like PMO27-0001: this prefix, then the event's own sequence.
-ALTER TABLE events ADD COLUMN invoice_prefix TEXT NOT NULL DEFAULT 'INV';
+-- Invoice numbers look like PMO27-0001: this prefix, then the event's own sequence. Prefixes
+-- are unique, so numbers are unique across events; an event created without one gets EV<id>.
+ALTER TABLE events ADD COLUMN invoice_prefix TEXT;
+UPDATE events SET invoice_prefix = 'EV' || CAST(id AS TEXT);
+CREATE UNIQUE INDEX events_invoice_prefix ON events (invoice_prefix);
 -- The next number to issue. Taken by an update in the transaction that issues the document, so
 -- a transaction that rolls back gives its number back and the sequence has no gaps.
 ALTER TABLE events ADD COLUMN invoice_next INTEGER NOT NULL DEFAULT 1 CHECK (invoice_next >= 1);
