@@ -371,6 +371,18 @@ pub mod responses {
         }
     }
 
+    /// A query parameter missing or not valid.
+    pub struct QueryProblems;
+
+    impl IntoResponses for QueryProblems {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            problems(&[(
+                422,
+                "A query parameter is missing or not valid (`validation`, with `errors`)",
+            )])
+        }
+    }
+
     /// What the path names does not exist.
     pub struct NotFound;
 

@@ -12,7 +12,8 @@ use super::{webhook, Applied, PaymentError, PaymentState};
 use crate::api::auth::Authenticated;
 use crate::api::json::DeferredJson;
 use crate::api::problem::responses::{
-    AuthProblems, BodyProblems, Conflict, NotFound, PaymentProblems, Unavailable, WebhookProblems,
+    AuthProblems, BodyProblems, Conflict, NotFound, PaymentProblems, QueryProblems, Unavailable,
+    WebhookProblems,
 };
 use crate::api::{run, AppState, Kind, Problem};
 use crate::bookings::{BookingError, BookingStatus};
@@ -229,7 +230,7 @@ pub struct InvoiceQuery {
     tag = "organiser",
     params(InvoiceQuery),
     security(("organiser_token" = [])),
-    responses((status = 200, description = "Invoices by number", body = [InvoiceView]), AuthProblems, NotFound, Unavailable)
+    responses((status = 200, description = "Invoices by number", body = [InvoiceView]), QueryProblems, AuthProblems, NotFound, Unavailable)
 )]
 #[get("/admin/invoices")]
 async fn list_invoices(
