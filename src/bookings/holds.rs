@@ -268,18 +268,28 @@ fn expire_one(
 }
 
 /// Takes the row locks of every session booking `id` has a seat in, whatever the seat's state, in
-/// id order: what a change to the booking's seats or its payment takes first.
+/// id order: what a change to the booking's seats or its payment takes first. The seats are read
+/// again once the locks are held: a seat moved to another session meanwhile has its new session
+/// locked too (rarely, and then out of order, which PostgreSQL resolves by failing one side for
+/// a retry).
 pub fn lock_sessions_of(conn: &mut DbConn, id: i64) -> Result<(), DbError> {
-    let mut ids: Vec<i64> = seats::table
-        .filter(seats::booking_id.eq(id))
-        .select(seats::session_id)
-        .load(conn)?;
-    ids.sort_unstable();
-    ids.dedup();
-    for id in &ids {
-        sessions::lock(conn, *id)?;
+    let mut locked: Vec<i64> = Vec::new();
+    loop {
+        let mut ids: Vec<i64> = seats::table
+            .filter(seats::booking_id.eq(id))
+            .select(seats::session_id)
+            .load(conn)?;
+        ids.sort_unstable();
+        ids.dedup();
+        let new: Vec<i64> = ids.into_iter().filter(|s| !locked.contains(s)).collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        for session in &new {
+            sessions::lock(conn, *session)?;
+        }
+        locked.extend(new);
     }
-    Ok(())
 }
 
 /// Takes the row locks of the sessions where `booking` has seats in `state`, in id order;
