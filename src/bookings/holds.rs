@@ -155,15 +155,7 @@ fn send_receipt(
     booking: &Booking,
     paid: i64,
 ) -> Result<(), DbError> {
-    let mut data = compose::booking_mail(event, &booking.reference, &booking.attendee_name);
-    data.seats = booking
-        .seats
-        .iter()
-        .filter(|s| s.state == SeatState::Confirmed)
-        .map(|s| s.mail(event, "confirmed"))
-        .collect();
-    data.total =
-        (booking.total_minor > 0).then(|| compose::money(booking.total_minor, &booking.currency));
+    let mut data = booking.mail(event, SeatState::Confirmed);
     data.paid = true;
     data.payment = Some(compose::payment(paid, event.vat_rate_bp, &booking.currency));
     mail::enqueue(

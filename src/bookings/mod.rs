@@ -217,6 +217,23 @@ pub struct Seat {
     pub sequence: i32,
 }
 
+impl Booking {
+    /// What an email about this booking is rendered with: its seats in `state` and its total.
+    pub fn mail(&self, event: &Event, state: SeatState) -> crate::mail::MailData {
+        use crate::mail::compose;
+        let mut data = compose::booking_mail(event, &self.reference, &self.attendee_name);
+        data.seats = self
+            .seats
+            .iter()
+            .filter(|s| s.state == state)
+            .map(|s| s.mail(event, state.as_str()))
+            .collect();
+        data.total =
+            (self.total_minor > 0).then(|| compose::money(self.total_minor, &self.currency));
+        data
+    }
+}
+
 impl Seat {
     /// The seat as emails and calendar files show it, in `state`.
     pub fn mail(&self, event: &Event, state: &str) -> crate::mail::data::SeatMail {

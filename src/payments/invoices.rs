@@ -378,15 +378,7 @@ pub fn confirm_by_invoice(
     super::give_up(conn, &open, now)?;
     let booking = bookings::load(conn, booking_id)?;
     let invoice = issue(conn, &event, &booking, buyer, now)?;
-    let mut data = compose::booking_mail(&event, &booking.reference, &booking.attendee_name);
-    data.seats = booking
-        .seats
-        .iter()
-        .filter(|s| s.state == SeatState::Confirmed)
-        .map(|s| s.mail(&event, "confirmed"))
-        .collect();
-    data.total =
-        (booking.total_minor > 0).then(|| compose::money(booking.total_minor, &booking.currency));
+    let mut data = booking.mail(&event, SeatState::Confirmed);
     data.invoice = Some(mail_of(&invoice, &event));
     mail::enqueue(
         conn,
@@ -434,35 +426,23 @@ fn issue(
     if let Some(starts) = starts {
         due = due.min(starts).max(now);
     }
-    let stamp = db::stored(now);
-    let id: i64 = diesel::insert_into(invoices::table)
-        .values((
-            invoices::event_id.eq(event.id),
-            invoices::booking_id.eq(booking.id),
-            invoices::number.eq(&number),
-            invoices::kind.eq("invoice"),
-            invoices::company.eq(&buyer.company),
-            invoices::billing_address.eq(&buyer.billing_address),
-            invoices::vat_number.eq(&buyer.vat_number),
-            invoices::po_number.eq(&buyer.po_number),
-            invoices::lines.eq(serde_json::to_string(&lines).unwrap_or_else(|_| "[]".into())),
-            invoices::net_minor.eq(net),
-            invoices::vat_minor.eq(vat),
-            invoices::gross_minor.eq(gross),
-            invoices::currency.eq(&booking.currency),
-            invoices::vat_rate_bp.eq(event.vat_rate_bp),
-            invoices::issued_at.eq(stamp),
-            invoices::due_at.eq(Some(db::stored(due))),
-            invoices::state.eq(InvoiceState::Unpaid.as_str()),
-            invoices::created_at.eq(stamp),
-        ))
-        .returning(invoices::id)
-        .get_result(conn)?;
-    let row = invoices::table
-        .find(id)
-        .select(invoice_columns!())
-        .first::<InvoiceRow>(conn)?;
-    Ok(from_row(row))
+    insert(
+        conn,
+        &Draft {
+            event_id: event.id,
+            booking_id: booking.id,
+            number: &number,
+            credits: None,
+            buyer,
+            lines: &lines,
+            net,
+            vat,
+            currency: &booking.currency,
+            vat_rate_bp: event.vat_rate_bp,
+            due_at: Some(due),
+        },
+        now,
+    )
 }
 
 /// Credits `booking_id`'s invoice for places just cancelled in the caller's transaction: each
@@ -530,13 +510,7 @@ pub fn credit_cancelled_places(
     } else {
         0
     };
-    let mut data = compose::booking_mail(&event, &booking.reference, &booking.attendee_name);
-    data.seats = booking
-        .seats
-        .iter()
-        .filter(|s| s.state == SeatState::Cancelled)
-        .map(|s| s.mail(&event, "cancelled"))
-        .collect();
+    let mut data = booking.mail(&event, SeatState::Cancelled);
     let mut announced = mail_of(&note, &event);
     announced.credits_number = Some(invoice.number.clone());
     announced.outstanding = Some(compose::money(outstanding, &invoice.currency));
@@ -579,30 +553,76 @@ fn issue_credit_note(
         Some(vat) => (gross - vat, vat),
         None => vat_split(gross, invoice.vat_rate_bp),
     };
+    insert(
+        conn,
+        &Draft {
+            event_id: invoice.event_id,
+            booking_id: invoice.booking_id,
+            number: &number,
+            credits: Some(invoice.id),
+            buyer: &invoice.buyer,
+            lines: &lines,
+            net,
+            vat,
+            currency: &invoice.currency,
+            vat_rate_bp: invoice.vat_rate_bp,
+            due_at: None,
+        },
+        now,
+    )
+}
+
+/// An invoice (or, with `credits`, a credit note) about to be issued.
+struct Draft<'a> {
+    event_id: i64,
+    booking_id: i64,
+    number: &'a str,
+    /// The invoice a credit note credits.
+    credits: Option<i64>,
+    buyer: &'a Buyer,
+    lines: &'a [Line],
+    net: i64,
+    vat: i64,
+    currency: &'a str,
+    vat_rate_bp: i32,
+    due_at: Option<DateTime<Utc>>,
+}
+
+/// Writes `draft` as issued at `now`; an invoice is unpaid, a credit note issued.
+fn insert(conn: &mut DbConn, draft: &Draft<'_>, now: DateTime<Utc>) -> Result<Invoice, DbError> {
     let stamp = db::stored(now);
+    let (kind, state) = match draft.credits {
+        Some(_) => ("credit_note", InvoiceState::Issued),
+        None => ("invoice", InvoiceState::Unpaid),
+    };
     let id: i64 = diesel::insert_into(invoices::table)
         .values((
-            invoices::event_id.eq(invoice.event_id),
-            invoices::booking_id.eq(invoice.booking_id),
-            invoices::number.eq(&number),
-            invoices::kind.eq("credit_note"),
-            invoices::credits_invoice_id.eq(Some(invoice.id)),
-            invoices::company.eq(&invoice.buyer.company),
-            invoices::billing_address.eq(&invoice.buyer.billing_address),
-            invoices::vat_number.eq(&invoice.buyer.vat_number),
-            invoices::po_number.eq(&invoice.buyer.po_number),
-            invoices::lines.eq(serde_json::to_string(&lines).unwrap_or_else(|_| "[]".into())),
-            invoices::net_minor.eq(net),
-            invoices::vat_minor.eq(vat),
-            invoices::gross_minor.eq(gross),
-            invoices::currency.eq(&invoice.currency),
-            invoices::vat_rate_bp.eq(invoice.vat_rate_bp),
+            invoices::event_id.eq(draft.event_id),
+            invoices::booking_id.eq(draft.booking_id),
+            invoices::number.eq(draft.number),
+            invoices::kind.eq(kind),
+            invoices::credits_invoice_id.eq(draft.credits),
+            invoices::company.eq(&draft.buyer.company),
+            invoices::billing_address.eq(&draft.buyer.billing_address),
+            invoices::vat_number.eq(&draft.buyer.vat_number),
+            invoices::po_number.eq(&draft.buyer.po_number),
+            invoices::lines.eq(serde_json::to_string(draft.lines).unwrap_or_else(|_| "[]".into())),
+            invoices::net_minor.eq(draft.net),
+            invoices::vat_minor.eq(draft.vat),
+            invoices::gross_minor.eq(draft.net + draft.vat),
+            invoices::currency.eq(draft.currency),
+            invoices::vat_rate_bp.eq(draft.vat_rate_bp),
             invoices::issued_at.eq(stamp),
-            invoices::state.eq(InvoiceState::Issued.as_str()),
+            invoices::due_at.eq(draft.due_at.map(db::stored)),
+            invoices::state.eq(state.as_str()),
             invoices::created_at.eq(stamp),
         ))
         .returning(invoices::id)
         .get_result(conn)?;
+    by_id(conn, id)
+}
+
+fn by_id(conn: &mut DbConn, id: i64) -> Result<Invoice, DbError> {
     let row = invoices::table
         .find(id)
         .select(invoice_columns!())
@@ -649,21 +669,10 @@ pub fn remind_overdue(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, Db
             if claimed == 0 {
                 return Ok(false);
             }
-            let row = invoices::table
-                .find(id)
-                .select(invoice_columns!())
-                .first::<InvoiceRow>(conn)?;
-            let invoice = from_row(row);
+            let invoice = by_id(conn, id)?;
             let booking = bookings::load(conn, invoice.booking_id)?;
             let event = crate::events::by_id(conn, invoice.event_id)?;
-            let mut data =
-                compose::booking_mail(&event, &booking.reference, &booking.attendee_name);
-            data.seats = booking
-                .seats
-                .iter()
-                .filter(|s| s.state == SeatState::Confirmed)
-                .map(|s| s.mail(&event, "confirmed"))
-                .collect();
+            let mut data = booking.mail(&event, SeatState::Confirmed);
             let mut announced = mail_of(&invoice, &event);
             announced.outstanding = Some(compose::money(
                 outstanding(conn, &invoice)?,

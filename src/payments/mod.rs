@@ -613,15 +613,7 @@ fn payment_failed(
         return Ok(Applied::Failed);
     }
     let event = events::by_id(conn, booking.event_id)?;
-    let mut data = compose::booking_mail(&event, &booking.reference, &booking.attendee_name);
-    data.seats = booking
-        .seats
-        .iter()
-        .filter(|s| s.state == bookings::SeatState::Held)
-        .map(|s| s.mail(&event, "held"))
-        .collect();
-    data.total =
-        (booking.total_minor > 0).then(|| compose::money(booking.total_minor, &booking.currency));
+    let mut data = booking.mail(&event, bookings::SeatState::Held);
     data.hold_until = booking
         .hold_expires_at
         .map(|t| compose::moment(t, event.time_zone));
