@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::invoices::{Buyer, Filter, Invoice, InvoiceError, InvoiceState};
+use super::refunds::RefundRefusal;
 use super::stripe::{GatewayError, IntentStatus};
 use super::{webhook, Applied, PaymentError, PaymentState};
 use crate::api::auth::Authenticated;
@@ -17,7 +18,6 @@ use crate::api::problem::responses::{
 };
 use crate::api::{run, AppState, Kind, Problem};
 use crate::bookings::{BookingError, BookingStatus};
-use crate::db;
 use crate::organisers::Role;
 use crate::validation::{optional_text, Fields, ValidationError};
 
@@ -157,15 +157,8 @@ async fn pay_by_invoice(
     let token = token.into_inner();
     let now = state.clock.now();
     let pdf_token = token.clone();
-    let invoice = run(&state.db, move |conn| -> Result<_, InvoiceError> {
-        let (_, booking) = crate::bookings::find_by_token(conn, &token)?;
-        if let Err(PaymentError::HoldExpired { reference, until }) = super::payable(&booking, now) {
-            return Err(InvoiceError::HoldExpired { reference, until });
-        }
-        db::write_transaction(conn, |conn| {
-            super::invoices::confirm_by_invoice(conn, booking.id, &buyer, now)
-        })
-        .map(|(_, invoice)| invoice)
+    let invoice = run(&state.db, move |conn| {
+        super::invoices::pay_held_by_invoice(conn, &token, &buyer, now)
     })
     .await?;
     Ok(HttpResponse::Created().json(InvoiceView::new(
@@ -471,24 +464,8 @@ async fn organiser_refund(
     let reference = reference.into_inner();
     let amount = input.amount_minor;
     let now = state.clock.now();
-    let (written, refundable) = run(&state.db, move |conn| -> Result<_, RefundRefusal> {
-        db::write_transaction(conn, |conn| {
-            let id = crate::bookings::id_for_reference(conn, &reference)?;
-            super::refunds::lock_booking(conn, id)?;
-            let room = super::refunds::refundable(conn, id)?;
-            if amount > room {
-                return Err(RefundRefusal::TooMuch(room));
-            }
-            let written = super::refunds::refund_up_to(
-                conn,
-                id,
-                amount,
-                super::refunds::RefundReason::Organiser,
-                note.as_deref(),
-                now,
-            )?;
-            Ok((written.len(), room - amount))
-        })
+    let (written, refundable) = run(&state.db, move |conn| {
+        super::refunds::by_organiser(conn, &reference, amount, note.as_deref(), now)
     })
     .await?;
     tracing::info!(amount, refunds = written, "refund made by an organiser");
@@ -498,23 +475,6 @@ async fn organiser_refund(
         amount_minor: amount,
         refundable_minor: refundable,
     }))
-}
-
-/// Why an organiser's refund was refused.
-#[derive(Debug, thiserror::Error)]
-enum RefundRefusal {
-    #[error("at most {0} can be refunded")]
-    TooMuch(i64),
-    #[error(transparent)]
-    Booking(#[from] BookingError),
-    #[error(transparent)]
-    Db(#[from] crate::db::DbError),
-}
-
-impl From<diesel::result::Error> for RefundRefusal {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::Db(e.into())
-    }
 }
 
 impl From<RefundRefusal> for Problem {
@@ -615,68 +575,11 @@ async fn pay_by_card(
     state: web::Data<AppState>,
     token: web::Path<String>,
 ) -> Result<web::Json<CardCheckoutView>, Problem> {
-    let token = token.into_inner();
     let now = state.clock.now();
-    let cards = state.payments.cards_offered();
-    // An unknown or unpayable booking says so before cards being unavailable does.
-    let (booking, payment) = run(&state.db, move |conn| {
-        super::open_card_payment(conn, &token, cards, now)
-    })
-    .await?;
-    let Some(gateway) = state.payments.gateway().cloned() else {
+    let (booking, payment, intent) =
+        super::start_card_payment(&state.db, &state.payments, &token.into_inner(), now).await?;
+    let Some(gateway) = state.payments.gateway() else {
         return Err(PaymentError::CardsUnavailable.into());
-    };
-    let intent = match &payment.intent_id {
-        Some(id) => gateway
-            .retrieve_intent(id)
-            .await
-            .map_err(PaymentError::from)?,
-        None => {
-            let (metadata, key) = super::intent_request(&booking, &payment);
-            let mut tries = 0;
-            let made = loop {
-                tries += 1;
-                match gateway
-                    .create_intent(
-                        payment.amount_minor,
-                        &payment.currency,
-                        metadata.clone(),
-                        &key,
-                    )
-                    .await
-                {
-                    // 409: a request with this key (a double click) is still running at Stripe;
-                    // its answer will be ours.
-                    Err(GatewayError::Refused { status: 409, .. }) if tries < 4 => {
-                        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-                    }
-                    Err(e) => {
-                        if e.is_server_error() {
-                            // Stripe keeps this failure for the key: the next try starts afresh.
-                            let id = payment.id;
-                            run(&state.db, move |conn| super::abandon(conn, id, now)).await?;
-                        }
-                        return Err(PaymentError::from(e).into());
-                    }
-                    Ok(made) => break made,
-                }
-            };
-            let made_id = made.id.clone();
-            let payment_id = payment.id;
-            let first_check = now + state.payments.reconcile_after;
-            let stored = run(&state.db, move |conn| {
-                super::attach_intent(conn, payment_id, &made_id, first_check, now)
-            })
-            .await?;
-            match stored.intent_id {
-                // Another request recorded its intent first: that one is the booking's.
-                Some(id) if id != made.id => gateway
-                    .retrieve_intent(&id)
-                    .await
-                    .map_err(PaymentError::from)?,
-                _ => made,
-            }
-        }
     };
     let Some(client_secret) = intent.client_secret.clone() else {
         tracing::error!(intent = %intent.id, "PaymentIntent without a client secret");

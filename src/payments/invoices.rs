@@ -334,6 +334,26 @@ fn next_number(conn: &mut DbConn, event: &Event) -> Result<String, DbError> {
     Ok(format!("{prefix}-{:04}", next - 1))
 }
 
+/// Pays the held booking behind `manage_token` by invoice to `buyer` (see [`confirm_by_invoice`]),
+/// unless its hold has run out.
+pub fn pay_held_by_invoice(
+    conn: &mut DbConn,
+    manage_token: &str,
+    buyer: &Buyer,
+    now: DateTime<Utc>,
+) -> Result<Invoice, InvoiceError> {
+    let (_, booking) = bookings::find_by_token(conn, manage_token)?;
+    if let Err(super::PaymentError::HoldExpired { reference, until }) =
+        super::payable(&booking, now)
+    {
+        return Err(InvoiceError::HoldExpired { reference, until });
+    }
+    db::write_transaction(conn, |conn| {
+        confirm_by_invoice(conn, booking.id, buyer, now)
+    })
+    .map(|(_, invoice)| invoice)
+}
+
 /// Confirms held booking `booking_id` with an invoice to `buyer`, in the caller's transaction:
 /// the held seats become confirmed, the booking `invoiced` (and the refund policy in force
 /// copied onto it), the invoice issued with the next number, and the confirmation emailed with

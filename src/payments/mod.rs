@@ -372,6 +372,70 @@ pub fn abandon(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> Result<(), DbE
     Ok(())
 }
 
+/// Opens (or resumes) the card payment of the held booking behind `manage_token` and the
+/// Stripe PaymentIntent it is paid through: made with the payment's idempotency key (a 409 from
+/// Stripe, a double click's request still running, is waited out), or the one already recorded.
+pub async fn start_card_payment(
+    db: &Db,
+    payments: &Payments,
+    manage_token: &str,
+    now: DateTime<Utc>,
+) -> Result<(Booking, Payment, stripe::Intent), PaymentError> {
+    let cards = payments.cards_offered();
+    let token = manage_token.to_owned();
+    // An unknown or unpayable booking says so before cards being unavailable does.
+    let (booking, payment) = refunds::blocking(db, move |conn| {
+        Ok(open_card_payment(conn, &token, cards, now))
+    })
+    .await??;
+    let Some(gateway) = payments.gateway() else {
+        return Err(PaymentError::CardsUnavailable);
+    };
+    if let Some(id) = &payment.intent_id {
+        let intent = gateway.retrieve_intent(id).await?;
+        return Ok((booking, payment, intent));
+    }
+    let (metadata, key) = intent_request(&booking, &payment);
+    let mut tries = 0;
+    let made = loop {
+        tries += 1;
+        match gateway
+            .create_intent(
+                payment.amount_minor,
+                &payment.currency,
+                metadata.clone(),
+                &key,
+            )
+            .await
+        {
+            Err(GatewayError::Refused { status: 409, .. }) if tries < 4 => {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(e) => {
+                if e.is_server_error() {
+                    // Stripe keeps this failure for the key: the next try starts afresh.
+                    let id = payment.id;
+                    refunds::blocking(db, move |conn| abandon(conn, id, now)).await?;
+                }
+                return Err(e.into());
+            }
+            Ok(made) => break made,
+        }
+    };
+    let (made_id, payment_id) = (made.id.clone(), payment.id);
+    let first_check = now + payments.reconcile_after;
+    let stored = refunds::blocking(db, move |conn| {
+        attach_intent(conn, payment_id, &made_id, first_check, now)
+    })
+    .await?;
+    let intent = match &stored.intent_id {
+        // Another request recorded its intent first: that one is the booking's.
+        Some(id) if *id != made.id => gateway.retrieve_intent(id).await?,
+        _ => made,
+    };
+    Ok((booking, stored, intent))
+}
+
 /// The metadata and idempotency key of the PaymentIntent for `payment`.
 pub fn intent_request(booking: &Booking, payment: &Payment) -> (HashMap<String, String>, String) {
     let metadata = HashMap::from([

@@ -439,7 +439,8 @@ pub async fn send_due(db: &Db, gateway: &Gateway, now: DateTime<Utc>) -> Result<
     send(db, gateway, None, now).await
 }
 
-async fn blocking<T: Send + 'static>(
+/// Runs `f` with a pooled connection on the blocking thread pool.
+pub(crate) async fn blocking<T: Send + 'static>(
     db: &Db,
     f: impl FnOnce(&mut DbConn) -> Result<T, DbError> + Send + 'static,
 ) -> Result<T, DbError> {
@@ -725,4 +726,43 @@ pub fn status_from_stripe(
         );
     }
     Ok(Applied::RefundUpdated)
+}
+
+/// Why an organiser's refund was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RefundRefusal {
+    #[error("at most {0} can be refunded")]
+    TooMuch(i64),
+    #[error(transparent)]
+    Booking(#[from] crate::bookings::BookingError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for RefundRefusal {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+/// An organiser refunds `amount` of booking `reference`'s card payments, up to what is left,
+/// with `note` for the attendee. Returns how many refunds were written (one per payment drawn
+/// on) and what can still be refunded after this one.
+pub fn by_organiser(
+    conn: &mut DbConn,
+    reference: &str,
+    amount: i64,
+    note: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(usize, i64), RefundRefusal> {
+    db::write_transaction(conn, |conn| {
+        let id = bookings::id_for_reference(conn, reference)?;
+        lock_booking(conn, id)?;
+        let room = refundable(conn, id)?;
+        if amount > room {
+            return Err(RefundRefusal::TooMuch(room));
+        }
+        let written = refund_up_to(conn, id, amount, RefundReason::Organiser, note, now)?;
+        Ok((written.len(), room - amount))
+    })
 }
