@@ -310,12 +310,15 @@ mod tests {
             notes: vec![],
         };
         let hay = String::from_utf8_lossy(&render(&doc)).into_owned();
-        let pages = hay.matches("/Type /Page\n").count()
-            + hay.matches("/Type /Page ").count()
-            + hay.matches("/Type /Page/").count();
+        let pages: u32 = hay
+            .split("/Count ")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .expect("a page count");
         assert!(
-            hay.contains("/Count 3") || hay.contains("/Count 4"),
-            "pages: {pages}"
+            pages >= 3,
+            "60 two-line items take at least 3 pages, not {pages}"
         );
         assert!(hay.contains("Session 59"));
     }

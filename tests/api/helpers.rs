@@ -298,6 +298,19 @@ impl TestApp {
         .await
     }
 
+    /// "Benefits realisation", the day after [`TestApp::session`]'s (2027-03-11, 09:00–10:30).
+    pub async fn next_day_session(&self, slug: &str, capacity: i32, price_minor: i64) -> i64 {
+        self.session_at(
+            slug,
+            "Benefits realisation",
+            capacity,
+            price_minor,
+            "2027-03-11T09:00:00+00:00",
+            "2027-03-11T10:30:00+00:00",
+        )
+        .await
+    }
+
     pub async fn session_at(
         &self,
         slug: &str,

@@ -493,16 +493,7 @@ async fn invoice_numbers_are_unique_across_events(app: TestApp) {
 /// Paid after part of it was credited: the booking is paid what was left to pay.
 async fn a_partly_credited_invoice_pays_what_is_left(app: TestApp) {
     let (slug, first) = invoicing_event(&app, "part-credit", "PRT").await;
-    let second = app
-        .session_at(
-            &slug,
-            "Benefits realisation",
-            10,
-            10_000,
-            "2027-03-11T09:00:00+00:00",
-            "2027-03-11T10:30:00+00:00",
-        )
-        .await;
+    let second = app.next_day_session(&slug, 10, 10_000).await;
     let booked = expect_json(
         app.book(&slug, "sa@example.org", &[first, second]).await,
         201,
@@ -555,16 +546,7 @@ async fn cancelled_places_are_credited_with_numbers_from_the_same_sequence(app: 
         200,
     )
     .await;
-    let second = app
-        .session_at(
-            &slug,
-            "Benefits realisation",
-            10,
-            10_000,
-            "2027-03-11T09:00:00+00:00",
-            "2027-03-11T10:30:00+00:00",
-        )
-        .await;
+    let second = app.next_day_session(&slug, 10, 10_000).await;
     let booked = expect_json(
         app.book(&slug, "ja@example.org", &[first, second]).await,
         201,

@@ -43,16 +43,7 @@ async fn a_booking_confirmation_arrives_with_both_parts_and_a_calendar_file(app:
     let first = app
         .session(&slug, "Setting up a PMO that lasts", 20, 0)
         .await;
-    let second = app
-        .session_at(
-            &slug,
-            "Benefits realisation",
-            20,
-            0,
-            "2027-03-11T09:00:00+00:00",
-            "2027-03-11T10:30:00+00:00",
-        )
-        .await;
+    let second = app.next_day_session(&slug, 20, 0).await;
     let booked = expect_json(
         app.book(&slug, "ada@example.org", &[first, second]).await,
         201,
@@ -281,16 +272,7 @@ async fn attendees_hear_of_moved_cancelled_and_withdrawn_sessions(app: TestApp) 
     let moved = app
         .session(&slug, "PMO reporting and dashboards", 20, 0)
         .await;
-    let cancelled = app
-        .session_at(
-            &slug,
-            "Benefits realisation",
-            20,
-            0,
-            "2027-03-11T09:00:00+00:00",
-            "2027-03-11T10:30:00+00:00",
-        )
-        .await;
+    let cancelled = app.next_day_session(&slug, 20, 0).await;
     let withdrawn = app
         .session_at(
             &slug,

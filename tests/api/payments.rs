@@ -109,6 +109,14 @@ impl Paying {
         .await
     }
 
+    /// Starts paying by card; returns the PaymentIntent's id.
+    async fn intent_for(&self, token: &str) -> String {
+        self.start_card(token).await["payment_intent_id"]
+            .as_str()
+            .expect("intent")
+            .to_owned()
+    }
+
     /// Posts `event` to the webhook endpoint signed with the app's secret, as Stripe would.
     async fn deliver(&self, event: &Value) -> reqwest::Response {
         post_signed(&self.app, event, &self.webhook_secret, now()).await
@@ -333,10 +341,9 @@ async fn a_card_payment_confirms_the_booking_and_the_receipt_arrives(p: Paying) 
 async fn a_declined_card_keeps_the_hold_and_tells_the_attendee(p: Paying) {
     let (slug, session) = p.programme("declined-card", 10, 9_000).await;
     let token = p.held(&slug, "bo@example.org", session).await;
-    let checkout = p.start_card(&token).await;
-    let intent = checkout["payment_intent_id"].as_str().expect("intent");
+    let intent = p.intent_for(&token).await;
 
-    let (status, body) = p.stripe.pay(intent, CARD_DECLINED).await;
+    let (status, body) = p.stripe.pay(&intent, CARD_DECLINED).await;
     assert_eq!(status, 402, "declined: {body}");
 
     until_email(&p.app, "payment_failed").await;
@@ -362,11 +369,7 @@ async fn a_declined_card_keeps_the_hold_and_tells_the_attendee(p: Paying) {
 async fn a_late_payment_takes_the_seats_again_while_they_are_free(p: Paying) {
     let (slug, session) = p.programme("late-but-free", 5, 5_000).await;
     let token = p.held(&slug, "cy@example.org", session).await;
-    let checkout = p.start_card(&token).await;
-    let intent = checkout["payment_intent_id"]
-        .as_str()
-        .expect("intent")
-        .to_owned();
+    let intent = p.intent_for(&token).await;
     let swept = p.app.advance(chrono::Duration::minutes(16)).await;
     assert_eq!(swept.holds_expired, 1);
     assert_eq!(p.app.booking(&token).await["status"], "expired");
@@ -386,11 +389,7 @@ async fn a_late_payment_takes_the_seats_again_while_they_are_free(p: Paying) {
 async fn a_late_payment_is_refunded_when_the_seat_has_gone(p: Paying) {
     let (slug, session) = p.programme("late-and-gone", 1, 5_000).await;
     let token = p.held(&slug, "di@example.org", session).await;
-    let checkout = p.start_card(&token).await;
-    let intent = checkout["payment_intent_id"]
-        .as_str()
-        .expect("intent")
-        .to_owned();
+    let intent = p.intent_for(&token).await;
     p.app.advance(chrono::Duration::minutes(16)).await;
     let other = p.held(&slug, "ed@example.org", session).await;
 
@@ -416,11 +415,7 @@ async fn a_late_payment_is_refunded_when_the_seat_has_gone(p: Paying) {
 async fn repeated_and_out_of_order_events_act_once(p: Paying) {
     let (slug, session) = p.programme("repeats", 10, 7_000).await;
     let token = p.held(&slug, "fe@example.org", session).await;
-    let checkout = p.start_card(&token).await;
-    let intent = checkout["payment_intent_id"]
-        .as_str()
-        .expect("intent")
-        .to_owned();
+    let intent = p.intent_for(&token).await;
     p.stripe.pay(&intent, CARD_OK).await;
     p.until(&token, |b| b["status"] == "confirmed").await;
     let object = p.stripe.intent(&intent).await;
@@ -468,11 +463,7 @@ async fn repeated_and_out_of_order_events_act_once(p: Paying) {
 async fn a_refund_made_at_stripe_is_counted_and_told(p: Paying) {
     let (slug, session) = p.programme("refund-at-stripe", 10, 12_000).await;
     let token = p.held(&slug, "gu@example.org", session).await;
-    let checkout = p.start_card(&token).await;
-    let intent = checkout["payment_intent_id"]
-        .as_str()
-        .expect("intent")
-        .to_owned();
+    let intent = p.intent_for(&token).await;
     p.stripe.pay(&intent, CARD_OK).await;
     p.until(&token, |b| b["status"] == "confirmed").await;
     let charge = json!({
@@ -522,11 +513,7 @@ async fn a_refund_made_at_stripe_is_counted_and_told(p: Paying) {
 async fn a_payment_for_a_cancelled_booking_is_refunded(p: Paying) {
     let (slug, session) = p.programme("cancelled-then-paid", 10, 6_000).await;
     let token = p.held(&slug, "ha@example.org", session).await;
-    let checkout = p.start_card(&token).await;
-    let intent = checkout["payment_intent_id"]
-        .as_str()
-        .expect("intent")
-        .to_owned();
+    let intent = p.intent_for(&token).await;
     expect_json(p.app.cancel(&token, None).await, 200).await;
 
     p.stripe.pay(&intent, CARD_OK).await;
@@ -541,11 +528,7 @@ async fn a_payment_for_a_cancelled_booking_is_refunded(p: Paying) {
 async fn an_intent_no_longer_wanted_is_cancelled_at_stripe(p: Paying) {
     let (slug, session) = p.programme("unwanted-intent", 10, 6_000).await;
     let token = p.held(&slug, "la@example.org", session).await;
-    let checkout = p.start_card(&token).await;
-    let intent = checkout["payment_intent_id"]
-        .as_str()
-        .expect("intent")
-        .to_owned();
+    let intent = p.intent_for(&token).await;
     expect_json(p.app.cancel(&token, None).await, 200).await;
 
     let swept = p.app.advance(chrono::Duration::zero()).await;
@@ -570,11 +553,7 @@ async fn an_intent_no_longer_wanted_is_cancelled_at_stripe(p: Paying) {
 async fn concurrent_deliveries_of_one_success_confirm_once(p: Paying) {
     let (slug, session) = p.programme("concurrent-events", 10, 4_000).await;
     let token = p.held(&slug, "mo@example.org", session).await;
-    let checkout = p.start_card(&token).await;
-    let intent = checkout["payment_intent_id"]
-        .as_str()
-        .expect("intent")
-        .to_owned();
+    let intent = p.intent_for(&token).await;
     let mut object = p.stripe.intent(&intent).await;
     object["status"] = json!("succeeded");
     object["amount_received"] = json!(4_000);
@@ -643,17 +622,7 @@ async fn a_double_click_starts_one_payment(p: Paying) {
 /// ends cancelled with nothing to pay and its payment given up, every time.
 async fn cancelling_two_places_at_once_leaves_nothing_to_pay(p: Paying) {
     let (slug, first) = p.programme("two-cancels", 50, 2_000).await;
-    let second = p
-        .app
-        .session_at(
-            &slug,
-            "Benefits realisation",
-            50,
-            3_000,
-            "2027-03-11T09:00:00+00:00",
-            "2027-03-11T10:30:00+00:00",
-        )
-        .await;
+    let second = p.app.next_day_session(&slug, 50, 3_000).await;
     for round in 0..8 {
         let booked = expect_json(
             p.app
@@ -706,11 +675,7 @@ async fn cancelling_two_places_at_once_leaves_nothing_to_pay(p: Paying) {
 async fn paid(p: &Paying, slug: &str, email: &str, sessions: &[i64]) -> (String, String) {
     let booked = expect_json(p.app.book(slug, email, sessions).await, 201).await;
     let token = booked["manage_token"].as_str().expect("token").to_owned();
-    let checkout = p.start_card(&token).await;
-    let intent = checkout["payment_intent_id"]
-        .as_str()
-        .expect("intent")
-        .to_owned();
+    let intent = p.intent_for(&token).await;
     let (status, _) = p.stripe.pay(&intent, CARD_OK).await;
     assert_eq!(status, 200);
     p.until(&token, |b| b["payment_status"] == "paid").await;
@@ -720,17 +685,7 @@ async fn paid(p: &Paying, slug: &str, email: &str, sessions: &[i64]) -> (String,
 async fn cancelled_paid_places_are_refunded_by_the_policy_paid_under(p: Paying) {
     let (slug, first) = p.programme("refund-policy", 10, 10_000).await;
     // 2027-03-10 and 2027-03-11: far ahead of the test clock.
-    let second = p
-        .app
-        .session_at(
-            &slug,
-            "Benefits realisation",
-            10,
-            10_000,
-            "2027-03-11T09:00:00+00:00",
-            "2027-03-11T10:30:00+00:00",
-        )
-        .await;
+    let second = p.app.next_day_session(&slug, 10, 10_000).await;
     let (token, intent) = paid(&p, &slug, "qa@example.org", &[first, second]).await;
     // A later change of policy does not alter what was promised.
     expect_json(
@@ -897,11 +852,7 @@ mod reconciler {
         };
         let (slug, session) = p.programme("no-webhooks", 10, 8_000).await;
         let token = p.held(&slug, "io@example.org", session).await;
-        let checkout = p.start_card(&token).await;
-        let intent = checkout["payment_intent_id"]
-            .as_str()
-            .expect("intent")
-            .to_owned();
+        let intent = p.intent_for(&token).await;
         p.stripe.pay(&intent, CARD_OK).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert_eq!(p.app.booking(&token).await["status"], "held");
@@ -936,11 +887,7 @@ mod reconciler {
         };
         let (slug, session) = p.programme("paid-at-the-deadline", 1, 8_000).await;
         let token = p.held(&slug, "ol@example.org", session).await;
-        let checkout = p.start_card(&token).await;
-        let intent = checkout["payment_intent_id"]
-            .as_str()
-            .expect("intent")
-            .to_owned();
+        let intent = p.intent_for(&token).await;
         p.stripe.pay(&intent, CARD_OK).await;
 
         let swept = p.app.advance(chrono::Duration::minutes(16)).await;
@@ -960,11 +907,7 @@ mod reconciler {
         };
         let (slug, session) = p.programme("race-reconciler", 10, 5_500).await;
         let token = p.held(&slug, "pa@example.org", session).await;
-        let checkout = p.start_card(&token).await;
-        let intent = checkout["payment_intent_id"]
-            .as_str()
-            .expect("intent")
-            .to_owned();
+        let intent = p.intent_for(&token).await;
         p.stripe.pay(&intent, CARD_OK).await;
         let object = p.stripe.intent(&intent).await;
         let late = event("evt_late_webhook", "payment_intent.succeeded", object);
