@@ -25,16 +25,18 @@ pub enum Backend {
     Postgres,
 }
 
-/// Runs each named test on SQLite and on PostgreSQL.
+/// Runs each named test on SQLite and on PostgreSQL, with what `$spawn` (an async fn taking the
+/// backend and giving `Option<_>`, `None` to skip) makes for it. Paths in `$spawn` are seen from
+/// inside the generated `sqlite` and `postgres` modules (`super::…` for the caller's own).
 #[macro_export]
-macro_rules! on_both_backends {
-    ($($test:ident),+ $(,)?) => {
+macro_rules! on_both_backends_with {
+    ($spawn:expr; $($test:ident),+ $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
-                    if let Some(app) = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await {
-                        super::$test(app).await;
+                    if let Some(subject) = ($spawn)($crate::helpers::Backend::Sqlite).await {
+                        super::$test(subject).await;
                     }
                 }
             )+
@@ -43,12 +45,20 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
-                    if let Some(app) = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres).await {
-                        super::$test(app).await;
+                    if let Some(subject) = ($spawn)($crate::helpers::Backend::Postgres).await {
+                        super::$test(subject).await;
                     }
                 }
             )+
         }
+    };
+}
+
+/// Runs each named test on SQLite and on PostgreSQL, each with its own [`TestApp`].
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($test:ident),+ $(,)?) => {
+        $crate::on_both_backends_with!($crate::helpers::TestApp::spawn; $($test),+);
     };
 }
 

@@ -191,54 +191,18 @@ async fn until_email(app: &TestApp, template: &str) {
     }
 }
 
-macro_rules! with_stripe {
-    ($($test:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    if let Some(paying) = super::Paying::spawn($crate::helpers::Backend::Sqlite, true).await {
-                        super::$test(paying).await;
-                    }
-                }
-            )+
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    if let Some(paying) = super::Paying::spawn($crate::helpers::Backend::Postgres, true).await {
-                        super::$test(paying).await;
-                    }
-                }
-            )+
-        }
-    };
+/// A [`Paying`] app whose webhooks localstripe delivers.
+async fn paying(backend: Backend) -> Option<Paying> {
+    Paying::spawn(backend, true).await
 }
 
-/// Runs each named `async fn(Backend)` on SQLite and on PostgreSQL.
-macro_rules! per_backend {
-    ($($test:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test($crate::helpers::Backend::Sqlite).await;
-                }
-            )+
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test($crate::helpers::Backend::Postgres).await;
-                }
-            )+
-        }
-    };
+/// The backend itself, for tests that make their apps themselves.
+async fn backend(backend: Backend) -> Option<Backend> {
+    Some(backend)
 }
 
-with_stripe!(
+crate::on_both_backends_with!(
+    super::paying;
     a_card_payment_confirms_the_booking_and_the_receipt_arrives,
     a_declined_card_keeps_the_hold_and_tells_the_attendee,
     a_late_payment_takes_the_seats_again_while_they_are_free,
@@ -932,7 +896,7 @@ mod reconciler {
         p.app.assert_no_drift();
     }
 
-    per_backend!(
+    crate::on_both_backends_with!(super::super::backend;
         confirms_a_payment_whose_webhook_never_came,
         asks_stripe_before_a_paid_hold_expires,
         and_a_webhook_at_once_confirm_once,
@@ -1048,7 +1012,7 @@ mod signatures {
         .await;
     }
 
-    per_backend!(are_checked_before_anything_is_read);
+    crate::on_both_backends_with!(super::super::backend;are_checked_before_anything_is_read);
 }
 
 mod without_stripe {
@@ -1137,5 +1101,5 @@ mod without_stripe {
         .await;
     }
 
-    per_backend!(cards_are_not_offered);
+    crate::on_both_backends_with!(super::super::backend;cards_are_not_offered);
 }
