@@ -39,14 +39,12 @@ pub struct Intent {
     pub currency: String,
     pub status: IntentStatus,
     pub amount_received: i64,
-    pub metadata: HashMap<String, String>,
 }
 
 /// A refund as Stripe answered it.
 #[derive(Debug, Clone)]
 pub struct StripeRefund {
     pub id: String,
-    pub amount: i64,
     /// `pending`, `requires_action`, `succeeded`, `failed` or `canceled`.
     pub status: String,
     pub metadata: HashMap<String, String>,
@@ -55,7 +53,6 @@ pub struct StripeRefund {
 fn refund_of(refund: Refund) -> StripeRefund {
     StripeRefund {
         id: refund.id.as_str().to_owned(),
-        amount: refund.amount,
         status: refund.status.unwrap_or_else(|| "pending".to_owned()),
         metadata: refund.metadata.unwrap_or_default(),
     }
@@ -312,6 +309,5 @@ fn intent_of(intent: PaymentIntent) -> Intent {
         currency: intent.currency.to_string(),
         status,
         amount_received: intent.amount_received,
-        metadata: intent.metadata,
     }
 }
