@@ -9,7 +9,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::invoices::{Buyer, Filter, Invoice, InvoiceError, InvoiceState};
 use super::refunds::RefundRefusal;
 use super::stripe::{GatewayError, IntentStatus};
-use super::{webhook, Applied, PaymentError, PaymentState};
+use super::{webhook, PaymentError, PaymentState};
 use crate::api::auth::Authenticated;
 use crate::api::json::DeferredJson;
 use crate::api::problem::responses::{
@@ -311,10 +311,15 @@ async fn admin_invoice_pdf(
 /// Sends the refunds owed (after a cancellation, say) in the background, right away; whatever
 /// is not sent now, the reconciler sends.
 pub fn send_refunds_soon(state: &AppState) {
+    send_refunds(state, None);
+}
+
+/// Sends the refunds owed (those of `only`, when given) in the background.
+fn send_refunds(state: &AppState, only: Option<Vec<i64>>) {
     if let Some(gateway) = state.payments.gateway() {
         let (db, gateway, now) = (state.db.clone(), gateway.clone(), state.clock.now());
         actix_web::rt::spawn(async move {
-            if let Err(e) = super::refunds::send_due(&db, &gateway, now).await {
+            if let Err(e) = super::refunds::send(&db, &gateway, only, now).await {
                 tracing::warn!(error = %e, "refunds not sent yet; the reconciler will");
             }
         });
@@ -660,17 +665,9 @@ async fn stripe_webhook(
     let id = event.id.clone();
     let applied = run(&state.db, move |conn| super::apply_event(conn, &event, now)).await?;
     tracing::info!(event = %id, kind = %kind, outcome = applied.name(), "Stripe event");
-    if let (Some(gateway), owed) = (payments.gateway(), applied.refunds_owed()) {
-        if !owed.is_empty() {
-            // After the commit. Whatever is not sent now, the reconciler sends.
-            if let Err(e) = super::refunds::send(&state.db, gateway, Some(owed.to_vec()), now).await
-            {
-                tracing::warn!(error = %e, "refunds not sent yet; the reconciler will");
-            }
-        }
-    }
-    if matches!(applied, Applied::Duplicate) {
-        tracing::debug!(event = %id, "event seen before");
+    if !applied.refunds_owed().is_empty() {
+        // After the commit, without keeping Stripe waiting for its answer.
+        send_refunds(&state, Some(applied.refunds_owed().to_vec()));
     }
     Ok(HttpResponse::Ok().json(WebhookAnswer {
         received: true,
