@@ -384,7 +384,7 @@ pub async fn start_card_payment(
     let cards = payments.cards_offered();
     let token = manage_token.to_owned();
     // An unknown or unpayable booking says so before cards being unavailable does.
-    let (booking, payment) = refunds::blocking(db, move |conn| {
+    let (booking, payment) = blocking(db, move |conn| {
         Ok(open_card_payment(conn, &token, cards, now))
     })
     .await??;
@@ -415,7 +415,7 @@ pub async fn start_card_payment(
                 if e.is_server_error() {
                     // Stripe keeps this failure for the key: the next try starts afresh.
                     let id = payment.id;
-                    refunds::blocking(db, move |conn| abandon(conn, id, now)).await?;
+                    blocking(db, move |conn| abandon(conn, id, now)).await?;
                 }
                 return Err(e.into());
             }
@@ -424,7 +424,7 @@ pub async fn start_card_payment(
     };
     let (made_id, payment_id) = (made.id.clone(), payment.id);
     let first_check = now + payments.reconcile_after;
-    let stored = refunds::blocking(db, move |conn| {
+    let stored = blocking(db, move |conn| {
         attach_intent(conn, payment_id, &made_id, first_check, now)
     })
     .await?;
@@ -434,6 +434,20 @@ pub async fn start_card_payment(
         _ => made,
     };
     Ok((booking, stored, intent))
+}
+
+/// Runs `f` with a pooled connection on the blocking thread pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    db: &Db,
+    f: impl FnOnce(&mut DbConn) -> Result<T, DbError> + Send + 'static,
+) -> Result<T, DbError> {
+    let db = db.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = db.conn()?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(|e| DbError::Inconsistent(format!("a database task stopped: {e}")))?
 }
 
 /// The metadata and idempotency key of the PaymentIntent for `payment`.

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::stripe::{Gateway, GatewayError, StripeRefund};
-use super::{payment, Applied, Payment, PaymentError};
+use super::{blocking, payment, Applied, Payment, PaymentError};
 use crate::bookings::{self, PaymentStatus};
 use crate::db::schema::{bookings as bookings_table, payments, refunds};
 use crate::db::{self, Db, DbConn, DbError};
@@ -437,20 +437,6 @@ fn claim(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> Result<bool, DbError
 /// [`send`] for every refund due.
 pub async fn send_due(db: &Db, gateway: &Gateway, now: DateTime<Utc>) -> Result<usize, DbError> {
     send(db, gateway, None, now).await
-}
-
-/// Runs `f` with a pooled connection on the blocking thread pool.
-pub(crate) async fn blocking<T: Send + 'static>(
-    db: &Db,
-    f: impl FnOnce(&mut DbConn) -> Result<T, DbError> + Send + 'static,
-) -> Result<T, DbError> {
-    let db = db.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut conn = db.conn()?;
-        f(&mut conn)
-    })
-    .await
-    .map_err(|e| DbError::Inconsistent(format!("a database task stopped: {e}")))?
 }
 
 fn record_answer(
