@@ -25,6 +25,29 @@ pub struct Settings {
     pub secrets: SecretSettings,
     pub mail: MailSettings,
     pub payments: PaymentSettings,
+    pub pages: PageSettings,
+}
+
+/// The attendee web pages.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageSettings {
+    /// The name in every page's header and title.
+    pub site_name: String,
+    /// Stripe.js, the one script loaded from elsewhere, by the card payment page only (Stripe
+    /// requires it to come from Stripe; tests point it at their Stripe test double).
+    pub stripe_js_url: String,
+    /// Booking, waitlist and cancellation forms one client address may send per minute.
+    pub submissions_per_minute: std::num::NonZeroU32,
+    /// Take the client's address from the last `X-Forwarded-For` entry, the one the proxy in
+    /// front adds (only behind such a proxy; otherwise anyone could pick their own address).
+    pub trust_forwarded_for: bool,
+    /// `Strict-Transport-Security` max-age in seconds; 0 sends none. Set it when the site is
+    /// served over HTTPS only.
+    pub hsts_seconds: u32,
+    /// How long a programme page is served from memory; its seat counts may be this old (a
+    /// booking always checks the real count).
+    pub programme_cache_ms: u32,
 }
 
 /// Card payments through Stripe. Cards are offered only when both keys are set.

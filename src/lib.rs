@@ -17,6 +17,7 @@ pub mod health;
 pub mod idempotency;
 pub mod mail;
 pub mod organisers;
+pub mod pages;
 pub mod payments;
 pub mod sessions;
 pub mod startup;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, Service, ServiceFactory, ServiceRequest};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::{web, App, HttpMessage, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpMessage, HttpRequest, HttpResponse, HttpServer};
 use anyhow::Context;
 use tracing_actix_web::{RequestId, TracingLogger};
 use utoipa::OpenApi;
@@ -54,6 +54,10 @@ impl Application {
             offer: settings.bookings.offer(),
         });
         crate::install_crypto_provider();
+        let pages = Arc::new(
+            crate::pages::Pages::new(&settings, key.clone())
+                .context("cannot set up the attendee pages (pages)")?,
+        );
         let payments = Arc::new(
             Payments::from_settings(&settings.payments)
                 .context("cannot set up card payments (payments)")?,
@@ -90,68 +94,88 @@ impl Application {
             programmes: Arc::new(sessions::ProgrammeCache::new()),
             clock,
             payments,
+            pages,
         };
         let openapi = openapi_document();
-        let mut server =
-            HttpServer::new(move || {
-                let doc = openapi.clone();
-                let app = App::new()
-                    .app_data(web::Data::new(state.clone()))
-                    .app_data(web::PathConfig::default().error_handler(|err, _| {
-                        Problem::new(Kind::NotFound, format!("No such resource: {err}")).into()
-                    }))
-                    .app_data(web::QueryConfig::default().error_handler(|err, _| {
-                        Problem::from(crate::validation::ValidationError::single(
-                            "query",
-                            err.to_string(),
-                        ))
-                        .into()
-                    }))
-                    // Before the `/api/v1` scope, which would otherwise claim the path.
-                    .route(
-                        "/api/v1/openapi.json",
-                        web::get().to(move || {
-                            let doc = doc.clone();
-                            async move { HttpResponse::Ok().json(doc) }
-                        }),
-                    );
-                mount_routes(app.into_utoipa_app())
+        let mut server = HttpServer::new(move || {
+            let doc = openapi.clone();
+            let app = App::new()
+                .app_data(web::Data::new(state.clone()))
+                .app_data(web::PathConfig::default().error_handler(|err, _| {
+                    Problem::new(Kind::NotFound, format!("No such resource: {err}")).into()
+                }))
+                .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                    Problem::from(crate::validation::ValidationError::single(
+                        "query",
+                        err.to_string(),
+                    ))
+                    .into()
+                }))
+                // Before the `/api/v1` scope, which would otherwise claim the path.
+                .route(
+                    "/api/v1/openapi.json",
+                    web::get().to(move || {
+                        let doc = doc.clone();
+                        async move { HttpResponse::Ok().json(doc) }
+                    }),
+                );
+            mount_routes(app.into_utoipa_app())
                 .into_app()
-            .default_service(web::to(|| async {
-                Err::<HttpResponse, _>(Problem::new(
-                    Kind::NotFound,
-                    "There is nothing at this address",
-                ))
-            }))
-            .wrap_fn(|req, srv| {
-                let started = Instant::now();
-                let method = req.method().clone();
-                let route = req
-                    .match_pattern()
-                    .unwrap_or_else(|| "unmatched".to_owned());
-                let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
-                let call = srv.call(req);
-                async move {
-                    let mut response = call.await?;
-                    let status = response.status().as_u16();
-                    tracing::info!(
-                        method = %method,
-                        route = %route,
-                        status,
-                        ms = %format_args!("{:.2}", started.elapsed().as_secs_f64() * 1000.0),
-                        "handled"
-                    );
-                    if let Some(value) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
-                        response
-                            .headers_mut()
-                            .insert(HeaderName::from_static("x-request-id"), value);
+                .configure(crate::pages::routes)
+                .default_service(web::to(|req: HttpRequest| async move {
+                    if crate::pages::is_page_path(req.path()) {
+                        Err::<HttpResponse, actix_web::Error>(
+                            crate::pages::PageError::not_found().into(),
+                        )
+                    } else {
+                        Err(Problem::new(Kind::NotFound, "There is nothing at this address").into())
                     }
-                    Ok(response)
-                }
-            })
-            .wrap(TracingLogger::<RequestSpan>::new())
-            })
-            .listen(listener)?;
+                }))
+                // Pages get their security headers, and their errors are shown as pages.
+                .wrap_fn(|req, srv| {
+                    let pages = crate::pages::is_page_path(req.path())
+                        .then(|| crate::pages::of(&req))
+                        .flatten();
+                    let call = srv.call(req);
+                    async move {
+                        let response = call.await?;
+                        match pages {
+                            Some(pages) => crate::pages::finish_response(response, &pages),
+                            None => Ok(response),
+                        }
+                    }
+                })
+                .wrap_fn(|req, srv| {
+                    let started = Instant::now();
+                    let method = req.method().clone();
+                    let route = req
+                        .match_pattern()
+                        .unwrap_or_else(|| "unmatched".to_owned());
+                    let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
+                    let call = srv.call(req);
+                    async move {
+                        let mut response = call.await?;
+                        let status = response.status().as_u16();
+                        tracing::info!(
+                            method = %method,
+                            route = %route,
+                            status,
+                            ms = %format_args!("{:.2}", started.elapsed().as_secs_f64() * 1000.0),
+                            "handled"
+                        );
+                        if let Some(value) =
+                            request_id.and_then(|id| HeaderValue::from_str(&id).ok())
+                        {
+                            response
+                                .headers_mut()
+                                .insert(HeaderName::from_static("x-request-id"), value);
+                        }
+                        Ok(response)
+                    }
+                })
+                .wrap(TracingLogger::<RequestSpan>::new())
+        })
+        .listen(listener)?;
         if workers > 0 {
             server = server.workers(workers);
         }

@@ -90,13 +90,20 @@ impl TokenKey {
 
     /// The manage token of the booking with this reference.
     pub fn manage_token(&self, reference: &str) -> String {
+        self.sign(b"masterclass manage link", reference)
+    }
+
+    /// HMAC-SHA256 of `value` for one `purpose`, in hex: values signed for one purpose are no
+    /// use for another.
+    pub fn sign(&self, purpose: &[u8], value: &str) -> String {
         use hmac::{Mac, SimpleHmac};
         use secrecy::ExposeSecret;
         // A key of any length is valid for HMAC, so this cannot fail.
         let mut mac = SimpleHmac::<Sha256>::new_from_slice(self.0.expose_secret())
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        mac.update(b"masterclass manage link\0");
-        mac.update(reference.as_bytes());
+        mac.update(purpose);
+        mac.update(b"\0");
+        mac.update(value.as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
 }

@@ -33,6 +33,8 @@ pub struct AppState {
     pub clock: crate::clock::Clock,
     /// Card payments, when set up.
     pub payments: Arc<crate::payments::Payments>,
+    /// The attendee pages' templates, form rate limit and keys.
+    pub pages: Arc<crate::pages::Pages>,
 }
 
 /// Runs one domain call with a pooled connection on the blocking thread pool.

@@ -206,6 +206,19 @@ impl Problem {
         self.kind.status()
     }
 
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// For [`Kind::Validation`]: every field at fault.
+    pub fn field_errors(&self) -> &[FieldError] {
+        &self.errors
+    }
+
     /// Names a second session (the one a `timetable-clash` overlaps).
     pub fn with_other_session(mut self, id: i64, title: &str) -> Self {
         self.other_session = Some(Box::new((id, title.to_owned())));

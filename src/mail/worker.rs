@@ -191,12 +191,15 @@ impl Mailer {
         let mut data: MailData = serde_json::from_str(&job.data)?;
         let token = self.key.manage_token(&data.reference);
         if data.waitlist.is_some() {
-            // About a waitlist place: the link leads to it (see, claim, decline, leave).
-            data.manage_url = Some(format!("{}/api/v1/waitlist/{token}", self.public_base_url));
+            // About a waitlist place: the link leads to its page (see, claim, decline, leave).
+            data.manage_url = Some(format!("{}/waitlist/{token}", self.public_base_url));
         } else {
-            let manage_url = format!("{}/api/v1/bookings/{token}", self.public_base_url);
-            data.agenda_url = Some(format!("{manage_url}/agenda.ics"));
-            data.manage_url = Some(manage_url);
+            // The manage page, and the agenda as the API serves it.
+            data.manage_url = Some(format!("{}/bookings/{token}", self.public_base_url));
+            data.agenda_url = Some(format!(
+                "{}/api/v1/bookings/{token}/agenda.ics",
+                self.public_base_url
+            ));
         }
         if let Some(booking_id) = job.booking_id {
             data.agenda = compose::agenda(conn, booking_id)?;

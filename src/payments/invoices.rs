@@ -547,6 +547,20 @@ pub fn credit_cancelled_places(
     Ok(Some(note))
 }
 
+/// What a credit note for cancelled places of booking `booking_id` can still take: what is
+/// left of its invoice after the credit notes already issued; `None` when it has no invoice to
+/// credit. [`credit_cancelled_places`] credits at most this.
+pub fn credit_room(conn: &mut DbConn, booking_id: i64) -> Result<Option<i64>, DbError> {
+    let Some(invoice) = for_booking(conn, booking_id)?
+        .into_iter()
+        .find(|i| !i.credit_note && i.state != InvoiceState::Cancelled)
+    else {
+        return Ok(None);
+    };
+    let (already, _) = credited(conn, invoice.id)?;
+    Ok(Some((invoice.gross_minor - already).max(0)))
+}
+
 /// Issues a credit note for `gross` of `invoice`, with the event's next number.
 fn issue_credit_note(
     conn: &mut DbConn,

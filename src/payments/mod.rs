@@ -436,6 +436,51 @@ pub async fn start_card_payment(
     Ok((booking, stored, intent))
 }
 
+/// The attendee is back from paying: the booking's latest card payment is looked up at Stripe
+/// now and, when it succeeded, settled exactly as its webhook would settle it (the webhook, when
+/// it comes, finds it done). Returns the intent's state and what settling did, or `None` when
+/// cards are not set up or the booking has no card payment.
+pub async fn look_up_now(
+    db: &Db,
+    payments: &Payments,
+    booking_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<(IntentStatus, Option<Applied>)>, PaymentError> {
+    let Some(gateway) = payments.gateway() else {
+        return Ok(None);
+    };
+    let latest = blocking(db, move |conn| {
+        Ok(for_booking(conn, booking_id)?
+            .into_iter()
+            .rev()
+            .find_map(|p| p.intent_id))
+    })
+    .await?;
+    let Some(intent_id) = latest else {
+        return Ok(None);
+    };
+    let intent = gateway.retrieve_intent(&intent_id).await?;
+    if intent.status != IntentStatus::Succeeded {
+        return Ok(Some((intent.status, None)));
+    }
+    let db = db.clone();
+    let applied = tokio::task::spawn_blocking(move || -> Result<Applied, PaymentError> {
+        let mut conn = db.conn()?;
+        db::write_transaction(&mut conn, |conn| {
+            settle(
+                conn,
+                &intent.id,
+                intent.amount_received,
+                &intent.currency,
+                now,
+            )
+        })
+    })
+    .await
+    .map_err(|e| DbError::Inconsistent(format!("a database task stopped: {e}")))??;
+    Ok(Some((IntentStatus::Succeeded, Some(applied))))
+}
+
 /// Runs `f` with a pooled connection on the blocking thread pool.
 pub(crate) async fn blocking<T: Send + 'static>(
     db: &Db,

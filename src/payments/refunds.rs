@@ -247,6 +247,82 @@ fn refundable_taken(conn: &mut DbConn, payment: &Payment) -> Result<i64, DbError
     Ok(asked.max(payment.refunded_minor))
 }
 
+/// What cancelling some confirmed places of a booking now would give back, as the attendee is
+/// told before confirming: each place's share under the booking's refund policy, and what of it
+/// goes back to the card and what is credited on the invoice. Worked out as the cancellation
+/// does it ([`for_cancelled_seats`], then the credit note), each part capped the same way.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    /// Per place, in the order given: the percentage and the amount.
+    pub places: Vec<(u8, i64)>,
+    /// Back to the card: the shares, capped at what is left of the card payments.
+    pub to_card: i64,
+    /// Credited on the invoice: the shares, capped at what is left of the invoice.
+    pub on_invoice: i64,
+}
+
+/// The [`Preview`] of cancelling `places` (start and price of each confirmed place) of `booking`
+/// at `now`.
+pub fn preview(
+    conn: &mut DbConn,
+    booking: &bookings::Booking,
+    places: &[(DateTime<Utc>, i64)],
+    now: DateTime<Utc>,
+) -> Result<Preview, DbError> {
+    // As the booking stands: a booking with no policy of its own gives nothing back.
+    let policy = booking.refund_policy.clone().unwrap_or_default();
+    let shares: Vec<(u8, i64)> = places
+        .iter()
+        .map(|(starts_at, price)| {
+            let percent = policy.percent_at(*starts_at, now);
+            (percent, super::policy::share(*price, percent))
+        })
+        .collect();
+    let wanted: i64 = shares.iter().map(|(_, amount)| amount).sum();
+    let to_card = if booking.paid_minor > 0 {
+        wanted.min(refundable(conn, booking.id)?)
+    } else {
+        0
+    };
+    let on_invoice =
+        super::invoices::credit_room(conn, booking.id)?.map_or(0, |room| wanted.min(room));
+    Ok(Preview {
+        places: shares,
+        to_card,
+        on_invoice,
+    })
+}
+
+/// A refund of a booking as its attendee sees it.
+#[derive(Debug, Clone)]
+pub struct RefundLine {
+    pub amount_minor: i64,
+    pub currency: String,
+    /// `pending` (on its way), `succeeded` or `failed`.
+    pub state: &'static str,
+}
+
+/// The booking's refunds, oldest first.
+pub fn for_booking(conn: &mut DbConn, booking_id: i64) -> Result<Vec<RefundLine>, DbError> {
+    let rows: Vec<(i64, String, String)> = refunds::table
+        .filter(refunds::booking_id.eq(booking_id))
+        .order(refunds::id.asc())
+        .select((refunds::amount_minor, refunds::currency, refunds::state))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(amount_minor, currency, state)| RefundLine {
+            amount_minor,
+            currency,
+            state: match state.as_str() {
+                "succeeded" => RefundState::Succeeded.as_str(),
+                "failed" => RefundState::Failed.as_str(),
+                _ => RefundState::Pending.as_str(),
+            },
+        })
+        .collect())
+}
+
 /// What can still be refunded of booking `booking_id`'s card payments.
 pub fn refundable(conn: &mut DbConn, booking_id: i64) -> Result<i64, DbError> {
     let mut room = 0;

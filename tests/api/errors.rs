@@ -414,10 +414,22 @@ async fn a_session_id_that_is_not_a_number_is_not_found(app: TestApp) {
     );
 }
 
+/// Under `/api/` an unknown address is a problem document; elsewhere it is the 404 page.
 async fn an_unknown_address_is_a_problem_not_found(app: TestApp) {
+    let page = app.get("/nothing-here").await;
+    assert_eq!(page.status(), 404);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/html"),
+        "{:?}",
+        page.headers()
+    );
+    assert!(page.text().await.expect("body").contains("Page not found"));
+
     let requests = [
         app.get("/api/v1/nothing-here").await,
-        app.get("/nothing-here").await,
         app.request(Method::DELETE, "/api/v1/events")
             .send()
             .await

@@ -13,6 +13,7 @@ mod invoices;
 mod lifecycle;
 mod mail;
 mod openapi;
+mod pages;
 mod payments;
 mod programme_cache;
 mod sessions;
