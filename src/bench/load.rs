@@ -23,6 +23,8 @@ pub enum Outcome {
     Booked,
     /// 409 `session-full`: the right answer once the seats are gone.
     Full,
+    /// 200 with a page of this many bytes (the pages scenario).
+    Served(usize),
     /// Any other answer, as "STATUS problem-type".
     Refused(String),
     /// No answer: connection failure or timeout.
@@ -212,6 +214,79 @@ impl Api {
         created["id"]
             .as_i64()
             .context("a created session came back without an id")
+    }
+
+    /// Adds a free published session to a programme of `of` sessions over two days and three
+    /// tracks, with a room, speakers and an abstract as real ones have; returns its id.
+    pub async fn create_programme_session(
+        &self,
+        slug: &str,
+        n: u32,
+        of: u32,
+    ) -> anyhow::Result<i64> {
+        let per_day = of.div_ceil(2).max(1);
+        let (day, slot) = (n / per_day, n % per_day);
+        let starts = Utc::now()
+            + Days::days(365 + i64::from(day))
+            + Days::minutes(i64::from(slot / 3) * 105);
+        let body = json!({
+            "title": format!("Masterclass {}: running a PMO that lasts", n + 1),
+            "abstract": "How a portfolio office earns its place: the services it offers, the few measures that matter, and how to keep sponsors engaged once the launch is over.",
+            "speakers": [format!("Speaker {}", n + 1), "Priya Natarajan"],
+            "track": format!("Track {}", slot % 3 + 1),
+            "room": format!("Room {}", slot % 3 + 1),
+            "starts_at": starts.to_rfc3339(),
+            "ends_at": (starts + Days::minutes(90)).to_rfc3339(),
+            "capacity": 100,
+            "price_minor": if n.is_multiple_of(2) { 0 } else { 14_500 }
+        });
+        let response = self
+            .admin(
+                Method::POST,
+                &format!("/api/v1/admin/events/{slug}/sessions"),
+            )
+            .json(&body)
+            .send()
+            .await;
+        let created = expect(response, StatusCode::CREATED, "create a session").await?;
+        created["id"]
+            .as_i64()
+            .context("a created session came back without an id")
+    }
+
+    /// One request for a page, read to the end.
+    pub async fn page(&self, path: &str) -> Outcome {
+        let response = match self.request(Method::GET, path).send().await {
+            Ok(response) => response,
+            Err(e) => return Outcome::Transport(transport_kind(&e)),
+        };
+        let status = response.status();
+        match response.bytes().await {
+            Ok(body) if status == StatusCode::OK => Outcome::Served(body.len()),
+            Ok(_) => Outcome::Refused(status.as_u16().to_string()),
+            Err(e) => Outcome::Transport(transport_kind(&e)),
+        }
+    }
+
+    /// Bytes of the stylesheet and scripts of our own that the page at `path` loads.
+    pub async fn page_assets(&self, path: &str) -> anyhow::Result<usize> {
+        let response = self.request(Method::GET, path).send().await;
+        let html = response
+            .context("cannot load the page")?
+            .text()
+            .await
+            .context("cannot read the page")?;
+        let mut total = 0;
+        for link in html.split('"').filter(|part| part.starts_with("/static/")) {
+            let response = self.request(Method::GET, link).send().await;
+            let body = response
+                .context("cannot load a static file")?
+                .bytes()
+                .await
+                .context("cannot read a static file")?;
+            total += body.len();
+        }
+        Ok(total)
     }
 
     /// One booking attempt for one session.

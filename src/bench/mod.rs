@@ -1,6 +1,7 @@
 //! `masterclass bench`: a flash sale and a steady stream of bookings, against a running server
-//! (`--url`) or one it starts itself on a scratch database (`--database sqlite|postgres`); or,
-//! with `--scenario mail`, email delivery from a scratch outbox to an SMTP sink in this process.
+//! (`--url`) or one it starts itself on a scratch database (`--database sqlite|postgres`); with
+//! `--scenario pages`, the programme page under load; or, with `--scenario mail`, email delivery
+//! from a scratch outbox to an SMTP sink in this process.
 //!
 //! The run is bounded: every scenario has a fixed number of requests, and the whole command stops
 //! at `--timeout-seconds` (or Ctrl-C), killing its server and dropping its database on the way out.
@@ -64,6 +65,9 @@ pub struct BenchArgs {
     /// Steady: bookings, each for one session picked at random; every session has room for all.
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub bookings: u32,
+    /// Pages: requests for the programme page (of a programme of --sessions sessions).
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub requests: u32,
     /// Mail: booking confirmations to enqueue and deliver, each to a different attendee.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=200_000))]
     pub emails: u32,
@@ -104,6 +108,8 @@ pub enum ScenarioChoice {
     Steady,
     /// Flash, then steady.
     Both,
+    /// The attendees' programme page (HTML), as everyone opens it when registration opens.
+    Pages,
     /// Email delivery: confirmations from the outbox to an SMTP server.
     Mail,
 }
@@ -209,6 +215,13 @@ async fn scenarios(
             args.attempts, args.capacity, args.concurrency
         );
         report.flash = Some(bounded(scenario::flash(target, args), deadline).await?);
+    }
+    if args.scenario == ScenarioChoice::Pages {
+        eprintln!(
+            "bench: programme page, {} requests for a programme of {} sessions, concurrency {}",
+            args.requests, args.sessions, args.concurrency
+        );
+        report.pages = Some(bounded(scenario::pages(target, args), deadline).await?);
     }
     if matches!(args.scenario, ScenarioChoice::Steady | ScenarioChoice::Both) {
         eprintln!(

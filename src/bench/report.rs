@@ -22,6 +22,8 @@ pub struct BenchReport {
     pub flash: Option<FlashReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub steady: Option<SteadyReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pages: Option<PagesReport>,
     /// Whether every scenario asked for ran to the end.
     pub complete: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -52,6 +54,15 @@ impl BenchReport {
                     "flash sale: {} answers were errors: {:?}",
                     flash.errors,
                     flash.error_kinds
+                );
+            }
+        }
+        if let Some(pages) = &self.pages {
+            if pages.errors > 0 {
+                anyhow::bail!(
+                    "programme page: {} answers were errors: {:?}",
+                    pages.errors,
+                    pages.error_kinds
                 );
             }
         }
@@ -117,6 +128,63 @@ pub struct SteadyReport {
     pub cpu: CpuReport,
 }
 
+/// The programme page under load.
+#[derive(Debug, Serialize)]
+pub struct PagesReport {
+    pub sessions: u32,
+    pub requests: usize,
+    pub seconds: f64,
+    pub pages_per_s: f64,
+    pub served: usize,
+    pub errors: usize,
+    pub error_kinds: BTreeMap<String, usize>,
+    pub latency_ms: Latency,
+    /// Size of the HTML (uncompressed), and of the stylesheet and script it loads.
+    pub page_bytes: usize,
+    pub assets_bytes: usize,
+    pub cpu: CpuReport,
+}
+
+impl PagesReport {
+    pub fn new(args: &BenchArgs, run: &Run, cpu: Spent, assets_bytes: usize) -> Self {
+        let mut answered = Vec::with_capacity(run.attempts.len());
+        let (mut served, mut errors, mut page_bytes) = (0, 0, 0);
+        let mut error_kinds = BTreeMap::new();
+        for attempt in &run.attempts {
+            match &attempt.outcome {
+                Outcome::Served(bytes) => {
+                    served += 1;
+                    page_bytes = page_bytes.max(*bytes);
+                    answered.push(attempt.latency.as_secs_f64() * 1000.0);
+                }
+                Outcome::Refused(kind) | Outcome::Transport(kind) => {
+                    errors += 1;
+                    *error_kinds.entry(kind.clone()).or_insert(0) += 1;
+                }
+                Outcome::Booked | Outcome::Full => errors += 1,
+            }
+        }
+        let seconds = run.elapsed.as_secs_f64();
+        Self {
+            sessions: args.sessions,
+            requests: run.attempts.len(),
+            seconds: round(seconds),
+            pages_per_s: if seconds > 0.0 {
+                round(served as f64 / seconds)
+            } else {
+                0.0
+            },
+            served,
+            errors,
+            error_kinds,
+            latency_ms: Latency::of(answered),
+            page_bytes,
+            assets_bytes,
+            cpu: CpuReport::new(cpu, served, run.attempts.len()),
+        }
+    }
+}
+
 /// Latency of the answered requests, in milliseconds (nearest-rank percentiles).
 #[derive(Debug, Serialize, PartialEq)]
 pub struct Latency {
@@ -149,6 +217,7 @@ impl BenchReport {
             machine: Machine::this_one(),
             flash: None,
             steady: None,
+            pages: None,
             complete: false,
             error: None,
         }
@@ -225,6 +294,7 @@ impl Tally {
                     tally.full += 1;
                     answered.push(millis);
                 }
+                Outcome::Served(_) => answered.push(millis),
                 Outcome::Refused(kind) | Outcome::Transport(kind) => {
                     tally.errors += 1;
                     *tally.error_kinds.entry(kind.clone()).or_default() += 1;

@@ -1,5 +1,5 @@
-//! The two scenarios: a flash sale (many people, one small session) and steady booking (many
-//! people spread over sessions with room for all).
+//! The load scenarios: a flash sale (many people, one small session), steady booking (many
+//! people spread over sessions with room for all) and the programme page.
 
 use std::sync::Arc;
 
@@ -7,7 +7,7 @@ use anyhow::Context;
 use rand::Rng;
 
 use super::load::{self, Outcome};
-use super::report::{FlashReport, SteadyReport};
+use super::report::{FlashReport, PagesReport, SteadyReport};
 use super::{BenchArgs, Target};
 use crate::sessions::MAX_CAPACITY;
 
@@ -114,4 +114,37 @@ pub async fn steady(target: &Target, args: &BenchArgs) -> anyhow::Result<SteadyR
         );
     }
     Ok(SteadyReport::new(args, &run, cpu, taken_read_back))
+}
+
+/// The programme page of an event of S sessions over two days and three tracks, asked for R
+/// times by C clients at once, as when registration opens; with the stylesheet and script it
+/// loads, once, for the page weight.
+pub async fn pages(target: &Target, args: &BenchArgs) -> anyhow::Result<PagesReport> {
+    let api = &target.api;
+    let slug = api.create_event("pages").await?;
+    for n in 0..args.sessions {
+        api.create_programme_session(&slug, n, args.sessions)
+            .await?;
+    }
+    let path = format!("/events/{slug}");
+    let first = api.page(&path).await;
+    let Outcome::Served(_) = first else {
+        anyhow::bail!("the programme page did not load: {first:?}");
+    };
+    let assets_bytes = api.page_assets(&path).await?;
+    let concurrency = args.concurrency as usize;
+    let before = target.cpu.sample();
+    let run = {
+        let (api, path) = (api.clone(), Arc::<str>::from(path.as_str()));
+        load::run(concurrency, args.requests as usize, move |_| {
+            let (api, path) = (api.clone(), Arc::clone(&path));
+            async move { api.page(&path).await }
+        })
+        .await?
+    };
+    let cpu = before.until(target.cpu.sample());
+    if target.tidy_up {
+        api.unpublish(&slug).await?;
+    }
+    Ok(PagesReport::new(args, &run, cpu, assets_bytes))
 }

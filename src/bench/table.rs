@@ -86,6 +86,43 @@ impl BenchReport {
             );
             text += &row("CPU/booking", s.cpu.to_string());
         }
+        if let Some(p) = &self.pages {
+            text += &format!(
+                "\nprogramme page - {}, {head}: {} requests, {} sessions on the page\n",
+                self.backend, p.requests, p.sessions
+            );
+            text += &row(
+                "throughput",
+                format!("{:.1} pages/s ({:.2} s in all)", p.pages_per_s, p.seconds),
+            );
+            text += &row("latency", p.latency_ms.to_string());
+            text += &row(
+                "answers",
+                format!(
+                    "{} served (200), {} errors{}",
+                    p.served,
+                    p.errors,
+                    kinds(&p.error_kinds)
+                ),
+            );
+            text += &row(
+                "page weight",
+                format!(
+                    "{} bytes of HTML, {} bytes of stylesheet and script (cached for a year)",
+                    p.page_bytes, p.assets_bytes
+                ),
+            );
+            text += &row(
+                "CPU/page",
+                match (p.cpu.service_ms_per_booking, p.cpu.postgres_ms_per_booking) {
+                    (Some(service), Some(postgres)) => {
+                        format!("service {service:.3} ms + postgres {postgres:.3} ms per page")
+                    }
+                    (Some(service), None) => format!("service {service:.3} ms per page"),
+                    _ => "not measured".to_owned(),
+                },
+            );
+        }
         if let Some(error) = &self.error {
             text += &format!("\nincomplete: {error}\n");
         }
