@@ -199,3 +199,61 @@ pub fn render(pages: &Pages, error: &PageError) -> HttpResponse {
             .body(format!("{}. {}", error.title, error.message)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pages() -> Pages {
+        let settings = crate::config::Settings::load_from(std::path::Path::new("config"), None)
+            .expect("default settings");
+        let key =
+            crate::tokens::TokenKey::new("a key for the page tests, long enough").expect("key");
+        Pages::new(&settings, key).expect("pages")
+    }
+
+    async fn body(answer: HttpResponse) -> String {
+        let bytes = actix_web::body::to_bytes(answer.into_body())
+            .await
+            .expect("body");
+        String::from_utf8(bytes.to_vec()).expect("utf-8")
+    }
+
+    #[actix_web::test]
+    async fn failures_are_pages_that_say_what_happened_and_when_to_try_again() {
+        let pages = pages();
+        for (error, status) in [
+            (PageError::internal(), 500),
+            (PageError::from_status(StatusCode::BAD_GATEWAY), 500),
+            (PageError::unavailable(), 503),
+            (PageError::too_many(12), 429),
+            (PageError::form_expired(), 403),
+            (PageError::link_not_valid(), 404),
+        ] {
+            let answer = render(&pages, &error);
+            assert_eq!(answer.status().as_u16(), status, "{error}");
+            assert_eq!(
+                answer
+                    .headers()
+                    .get(header::CACHE_CONTROL)
+                    .map(|v| v.as_bytes()),
+                Some(&b"no-store"[..])
+            );
+            let retry = answer
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            assert_eq!(retry, error.retry_after.map(|s| s.to_string()), "{error}");
+            let html = body(answer).await;
+            assert!(
+                html.contains(&format!("<h1>{}</h1>", error.title)),
+                "{html}"
+            );
+            assert!(
+                html.contains(&error.message.replace('\'', "&#39;")),
+                "{html}"
+            );
+        }
+    }
+}

@@ -440,6 +440,7 @@ async fn end(
 ) -> Result<HttpResponse, PageError> {
     let form = FormData(body.into_inner());
     csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
+    state.pages.limiter.check(&req)?;
     let token = token.into_inner();
     let issuer = state.issuer.clone();
     let now = state.clock.now();

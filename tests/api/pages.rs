@@ -1175,6 +1175,26 @@ async fn a_claim_sent_twice_leads_to_the_booking_it_made(app: TestApp) {
     app.assert_no_drift();
 }
 
+/// Outside the registration window the booking form is a page that says so, with the date it
+/// opens, and nothing can be booked.
+async fn closed_registration_gets_a_page_that_says_when_it_opens(app: TestApp) {
+    let opens = app.clock.now() + Duration::days(3);
+    let body = merged(
+        event_body("later"),
+        json!({"registration_opens_at": opens.to_rfc3339()}),
+    );
+    let slug = app.created_event(&body).await;
+    let session = app.session(&slug, "Agile PMO", 5, 0).await;
+    let mut browser = Browser::of(&app);
+    let programme = browser.get(&format!("/events/{slug}")).await;
+    programme.shows(&["Registration opens at"]);
+    programme.lacks(&["name=\"session\""]);
+    let form = browser.get(&book_path(&slug, &[session])).await;
+    assert_eq!(form.status, 409);
+    form.shows(&["<h1>Registration is closed</h1>", "registration opens at"]);
+    assert_eq!(app.seats_left(&slug, session).await, 5);
+}
+
 /// Joining a waitlist on its page puts one first in line; claiming the offered seat books it.
 async fn joining_a_waitlist_and_claiming_the_offered_seat_books_it(app: TestApp) {
     let slug = app.published_event("claim").await;
@@ -1296,6 +1316,7 @@ crate::on_both_backends_with!(
     a_booking_shows_no_waitlist_place_found_by_its_address,
     the_confirmation_of_a_cancelled_booking_is_not_shown,
     a_claim_sent_twice_leads_to_the_booking_it_made,
+    closed_registration_gets_a_page_that_says_when_it_opens,
     joining_a_waitlist_and_claiming_the_offered_seat_books_it,
     declining_an_offer_passes_it_to_the_next_person,
 );
