@@ -507,3 +507,83 @@ async fn a_form_with_errors_says_what_to_fix_and_keeps_what_was_entered(site: Si
     b.wait_for_text("This link is not valid").await;
     site.looked_at("link-not-valid", false).await;
 }
+
+/// The pages no flow above passes through, each checked with axe-core too: the list of events,
+/// a closed registration, the 429 page, a waitlist place given up, and an expired offer.
+mod other_pages {
+    use super::*;
+
+    /// A server that takes one form a minute from a client, and a browser.
+    async fn strict(backend: Backend) -> Option<(TestApp, Browser)> {
+        crate::tools::tools()?;
+        let (app, browser) = tokio::join!(
+            TestApp::spawn_with(backend, |s| {
+                s.pages.submissions_per_minute = std::num::NonZeroU32::MIN;
+                s.pages.programme_cache_ms = 0;
+            }),
+            Browser::open()
+        );
+        Some((app?, browser?))
+    }
+
+    async fn every_other_page_passes_axe((app, b): (TestApp, Browser)) {
+        let later = app.clock.now() + chrono::Duration::days(3);
+        let first = app.published_event("spring-school").await;
+        let second = app
+            .created_event(&merged(
+                event_body("autumn-school"),
+                json!({"name": "Autumn School", "registration_opens_at": later.to_rfc3339()}),
+            ))
+            .await;
+        let full = app.session(&first, "Portfolio governance", 1, 0).await;
+        let closed = app.session(&second, "Agile PMO", 10, 0).await;
+        app.booked(&first, "grace@example.org", &[full]).await;
+
+        b.goto(&app.url("/")).await;
+        b.wait_for_text("Autumn School").await;
+        axe(&b, "event list").await;
+        screenshots(&b, "event-list").await;
+
+        b.goto(&app.url(&format!("/events/{second}/book?session={closed}")))
+            .await;
+        b.wait_for_text("Registration is closed").await;
+        axe(&b, "registration closed").await;
+        screenshots(&b, "registration-closed").await;
+
+        // One form a minute: joining the waitlist is the one; leaving is the next, refused.
+        b.goto(&app.url(&format!("/events/{first}/sessions/{full}/waitlist")))
+            .await;
+        b.fill("Full name", "Ada Lovelace").await;
+        b.fill("Email address", "ada@example.org").await;
+        b.click_button("Join the waitlist").await;
+        b.wait_for_text("You are number 1 in the queue").await;
+        let place = b.current_url().await;
+        b.click_button("Leave the waitlist").await;
+        b.wait_for_text("Too many requests").await;
+        axe(&b, "too many requests").await;
+        screenshots(&b, "too-many-requests").await;
+
+        // A seat is offered, and the offer runs out unclaimed: the place's page says so.
+        let grace = app.admin_bookings(&first).await;
+        let token = grace
+            .iter()
+            .find(|b| b["attendee"]["email"] == "grace@example.org")
+            .map(|b| {
+                app.issuer
+                    .key
+                    .manage_token(b["reference"].as_str().unwrap_or_default())
+            })
+            .expect("grace's booking");
+        assert_eq!(app.cancel(&token, None).await.status(), 200);
+        b.goto(&place).await;
+        b.wait_for_text("A seat is yours if you claim it by").await;
+        app.advance(chrono::Duration::hours(25)).await;
+        b.goto(&place).await;
+        b.wait_for_text("The offer ran out before it was claimed")
+            .await;
+        axe(&b, "offer expired").await;
+        screenshots(&b, "offer-expired").await;
+    }
+
+    crate::on_both_backends_with!(super::strict; every_other_page_passes_axe);
+}
