@@ -170,6 +170,7 @@ crate::on_both_backends_with!(super::Site::spawn;
     an_attendee_cancels_a_paid_seat_and_sees_the_refund,
     a_timetable_clash_is_explained_before_and_refused_after_sending,
     a_form_with_errors_says_what_to_fix_and_keeps_what_was_entered,
+    a_session_can_be_booked_with_the_keyboard_alone,
 );
 
 /// Programme → session → booking form → confirmation; the confirmation email's manage link
@@ -506,6 +507,92 @@ async fn a_form_with_errors_says_what_to_fix_and_keeps_what_was_entered(site: Si
     site.open("/bookings/not-a-real-link-at-all-0000000").await;
     b.wait_for_text("This link is not valid").await;
     site.looked_at("link-not-valid", false).await;
+}
+
+const TAB: &str = "\u{E004}";
+const ENTER: &str = "\u{E007}";
+
+/// What has the focus: its tag, its text (or value, or label) and whether the focus shows.
+async fn focused(b: &Browser) -> (String, String, bool) {
+    let seen = b
+        .execute(
+            "const e = document.activeElement; const s = getComputedStyle(e);
+             const text = (e.labels && e.labels[0] ? e.labels[0].innerText : '') || e.innerText || e.value || '';
+             return [e.tagName.toLowerCase() + (e.type ? ':' + e.type : ''), text.trim(),
+                     (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0) || s.boxShadow !== 'none'];",
+            vec![],
+        )
+        .await;
+    (
+        seen[0].as_str().unwrap_or_default().to_owned(),
+        seen[1].as_str().unwrap_or_default().to_owned(),
+        seen[2].as_bool().unwrap_or(false),
+    )
+}
+
+/// Presses `keys` on whatever has the focus.
+async fn press(b: &Browser, keys: &str) {
+    let active = b.execute("return document.activeElement;", vec![]).await;
+    let [element] = b
+        .elements(&json!([active]))
+        .try_into()
+        .unwrap_or_else(|_| panic!("one element has the focus"));
+    element.send_keys(keys).await.expect("keys pressed");
+}
+
+/// Tabs forward until what has the focus is `tag` with text starting with `text`; every stop on
+/// the way shows its focus.
+async fn tab_to(b: &Browser, tag: &str, text: &str) {
+    for _ in 0..60 {
+        press(b, TAB).await;
+        let (at, says, visible) = focused(b).await;
+        assert!(visible, "the focus on {at} {says:?} is not visible");
+        if at == tag && says.starts_with(text) {
+            return;
+        }
+    }
+    panic!("no {tag} {text:?} reached with the Tab key");
+}
+
+/// From the programme to the confirmation with the keyboard alone, the focus visible at every
+/// stop: skip link, a session's checkbox ticked with the space bar, the booking form typed in.
+async fn a_session_can_be_booked_with_the_keyboard_alone(site: Site) {
+    let b = &site.browser;
+    let slug = site.event("keyboard-flow", true).await;
+    site.app
+        .session(&slug, "Setting up a PMO that lasts", 30, 0)
+        .await;
+    site.open(&format!("/events/{slug}")).await;
+    b.wait_for_text("Setting up a PMO that lasts").await;
+
+    press(b, TAB).await;
+    let (at, says, visible) = focused(b).await;
+    assert_eq!(
+        (at.as_str(), says.as_str(), visible),
+        ("a", "Skip to main content", true)
+    );
+    press(b, ENTER).await;
+    b.wait_until("the main content has the focus", async |b: &Browser| {
+        b.execute("return document.activeElement.id;", vec![]).await == "main"
+    })
+    .await;
+    tab_to(b, "input:checkbox", "Select").await;
+    press(b, " ").await;
+    tab_to(b, "button:submit", "Book selected sessions").await;
+    press(b, ENTER).await;
+    b.wait_for_text("Book your places").await;
+
+    tab_to(b, "input:text", "Full name").await;
+    press(b, "Ada Lovelace").await;
+    press(b, TAB).await;
+    assert_eq!(focused(b).await.1, "Email address");
+    press(b, "ada@example.org").await;
+    tab_to(b, "button:submit", "Book").await;
+    press(b, ENTER).await;
+    b.wait_for_text("You are booked").await;
+    let (_, booking) = site.booking_in_view().await;
+    assert_eq!(booking["attendee"]["name"], "Ada Lovelace");
+    assert_eq!(booking["status"], "confirmed");
 }
 
 /// The pages no flow above passes through, each checked with axe-core too: the list of events,
