@@ -617,6 +617,7 @@ async fn paid(
     // What Stripe says of the booking's card payment, asked now; `Err(())` when it could not
     // be asked (the page then says it is checking, never that the payment failed).
     let mut looked: Option<Result<(IntentStatus, bool), ()>> = None;
+    let mut no_card_payment = false;
     // A hold may have run out during 3-D Secure: the payment can still revive it.
     if matches!(booking.status, BookingStatus::Held | BookingStatus::Expired) {
         looked = Some(
@@ -633,7 +634,11 @@ async fn paid(
                     }
                     Ok((status, refunding))
                 }
-                Ok(None) => Err(()),
+                // No card payment has been started for it (or cards are not offered).
+                Ok(None) => {
+                    no_card_payment = true;
+                    Ok((IntentStatus::Open, false))
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "payment not looked up on return");
                     Err(())
@@ -668,6 +673,12 @@ async fn paid(
             "checking",
             "We are checking your payment with our payment provider. This page updates itself, \
              and you will get an email as soon as the payment is confirmed."
+                .to_owned(),
+        ),
+        (BookingStatus::Held, _) if no_card_payment => (
+            "failed",
+            "No payment has been made for this booking yet. Your places are still held: please pay \
+             before the time shown."
                 .to_owned(),
         ),
         (BookingStatus::Held, _) => (

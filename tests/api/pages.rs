@@ -1195,6 +1195,26 @@ async fn closed_registration_gets_a_page_that_says_when_it_opens(app: TestApp) {
     assert_eq!(app.seats_left(&slug, session).await, 5);
 }
 
+/// The page Stripe returns to never says a payment failed or succeeded when none was made: a
+/// held booking without a card payment is told it is not paid yet, and can pay.
+async fn the_return_page_of_an_unpaid_booking_says_it_is_not_paid_yet(app: TestApp) {
+    let slug = app.published_event("unpaid").await;
+    let session = app
+        .session(&slug, "Portfolio prioritisation", 5, 14_500)
+        .await;
+    let token = manage_token(&app, &slug, "ada@example.org", &[session]).await;
+    assert_eq!(app.booking(&token).await["status"], "held");
+    let mut browser = Browser::of(&app);
+    let page = browser.get(&format!("/bookings/{token}/paid")).await;
+    assert_eq!(page.status, 200);
+    page.shows(&[
+        "No payment has been made for this booking yet.",
+        &format!("href=\"/bookings/{token}/pay\""),
+    ]);
+    page.lacks(&["Payment received", "no money has been taken"]);
+    assert!(page.header("refresh").is_none());
+}
+
 /// Joining a waitlist on its page puts one first in line; claiming the offered seat books it.
 async fn joining_a_waitlist_and_claiming_the_offered_seat_books_it(app: TestApp) {
     let slug = app.published_event("claim").await;
@@ -1317,6 +1337,7 @@ crate::on_both_backends_with!(
     the_confirmation_of_a_cancelled_booking_is_not_shown,
     a_claim_sent_twice_leads_to_the_booking_it_made,
     closed_registration_gets_a_page_that_says_when_it_opens,
+    the_return_page_of_an_unpaid_booking_says_it_is_not_paid_yet,
     joining_a_waitlist_and_claiming_the_offered_seat_books_it,
     declining_an_offer_passes_it_to_the_next_person,
 );
