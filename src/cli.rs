@@ -209,6 +209,22 @@ fn create_organiser(
         organiser.role.as_str()
     );
     println!("API token (shown once, keep it safe): {}", token.0);
+    // And a link to choose a dashboard password (also emailed to them).
+    let key = crate::tokens::TokenKey::from_settings(&settings.secrets)
+        .context("cannot set up the link key (secrets)")?;
+    let link = organisers::accounts::invite_link(
+        &mut conn,
+        &key,
+        &organiser,
+        &settings.pages.site_name,
+        chrono::Utc::now(),
+    )?;
+    println!(
+        "Choose a dashboard password within {} days: {}/organiser/password/{}",
+        organisers::accounts::INVITE_DAYS,
+        settings.server.public_base_url.trim_end_matches('/'),
+        organisers::accounts::link_token(&key, link)
+    );
     Ok(())
 }
 

@@ -7,12 +7,14 @@
 pub mod api;
 pub mod bench;
 pub mod bookings;
+pub mod checkin;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod db;
 pub mod demo;
 pub mod events;
+pub mod exports;
 pub mod health;
 pub mod idempotency;
 pub mod mail;

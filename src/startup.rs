@@ -22,7 +22,7 @@ use crate::payments::Payments;
 use crate::sweeper::Sweeper;
 use crate::telemetry::RequestSpan;
 use crate::tokens::TokenKey;
-use crate::{bookings, demo, events, health, mail, payments, sessions, waitlist};
+use crate::{bookings, checkin, demo, events, health, mail, payments, sessions, waitlist};
 
 /// A server bound to its port, not yet running.
 pub struct Application {
@@ -228,7 +228,9 @@ where
             .configure(bookings::http::admin_routes)
             .configure(waitlist::http::admin_routes)
             .configure(mail::http::admin_routes)
-            .configure(payments::http::admin_routes),
+            .configure(crate::exports::http::admin_routes)
+            .configure(payments::http::admin_routes)
+            .configure(checkin::http::admin_routes),
     )
 }
 

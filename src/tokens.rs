@@ -96,6 +96,18 @@ impl TokenKey {
     /// HMAC-SHA256 of `value` for one `purpose`, in hex: values signed for one purpose are no
     /// use for another.
     pub fn sign(&self, purpose: &[u8], value: &str) -> String {
+        use hmac::Mac;
+        hex::encode(self.mac(purpose, value).finalize().into_bytes())
+    }
+
+    /// Whether `tag` is the start of [`TokenKey::sign`]'s MAC of `value` for `purpose`, at least
+    /// 16 bytes of it (shorter tags could be guessed), compared in constant time.
+    pub fn verify_prefix(&self, purpose: &[u8], value: &str, tag: &[u8]) -> bool {
+        use hmac::Mac;
+        tag.len() >= 16 && self.mac(purpose, value).verify_truncated_left(tag).is_ok()
+    }
+
+    fn mac(&self, purpose: &[u8], value: &str) -> hmac::SimpleHmac<Sha256> {
         use hmac::{Mac, SimpleHmac};
         use secrecy::ExposeSecret;
         // A key of any length is valid for HMAC, so this cannot fail.
@@ -104,7 +116,7 @@ impl TokenKey {
         mac.update(purpose);
         mac.update(b"\0");
         mac.update(value.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        mac
     }
 }
 
@@ -134,5 +146,20 @@ mod tests {
         assert_ne!(token, other.manage_token("PMO-7K3F9Q"));
         assert!(plausible(&token), "{token}");
         assert!(TokenKey::new("short").is_err());
+    }
+
+    #[test]
+    fn a_prefix_of_a_signature_verifies_only_for_its_purpose_and_from_16_bytes() {
+        let key = TokenKey::new("an example key that is long enough!!").expect("key");
+        let mac = hex::decode(key.sign(b"purpose", "value")).expect("hex");
+
+        assert!(key.verify_prefix(b"purpose", "value", &mac));
+        assert!(key.verify_prefix(b"purpose", "value", &mac[..16]));
+        assert!(!key.verify_prefix(b"purpose", "value", &mac[..15]));
+        assert!(!key.verify_prefix(b"other purpose", "value", &mac[..16]));
+        assert!(!key.verify_prefix(b"purpose", "values", &mac[..16]));
+        let mut flipped = mac[..16].to_vec();
+        flipped[15] ^= 1;
+        assert!(!key.verify_prefix(b"purpose", "value", &flipped));
     }
 }

@@ -136,7 +136,7 @@ impl SeatState {
         }
     }
 
-    fn from_db(raw: &str) -> Self {
+    pub(crate) fn from_db(raw: &str) -> Self {
         match raw {
             "held" => Self::Held,
             "confirmed" => Self::Confirmed,

@@ -54,6 +54,30 @@ diesel::table! {
         name -> Text,
         role -> Text,
         created_at -> Timestamp,
+        password_hash -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    organiser_sessions (id) {
+        id -> BigInt,
+        organiser_id -> BigInt,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    organiser_links (id) {
+        id -> BigInt,
+        organiser_id -> BigInt,
+        kind -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
     }
 }
 
@@ -134,6 +158,8 @@ diesel::table! {
         price_minor -> BigInt,
         created_at -> Timestamp,
         cancelled_at -> Nullable<Timestamp>,
+        checked_in_at -> Nullable<Timestamp>,
+        checked_in_by -> Nullable<BigInt>,
     }
 }
 
@@ -244,6 +270,8 @@ diesel::joinable!(payments -> bookings (booking_id));
 diesel::joinable!(refunds -> payments (payment_id));
 diesel::joinable!(email_jobs -> bookings (booking_id));
 diesel::joinable!(api_tokens -> organisers (organiser_id));
+diesel::joinable!(organiser_sessions -> organisers (organiser_id));
+diesel::joinable!(organiser_links -> organisers (organiser_id));
 diesel::joinable!(bookings -> events (event_id));
 diesel::joinable!(seats -> bookings (booking_id));
 diesel::joinable!(seats -> sessions (session_id));
@@ -253,6 +281,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     events,
     sessions,
     organisers,
+    organiser_sessions,
+    organiser_links,
     api_tokens,
     bookings,
     seats,

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use diesel::prelude::*;
 
-use super::data::{EventMail, MailData, PaymentMail, SeatMail};
+use super::data::{AccountMail, EventMail, MailData, PaymentMail, SeatMail};
 use crate::db::schema::{bookings, events, seats, sessions};
 use crate::db::{DbConn, DbError};
 use crate::events::Event;
@@ -27,6 +27,37 @@ pub fn booking_mail(event: &Event, reference: &str, attendee_name: &str) -> Mail
         payment_error: None,
         invoice: None,
         waitlist: None,
+        account: None,
+        account_url: None,
+        manage_url: None,
+        agenda_url: None,
+    }
+}
+
+/// An email about an organiser's account (an invitation or a password reset), from the site.
+pub fn account_mail(site_name: &str, organiser_name: &str, account: AccountMail) -> MailData {
+    MailData {
+        event: EventMail {
+            slug: String::new(),
+            name: site_name.to_owned(),
+            venue: String::new(),
+            time_zone: "UTC".to_owned(),
+        },
+        reference: String::new(),
+        attendee_name: organiser_name.to_owned(),
+        seats: Vec::new(),
+        agenda: Vec::new(),
+        total: None,
+        change: None,
+        hold_until: None,
+        paid: false,
+        payment: None,
+        refund: None,
+        payment_error: None,
+        invoice: None,
+        waitlist: None,
+        account: Some(account),
+        account_url: None,
         manage_url: None,
         agenda_url: None,
     }

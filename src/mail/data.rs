@@ -15,6 +15,19 @@ pub struct EventMail {
     pub time_zone: String,
 }
 
+/// An invitation to the organisers, or a password reset: which link, and what it is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountMail {
+    /// The `organiser_links` row; the link's token is derived from it when sending.
+    pub link_id: i64,
+    /// `owner`, `admin` or `checkin`.
+    pub role: String,
+    /// Who sent the invitation.
+    pub invited_by: Option<String>,
+    /// "7 days", "60 minutes".
+    pub valid_until: String,
+}
+
 /// One seat (one session of a booking) as emails and calendar files show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeatMail {
@@ -107,6 +120,20 @@ pub struct RefundMail {
     pub nothing_kept: bool,
 }
 
+/// A seat's check-in code as an email shows it: a QR code picture sent with the message as an
+/// inline PNG part and shown by `cid:`. Made when the message is rendered, never stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TicketMail {
+    pub seat_id: i64,
+    pub title: String,
+    pub day: String,
+    pub time: String,
+    /// The picture's Content-ID, for `<img src="cid:…">`.
+    pub cid: String,
+    /// Width and height of the picture, in pixels.
+    pub size: u32,
+}
+
 /// Everything an email about one booking is rendered with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MailData {
@@ -145,6 +172,12 @@ pub struct MailData {
     /// manage link leads to the entry.
     #[serde(default)]
     pub waitlist: Option<WaitlistMail>,
+    /// For the organiser account emails: the link to use (its token is never stored).
+    #[serde(default)]
+    pub account: Option<AccountMail>,
+    /// The account link itself, filled in when the message is rendered, like `manage_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_url: Option<String>,
     /// Absolute link to manage the booking. Never stored: filled in when the message is rendered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manage_url: Option<String>,
@@ -182,10 +215,14 @@ pub enum Template {
     CreditNote,
     /// An invoice is past its due date (`invoice`, attached again).
     InvoiceReminder,
+    /// A colleague is invited to the organisers (`account`): choose a name and a password.
+    OrganiserInvite,
+    /// An organiser asked to reset their password (`account`).
+    PasswordReset,
 }
 
 impl Template {
-    pub const ALL: [Template; 15] = [
+    pub const ALL: [Template; 17] = [
         Self::BookingConfirmed,
         Self::BookingCancelled,
         Self::SessionChanged,
@@ -201,6 +238,8 @@ impl Template {
         Self::PaymentRefunded,
         Self::CreditNote,
         Self::InvoiceReminder,
+        Self::OrganiserInvite,
+        Self::PasswordReset,
     ];
 
     /// The folder name under `emails/`, also stored in the job.
@@ -221,6 +260,8 @@ impl Template {
             Self::PaymentRefunded => "payment_refunded",
             Self::CreditNote => "credit_note",
             Self::InvoiceReminder => "invoice_reminder",
+            Self::OrganiserInvite => "organiser_invite",
+            Self::PasswordReset => "password_reset",
         }
     }
 

@@ -9,6 +9,7 @@ pub mod http;
 pub mod outbox;
 pub mod reminders;
 pub mod templates;
+pub mod tickets;
 pub mod transport;
 pub mod worker;
 

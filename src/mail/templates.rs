@@ -12,7 +12,7 @@
 use minijinja::{context, AutoEscape, Environment, UndefinedBehavior, Value};
 
 use super::calendar;
-use super::data::{MailData, Rendered, SeatMail, Template};
+use super::data::{MailData, Rendered, SeatMail, Template, TicketMail};
 
 /// Embeds files under `emails/` by their path there, so the binary needs no folder at run time.
 macro_rules! embed {
@@ -72,6 +72,12 @@ const FILES: &[(&str, &str)] = embed![
     "invoice_reminder/subject.txt",
     "invoice_reminder/body.txt",
     "invoice_reminder/body.html",
+    "organiser_invite/subject.txt",
+    "organiser_invite/body.txt",
+    "organiser_invite/body.html",
+    "password_reset/subject.txt",
+    "password_reset/body.txt",
+    "password_reset/body.html",
 ];
 
 /// The three files every email has, in its folder.
@@ -152,10 +158,23 @@ impl Templates {
     /// Renders `template` with `data`: a one-line subject, both bodies and, when some seat
     /// belongs in a calendar, the calendar file.
     pub fn render(&self, template: Template, data: &MailData) -> Result<Rendered, RenderError> {
+        self.render_with_tickets(template, data, &[])
+    }
+
+    /// Like [`Templates::render`], for an email that carries check-in codes (`tickets`, whose
+    /// pictures the caller sends with the message).
+    pub fn render_with_tickets(
+        &self,
+        template: Template,
+        data: &MailData,
+        tickets: &[TicketMail],
+    ) -> Result<Rendered, RenderError> {
         // The links are left out of stored JSON when absent; templates always see every field.
         let ctx = context! {
             manage_url => data.manage_url.as_deref(),
             agenda_url => data.agenda_url.as_deref(),
+            account_url => data.account_url.as_deref(),
+            tickets => Value::from_serialize(tickets),
             ..Value::from_serialize(data)
         };
         let [subject, text, html] = PARTS;
@@ -206,7 +225,10 @@ fn calendar_seats(template: Template, data: &MailData) -> Option<Vec<SeatMail>> 
         | Template::PaymentFailed
         | Template::PaymentRefunded
         | Template::CreditNote
-        | Template::InvoiceReminder => return None,
+        | Template::InvoiceReminder
+        // About an organiser's account.
+        | Template::OrganiserInvite
+        | Template::PasswordReset => return None,
         // The email says these seats are cancelled, so the calendar says so too, whatever state
         // they were read in.
         Template::BookingCancelled | Template::SessionCancelled => data
@@ -352,6 +374,8 @@ mod tests {
             payment_error: None,
             invoice: None,
             waitlist: None,
+            account: None,
+            account_url: None,
             manage_url: Some(MANAGE_URL.into()),
             agenda_url: Some(AGENDA_URL.into()),
         }
@@ -1303,6 +1327,109 @@ mod tests {
         let mut embedded: Vec<String> = FILES.iter().map(|(f, _)| (*f).to_owned()).collect();
         embedded.sort();
         assert_eq!(on_disk, embedded, "emails/ and the embedded list differ");
+    }
+
+    /// The check-in codes the mailer would send with `seats`.
+    fn tickets_for(seats: &[SeatMail]) -> Vec<TicketMail> {
+        seats
+            .iter()
+            .map(|s| TicketMail {
+                seat_id: s.seat_id,
+                title: s.title.clone(),
+                day: s.day.clone(),
+                time: s.time.clone(),
+                cid: format!("checkin-{}@masterclasses.example.org", s.seat_id),
+                size: 198,
+            })
+            .collect()
+    }
+
+    fn render_with_codes(template: Template, data: &MailData, tickets: &[TicketMail]) -> Rendered {
+        Templates::new()
+            .expect("templates load")
+            .render_with_tickets(template, data, tickets)
+            .unwrap_or_else(|e| panic!("{} does not render: {e:?}", template.name()))
+    }
+
+    #[test]
+    fn a_confirmation_shows_a_check_in_code_per_seat_and_says_how_to_use_it() {
+        let data = full_booking();
+
+        let rendered =
+            render_with_codes(Template::BookingConfirmed, &data, &tickets_for(&data.seats));
+
+        assert!(rendered.html.contains("Your check-in codes</h2>"));
+        for (seat, title, day) in [
+            (
+                101,
+                "Building a PMO from scratch",
+                "Wednesday 6 January 2027",
+            ),
+            (
+                102,
+                "Portfolio prioritisation that sticks",
+                "Wednesday 6 January 2027",
+            ),
+            (
+                103,
+                "PMO community of practice: open forum",
+                "Thursday 7 January 2027",
+            ),
+        ] {
+            let img = format!(
+                r#"<img src="cid:checkin-{seat}@masterclasses.example.org" width="198" height="198" alt="Check-in code for {title}, {day}""#
+            );
+            assert!(rendered.html.contains(&img), "{img} in {}", rendered.html);
+        }
+        let text = &rendered.text;
+        assert!(text.contains("YOUR CHECK-IN CODES"), "{text}");
+        assert!(text.contains("Each of these sessions has its own check-in code"));
+        assert!(text.contains("Show it at the door"));
+        assert!(text.contains("your booking reference, PMO-7K3F9Q."));
+        assert!(text
+            .contains("  - Building a PMO from scratch, Wednesday 6 January 2027, 09:00–10:30\n"));
+        assert!(!text.contains("cid:"));
+    }
+
+    #[test]
+    fn an_agenda_with_one_code_says_so_in_the_singular() {
+        let data = mail(vec![], vec![forum()]);
+
+        let rendered = render_with_codes(Template::Agenda, &data, &tickets_for(&data.agenda));
+
+        assert!(rendered.html.contains("Your check-in code</h2>"));
+        assert!(rendered.html.contains("Show this code at the door"));
+        assert!(rendered
+            .html
+            .contains(r#"src="cid:checkin-103@masterclasses.example.org""#));
+        assert!(rendered.text.contains("YOUR CHECK-IN CODE\n"));
+        assert!(rendered.text.contains("This session has a check-in code"));
+    }
+
+    #[test]
+    fn emails_without_codes_do_not_mention_them() {
+        for template in [Template::BookingConfirmed, Template::Agenda] {
+            let rendered = render(template, &full_booking());
+            for part in [&rendered.text, &rendered.html] {
+                assert!(!part.to_lowercase().contains("check-in code"), "{part}");
+                assert!(!part.contains("cid:"));
+            }
+        }
+    }
+
+    #[test]
+    fn html_escapes_a_title_in_a_code_description() {
+        let mut seat = forum();
+        seat.title = "Risk & <Issues>".into();
+        let data = mail(vec![seat.clone()], vec![seat]);
+
+        let rendered =
+            render_with_codes(Template::BookingConfirmed, &data, &tickets_for(&data.seats));
+
+        assert!(rendered.html.contains(
+            r#"alt="Check-in code for Risk &amp; &lt;Issues&gt;, Thursday 7 January 2027""#
+        ));
+        assert!(!rendered.html.contains("<Issues>"));
     }
 
     #[test]

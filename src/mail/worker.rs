@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use lettre::message::header::ContentType;
-use lettre::message::{Attachment, Mailbox, MultiPart};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 
 use super::compose;
@@ -190,7 +190,14 @@ impl Mailer {
             .ok_or_else(|| ComposeError::UnknownTemplate(job.template.clone()))?;
         let mut data: MailData = serde_json::from_str(&job.data)?;
         let token = self.key.manage_token(&data.reference);
-        if data.waitlist.is_some() {
+        if let Some(account) = &data.account {
+            // About an organiser's account: the invitation or reset link, made again here.
+            let link = crate::organisers::accounts::link_token(&self.key, account.link_id);
+            data.account_url = Some(format!(
+                "{}/organiser/password/{link}",
+                self.public_base_url
+            ));
+        } else if data.waitlist.is_some() {
             // About a waitlist place: the link leads to its page (see, claim, decline, leave).
             data.manage_url = Some(format!("{}/waitlist/{token}", self.public_base_url));
         } else {
@@ -204,7 +211,13 @@ impl Mailer {
         if let Some(booking_id) = job.booking_id {
             data.agenda = compose::agenda(conn, booking_id)?;
         }
-        let rendered = self.templates.render(template, &data)?;
+        let tickets =
+            super::tickets::for_email(template, &data, &self.key, &self.settings.message_id_domain)
+                .map_err(|e| ComposeError::Attachment(e.to_string()))?;
+        let shown: Vec<_> = tickets.iter().map(|t| t.mail.clone()).collect();
+        let rendered = self
+            .templates
+            .render_with_tickets(template, &data, &shown)?;
         // An invoice or credit note goes with its email as a PDF, made from the stored document.
         let document = match &data.invoice {
             Some(announced) => {
@@ -218,7 +231,22 @@ impl Mailer {
             }
             None => None,
         };
-        let alternative = MultiPart::alternative_plain_html(rendered.text, rendered.html);
+        let alternative = if tickets.is_empty() {
+            MultiPart::alternative_plain_html(rendered.text, rendered.html)
+        } else {
+            // The HTML with the pictures it shows by `cid:`, as one multipart/related.
+            let mut related = MultiPart::related().singlepart(SinglePart::html(rendered.html));
+            for ticket in tickets {
+                let name = format!("check-in-code-{}.png", ticket.mail.seat_id);
+                related = related.singlepart(
+                    Attachment::new_inline_with_name(ticket.mail.cid, name)
+                        .body(ticket.png, ContentType::parse("image/png")?),
+                );
+            }
+            MultiPart::alternative()
+                .singlepart(SinglePart::plain(rendered.text))
+                .multipart(related)
+        };
         let builder = Message::builder()
             .from(self.from.clone())
             .to(job.recipient.parse::<Mailbox>()?)

@@ -1,4 +1,7 @@
 //! Organisers and their API tokens. A token is shown once when made; only its hash is stored.
+//! Signing in to the dashboard is in [`accounts`].
+
+pub mod accounts;
 
 use diesel::prelude::*;
 
@@ -51,7 +54,7 @@ pub struct Organiser {
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = organisers)]
-struct OrganiserRow {
+pub(crate) struct OrganiserRow {
     id: i64,
     email: String,
     name: String,
@@ -122,6 +125,13 @@ pub fn insert_with_token(
     new: &NewOrganiser,
     label: &str,
 ) -> Result<(Organiser, IssuedToken), OrganiserError> {
+    let organiser = insert(conn, new)?;
+    let token = issue_token(conn, organiser.id, label)?;
+    Ok((organiser, token))
+}
+
+/// Creates an organiser (without password or token) inside the caller's transaction.
+pub fn insert(conn: &mut DbConn, new: &NewOrganiser) -> Result<Organiser, OrganiserError> {
     let inserted = diesel::insert_into(organisers::table)
         .values((
             organisers::email.eq(new.email.normalized()),
@@ -142,8 +152,7 @@ pub fn insert_with_token(
         }
         Err(e) => return Err(e.into()),
     };
-    let token = issue_token(conn, organiser.id, label)?;
-    Ok((organiser, token))
+    Ok(organiser)
 }
 
 /// Makes another API token for an organiser.
@@ -177,6 +186,58 @@ pub fn authenticate(conn: &mut DbConn, token: &str) -> Result<Option<Organiser>,
         .first(conn)
         .optional()?;
     Ok(found.map(Organiser::from))
+}
+
+/// An API token as its owner sees it (never the token itself).
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub label: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// An organiser's API tokens, newest first.
+pub fn tokens_of(conn: &mut DbConn, organiser_id: i64) -> Result<Vec<TokenInfo>, DbError> {
+    let rows: Vec<(
+        i64,
+        String,
+        chrono::NaiveDateTime,
+        Option<chrono::NaiveDateTime>,
+    )> = api_tokens::table
+        .filter(api_tokens::organiser_id.eq(organiser_id))
+        .order(api_tokens::id.desc())
+        .select((
+            api_tokens::id,
+            api_tokens::label,
+            api_tokens::created_at,
+            api_tokens::revoked_at,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, label, created_at, revoked_at)| TokenInfo {
+            id,
+            label,
+            created_at: created_at.and_utc(),
+            revoked_at: revoked_at.map(|t| t.and_utc()),
+        })
+        .collect())
+}
+
+/// Revokes one of the organiser's own API tokens; whether it was theirs and still in use.
+pub fn revoke_token(
+    conn: &mut DbConn,
+    organiser_id: i64,
+    token_id: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<bool, DbError> {
+    let changed = diesel::update(api_tokens::table.find(token_id))
+        .filter(api_tokens::organiser_id.eq(organiser_id))
+        .filter(api_tokens::revoked_at.is_null())
+        .set(api_tokens::revoked_at.eq(Some(db::stored(now))))
+        .execute(conn)?;
+    Ok(changed > 0)
 }
 
 /// The organiser with this email, if any.

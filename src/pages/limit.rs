@@ -67,6 +67,35 @@ impl Limiter {
 
 /// The address the proxy in front added: the last entry of the last `X-Forwarded-For` line
 /// (a client may send lines and entries of its own before it), with or without a port.
+/// Sign-in attempts per account (by normalised email), whatever address they come from.
+pub struct AccountLimiter {
+    limiter: RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>,
+    checks: AtomicU32,
+}
+
+impl AccountLimiter {
+    pub fn new(per_minute: NonZeroU32) -> Self {
+        Self {
+            limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            checks: AtomicU32::new(0),
+        }
+    }
+
+    /// Counts one attempt for `account`; a 429 page once it has had too many.
+    pub fn check(&self, account: &str) -> Result<(), PageError> {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % TIDY_EVERY == TIDY_EVERY - 1 {
+            self.limiter.retain_recent();
+        }
+        self.limiter
+            .check_key(&account.to_owned())
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(self.limiter.clock().now());
+                tracing::warn!("sign-in rate limit reached for an account");
+                PageError::too_many(wait.as_secs() + 1)
+            })
+    }
+}
+
 fn forwarded_for(req: &HttpRequest) -> Option<IpAddr> {
     let last = req
         .headers()

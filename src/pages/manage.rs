@@ -176,10 +176,54 @@ struct InvoiceLine {
     href: String,
 }
 
+/// A confirmed seat's check-in code, as the manage page shows it.
+#[derive(Serialize)]
+struct TicketLine {
+    title: String,
+    day: String,
+    time: String,
+    room: Option<String>,
+    /// The QR code as inline SVG, marked safe: it is drawn here and its one text, the label, is
+    /// escaped as it is drawn.
+    code: minijinja::Value,
+}
+
+/// The check-in codes of the booking's confirmed seats, in timetable order.
+fn ticket_lines(
+    event: &Event,
+    booking: &Booking,
+    key: &crate::tokens::TokenKey,
+) -> Vec<TicketLine> {
+    use crate::checkin::{qr::QrImage, token};
+    booking
+        .seats
+        .iter()
+        .filter(|s| s.state == SeatState::Confirmed)
+        .filter_map(|s| {
+            let (day, time) = compose::day_and_time(s.starts_at, s.ends_at, event.time_zone);
+            let label = format!("Check-in code for {}, {day}", s.title);
+            match QrImage::encode(&token::code(key, s.id, s.session_id)) {
+                Ok(code) => Some(TicketLine {
+                    code: minijinja::Value::from_safe_string(code.svg(&label, 200)),
+                    title: s.title.clone(),
+                    day,
+                    time,
+                    room: s.room.clone(),
+                }),
+                Err(e) => {
+                    tracing::error!(seat = s.id, error = %e, "check-in code not drawn");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
 #[derive(Serialize)]
 struct ManagePage {
     title: String,
     booking: Summary,
+    tickets: Vec<TicketLine>,
     /// What was just done, from the form that led here.
     notice: Option<String>,
     payment: Vec<String>,
@@ -271,6 +315,7 @@ async fn manage(
         payment: payment_lines(booking, &loaded.refunds),
         pay_href: (booking.status == BookingStatus::Held).then(|| format!("/bookings/{token}/pay")),
         invoices: invoice_lines(&loaded.invoices, &token, &loaded.event),
+        tickets: ticket_lines(&loaded.event, booking, &state.issuer.key),
         booking: summary(&loaded.event, booking, &token, now),
     };
     let html = state.pages.render("manage.html", page)?;

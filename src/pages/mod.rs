@@ -11,6 +11,7 @@
 mod assets;
 mod booking;
 mod csrf;
+mod dashboard;
 mod errors;
 mod limit;
 mod manage;
@@ -28,6 +29,7 @@ use serde::Serialize;
 
 use crate::config::Settings;
 use crate::tokens::TokenKey;
+pub use assets::url as static_url;
 pub use errors::PageError;
 use templates::Templates;
 
@@ -36,7 +38,11 @@ use templates::Templates;
 pub struct Pages {
     templates: Templates,
     limiter: limit::Limiter,
+    /// Organiser sign-ins per client address, and per account.
+    sign_in_limiter: limit::Limiter,
+    account_limiter: limit::AccountLimiter,
     key: TokenKey,
+    site_name: String,
     /// `Content-Security-Policy` of every page but the card payment page: this site only.
     csp: HeaderValue,
     /// The card payment page's: this site and Stripe.
@@ -88,7 +94,15 @@ impl Pages {
         Ok(Self {
             templates: Templates::new(&pages.site_name)?,
             limiter: limit::Limiter::new(pages.submissions_per_minute, pages.trust_forwarded_for),
+            sign_in_limiter: limit::Limiter::new(
+                std::num::NonZeroU32::new(20).unwrap_or(std::num::NonZeroU32::MIN),
+                pages.trust_forwarded_for,
+            ),
+            account_limiter: limit::AccountLimiter::new(
+                std::num::NonZeroU32::new(5).unwrap_or(std::num::NonZeroU32::MIN),
+            ),
             key,
+            site_name: pages.site_name.clone(),
             csp: HeaderValue::from_static(strict),
             csp_with_stripe: HeaderValue::from_str(&with_stripe)?,
             hsts,
@@ -209,13 +223,14 @@ fn origin_of(url: &str) -> Option<String> {
 pub fn routes(cfg: &mut ServiceConfig) {
     assets::routes(cfg);
     programme::routes(cfg);
+    dashboard::routes(cfg);
     booking::routes(cfg);
     manage::routes(cfg);
     waitlist::routes(cfg);
 }
 
 /// A route for GET, and HEAD (the same answer without its body).
-fn get() -> actix_web::Route {
+pub(crate) fn get() -> actix_web::Route {
     use actix_web::guard;
     web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }

@@ -30,6 +30,13 @@ const FILES: &[(&str, &str)] = embed![
     "paid.html",
     "waitlist_join.html",
     "waitlist_place.html",
+    "dashboard/_dashboard.html",
+    "dashboard/login.html",
+    "dashboard/forgot.html",
+    "dashboard/password.html",
+    "dashboard/home.html",
+    "dashboard/team.html",
+    "dashboard/tokens.html",
 ];
 
 /// Text for HTML: `&`, `<`, `>`, `"` and `'` as character references.

@@ -524,6 +524,8 @@ async fn enqueue_confirmations(app: &TestApp, n: usize) {
                 payment_error: None,
                 invoice: None,
                 waitlist: None,
+                account: None,
+                account_url: None,
                 manage_url: None,
                 agenda_url: None,
             };

@@ -5,10 +5,13 @@ mod smtp;
 mod stripe;
 
 mod bookings;
+mod checkin;
 mod cli;
 mod concurrency;
+mod dashboard;
 mod errors;
 mod events;
+mod exports;
 mod invoices;
 mod lifecycle;
 mod mail;

@@ -44,6 +44,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/admin/invoices"),
     ("post", "/api/v1/admin/invoices/{number}/paid"),
     ("get", "/api/v1/admin/invoices/{number}"),
+    ("get", "/api/v1/admin/sessions/{id}/attendees.csv"),
+    ("get", "/api/v1/admin/sessions/{id}/sign-in-sheet"),
+    ("get", "/api/v1/admin/events/{slug}/bookings.csv"),
+    ("get", "/api/v1/admin/events/{slug}/invoices.csv"),
+    ("post", "/api/v1/admin/sessions/{id}/checkin"),
+    ("get", "/api/v1/admin/sessions/{id}/checkin"),
+    ("delete", "/api/v1/admin/sessions/{id}/checkin/{seat_id}"),
 ];
 
 async fn document(app: &TestApp) -> Value {
@@ -124,6 +131,7 @@ async fn every_documented_operation_is_served() {
             "get" => app.client.get(app.url(&path)),
             "post" => app.client.post(app.url(&path)),
             "patch" => app.client.patch(app.url(&path)),
+            "delete" => app.client.delete(app.url(&path)),
             other => panic!("unexpected method {other}"),
         };
         let response = request.send().await.expect("request sent");

@@ -19,47 +19,48 @@ async fn app(backend: Backend) -> Option<TestApp> {
     TestApp::spawn_with(backend, |s| s.pages.programme_cache_ms = 0).await
 }
 
-/// A browser without JavaScript: keeps the CSRF cookie it is given, never follows redirects.
-struct Browser {
+/// A browser without JavaScript: keeps the cookies it is given (the CSRF cookie, an organiser's
+/// session), never follows redirects.
+pub(crate) struct Browser {
     client: reqwest::Client,
     address: String,
-    cookie: Option<String>,
+    cookies: std::collections::BTreeMap<String, String>,
 }
 
 /// One answer, read in full.
-struct Page {
-    status: u16,
-    headers: HeaderMap,
-    body: String,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: String,
 }
 
 impl Browser {
-    fn new(address: &str) -> Self {
+    pub(crate) fn new(address: &str) -> Self {
         Self {
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("client"),
             address: address.to_owned(),
-            cookie: None,
+            cookies: std::collections::BTreeMap::new(),
         }
     }
 
-    fn of(app: &TestApp) -> Self {
+    pub(crate) fn of(app: &TestApp) -> Self {
         Self::new(&app.address)
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
         let request = self.client.get(format!("{}{path}", self.address));
         self.send(request).await
     }
 
-    async fn post(&mut self, path: &str, fields: &(impl Serialize + ?Sized)) -> Page {
+    pub(crate) async fn post(&mut self, path: &str, fields: &(impl Serialize + ?Sized)) -> Page {
         self.post_with(path, fields, &[]).await
     }
 
     /// A form post with extra request headers (`Origin`, `Sec-Fetch-Site`).
-    async fn post_with(
+    pub(crate) async fn post_with(
         &mut self,
         path: &str,
         fields: &(impl Serialize + ?Sized),
@@ -76,17 +77,27 @@ impl Browser {
     }
 
     async fn send(&mut self, mut request: reqwest::RequestBuilder) -> Page {
-        if let Some(cookie) = &self.cookie {
-            request = request.header("cookie", format!("mc_csrf={cookie}"));
+        if !self.cookies.is_empty() {
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect();
+            request = request.header("cookie", jar.join("; "));
         }
         let response = request.send().await.expect("request sent");
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         for set in headers.get_all("set-cookie") {
             let set = set.to_str().expect("cookie text");
-            if let Some(rest) = set.strip_prefix("mc_csrf=") {
-                let value = rest.split(';').next().unwrap_or_default();
-                self.cookie = Some(value.to_owned());
+            let Some((name, rest)) = set.split_once('=') else {
+                continue;
+            };
+            let value = rest.split(';').next().unwrap_or_default();
+            if value.is_empty() || set.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
             }
         }
         let body = response.text().await.expect("body");
@@ -99,18 +110,18 @@ impl Browser {
 }
 
 impl Page {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// Where a 303 sends the browser.
-    fn location(&self) -> &str {
+    pub(crate) fn location(&self) -> &str {
         assert_eq!(self.status, 303, "a redirect: {}", self.body);
         self.header("location").expect("a Location header")
     }
 
     /// The value of the first form field `name` (hidden fields and filled-in inputs).
-    fn field(&self, name: &str) -> String {
+    pub(crate) fn field(&self, name: &str) -> String {
         let marker = format!("name=\"{name}\" value=\"");
         let start = self
             .body
@@ -121,12 +132,12 @@ impl Page {
         self.body[start..start + length].to_owned()
     }
 
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         self.field("csrf")
     }
 
     #[track_caller]
-    fn shows(&self, texts: &[&str]) {
+    pub(crate) fn shows(&self, texts: &[&str]) {
         for text in texts {
             assert!(
                 self.body.contains(text),
@@ -137,7 +148,7 @@ impl Page {
     }
 
     #[track_caller]
-    fn lacks(&self, texts: &[&str]) {
+    pub(crate) fn lacks(&self, texts: &[&str]) {
         for text in texts {
             assert!(
                 !self.body.contains(text),
@@ -161,7 +172,7 @@ impl Page {
 
     /// Checks that `name`'s message is shown between its label and its input.
     #[track_caller]
-    fn error_by_field(&self, name: &str) {
+    pub(crate) fn error_by_field(&self, name: &str) {
         let at = |text: String| {
             self.body
                 .find(&text)

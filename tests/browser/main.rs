@@ -24,5 +24,6 @@ mod screenshots;
 mod tools;
 mod webdriver;
 
+mod dashboard;
 mod flows;
 mod smoke;

@@ -1,0 +1,796 @@
+//! Signing in and out, forgotten passwords, invitation and reset links, the dashboard's front
+//! page, the team and API tokens.
+
+use actix_web::http::StatusCode;
+use actix_web::web::{self, ServiceConfig};
+use actix_web::{HttpRequest, HttpResponse};
+use serde::Serialize;
+
+use super::{ended_cookie, require, safe_next, session_cookie, signed_in, SESSION_COOKIE};
+use crate::api::{run, AppState, Kind, Problem};
+use crate::organisers::accounts::{self, LinkError, LinkKind, Password, SignInError};
+use crate::organisers::{NewOrganiser, Organiser, OrganiserError, Role};
+use crate::pages::booking::{sentence, FieldMessage};
+use crate::pages::{csrf, html_page, redirect, FormData, PageError};
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.route("/organiser", crate::pages::get().to(home))
+        .route("/organiser/login", crate::pages::get().to(login_form))
+        .route("/organiser/login", web::post().to(login))
+        .route("/organiser/logout", web::post().to(logout))
+        .route("/organiser/forgot", crate::pages::get().to(forgot_form))
+        .route("/organiser/forgot", web::post().to(forgot))
+        .route(
+            "/organiser/password/{token}",
+            crate::pages::get().to(password_form),
+        )
+        .route("/organiser/password/{token}", web::post().to(password))
+        .route("/organiser/team", crate::pages::get().to(team))
+        .route("/organiser/team", web::post().to(invite))
+        .route("/organiser/tokens", crate::pages::get().to(tokens))
+        .route("/organiser/tokens", web::post().to(new_token))
+        .route("/organiser/tokens/{id}/revoke", web::post().to(revoke));
+}
+
+/// Who is signed in, as every dashboard page shows it.
+#[derive(Serialize)]
+struct Me {
+    name: String,
+    email: String,
+    role: &'static str,
+    owner: bool,
+}
+
+impl From<&Organiser> for Me {
+    fn from(o: &Organiser) -> Self {
+        Self {
+            name: o.name.clone(),
+            email: o.email.clone(),
+            role: o.role.as_str(),
+            owner: o.role == Role::Owner,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct LoginPage {
+    title: &'static str,
+    csrf: String,
+    email: String,
+    next: String,
+    errors: Vec<FieldMessage>,
+    problem: Option<String>,
+    notice: Option<&'static str>,
+}
+
+fn login_page(
+    state: &AppState,
+    req: &HttpRequest,
+    page: LoginPage,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    let form = csrf::form_token(req, &state.pages);
+    let html = state.pages.render(
+        "dashboard/login.html",
+        LoginPage {
+            csrf: form.token,
+            ..page
+        },
+    )?;
+    Ok(html_page(status, html, form.set_cookie))
+}
+
+async fn login_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let query = FormData(query.into_inner());
+    if signed_in(&state, &req).await?.is_some() {
+        return Ok(redirect(&safe_next(query.get("next"))));
+    }
+    let notice = match query.get("done") {
+        Some("out") => Some("You have signed out."),
+        _ => None,
+    };
+    login_page(
+        &state,
+        &req,
+        LoginPage {
+            title: "Organiser sign-in",
+            csrf: String::new(),
+            email: String::new(),
+            next: safe_next(query.get("next")),
+            errors: Vec::new(),
+            problem: None,
+            notice,
+        },
+        StatusCode::OK,
+    )
+}
+
+fn client(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default()
+}
+
+async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let form = FormData(body.into_inner());
+    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
+    state.pages.sign_in_limiter.check(&req)?;
+    let email = form.get("email").unwrap_or_default().trim().to_owned();
+    let password = form.get("password").unwrap_or_default().to_owned();
+    let next = safe_next(form.get("next"));
+    let account = crate::validation::Email::normalize(&email);
+    state.pages.account_limiter.check(&account)?;
+    let now = state.clock.now();
+    let outcome = run(&state.db, move |conn| -> Result<_, Problem> {
+        match accounts::sign_in(conn, &email, &password, now) {
+            Ok(signed) => Ok(Some(signed)),
+            Err(SignInError::Refused) => Ok(None),
+            Err(SignInError::Db(e)) => Err(e.into()),
+        }
+    })
+    .await?;
+    match outcome {
+        Some(signed) => {
+            tracing::info!(organiser = signed.organiser.id, "organiser signed in");
+            let mut answer = redirect(&next);
+            let cookie = session_cookie(&state.pages, signed.token, signed.expires_at, now);
+            answer
+                .add_cookie(&cookie)
+                .map_err(|_| PageError::internal())?;
+            Ok(answer)
+        }
+        None => {
+            // Who tried, from where; never the password.
+            tracing::warn!(account = %account, client = %client(&req), "organiser sign-in refused");
+            login_page(
+                &state,
+                &req,
+                LoginPage {
+                    title: "Organiser sign-in",
+                    csrf: String::new(),
+                    email: account,
+                    next,
+                    errors: Vec::new(),
+                    problem: Some(
+                        "The email address or password is not right. Please try again, or reset your password."
+                            .to_owned(),
+                    ),
+                    notice: None,
+                },
+                StatusCode::UNAUTHORIZED,
+            )
+        }
+    }
+}
+
+async fn logout(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let form = FormData(body.into_inner());
+    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
+    if let Some(token) = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()) {
+        let now = state.clock.now();
+        run(&state.db, move |conn| accounts::sign_out(conn, &token, now)).await?;
+    }
+    let mut answer = redirect("/organiser/login?done=out");
+    answer
+        .add_cookie(&ended_cookie(&state.pages))
+        .map_err(|_| PageError::internal())?;
+    Ok(answer)
+}
+
+#[derive(Serialize)]
+struct ForgotPage {
+    title: &'static str,
+    csrf: String,
+    email: String,
+    sent: bool,
+    errors: Vec<FieldMessage>,
+}
+
+async fn forgot_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, PageError> {
+    let form = csrf::form_token(&req, &state.pages);
+    let page = ForgotPage {
+        title: "Forgotten password",
+        csrf: form.token,
+        email: String::new(),
+        sent: false,
+        errors: Vec::new(),
+    };
+    let html = state.pages.render("dashboard/forgot.html", page)?;
+    Ok(html_page(StatusCode::OK, html, form.set_cookie))
+}
+
+async fn forgot(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let form = FormData(body.into_inner());
+    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
+    state.pages.sign_in_limiter.check(&req)?;
+    let email = form.get("email").unwrap_or_default().trim().to_owned();
+    let errors = match crate::validation::Email::parse(&email) {
+        Ok(_) => Vec::new(),
+        Err(m) => vec![FieldMessage {
+            field: "email".to_owned(),
+            message: sentence(&m),
+        }],
+    };
+    if errors.is_empty() {
+        state
+            .pages
+            .account_limiter
+            .check(&crate::validation::Email::normalize(&email))?;
+        let (key, site, now) = (
+            state.issuer.key.clone(),
+            state.pages.site_name.clone(),
+            state.clock.now(),
+        );
+        let asked = email.clone();
+        let link = run(&state.db, move |conn| {
+            accounts::request_reset(conn, &key, &asked, &site, now)
+        })
+        .await?;
+        if link.is_some() {
+            tracing::info!("password reset link emailed");
+        }
+    }
+    let form_token = csrf::form_token(&req, &state.pages);
+    let sent = errors.is_empty();
+    let page = ForgotPage {
+        title: "Forgotten password",
+        csrf: form_token.token,
+        email,
+        sent,
+        errors,
+    };
+    let html = state.pages.render("dashboard/forgot.html", page)?;
+    let status = if sent {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    Ok(html_page(status, html, form_token.set_cookie))
+}
+
+#[derive(Serialize)]
+struct PasswordPage {
+    title: &'static str,
+    csrf: String,
+    invite: bool,
+    name: String,
+    email: String,
+    errors: Vec<FieldMessage>,
+}
+
+fn link_refused(e: LinkError) -> PageError {
+    let (title, message) = match e {
+        LinkError::Used => (
+            "This link has been used",
+            "A link to choose a password works once. Sign in with the password you chose, or ask for a new link.",
+        ),
+        LinkError::Expired => (
+            "This link has expired",
+            "Ask for a new link: from the sign-in page for a forgotten password, or from an owner for an invitation.",
+        ),
+        LinkError::Db(e) => return Problem::from(e).into(),
+        LinkError::Unknown | LinkError::Invalid(_) => (
+            "This link is not valid",
+            "Please open the link again from the email, in full; or ask for a new one.",
+        ),
+    };
+    PageError::new(StatusCode::NOT_FOUND, title, message)
+        .with_next("Go to sign-in", "/organiser/login")
+}
+
+async fn password_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let token = token.into_inner();
+    let now = state.clock.now();
+    let link = run(&state.db, move |conn| -> Result<_, Problem> {
+        Ok(accounts::open_link(conn, &token, now))
+    })
+    .await?
+    .map_err(link_refused)?;
+    password_page(
+        &state,
+        &req,
+        &link.organiser,
+        link.kind,
+        Vec::new(),
+        StatusCode::OK,
+    )
+}
+
+fn password_page(
+    state: &AppState,
+    req: &HttpRequest,
+    organiser: &Organiser,
+    kind: LinkKind,
+    errors: Vec<FieldMessage>,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    let form = csrf::form_token(req, &state.pages);
+    let page = PasswordPage {
+        title: if kind == LinkKind::Invite {
+            "Join the organisers"
+        } else {
+            "Choose a new password"
+        },
+        csrf: form.token,
+        invite: kind == LinkKind::Invite,
+        name: organiser.name.clone(),
+        email: organiser.email.clone(),
+        errors,
+    };
+    let html = state.pages.render("dashboard/password.html", page)?;
+    Ok(html_page(status, html, form.set_cookie))
+}
+
+async fn password(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+    body: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let form = FormData(body.into_inner());
+    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
+    state.pages.sign_in_limiter.check(&req)?;
+    let token = token.into_inner();
+    let now = state.clock.now();
+    let link = {
+        let token = token.clone();
+        run(&state.db, move |conn| -> Result<_, Problem> {
+            Ok(accounts::open_link(conn, &token, now))
+        })
+        .await?
+        .map_err(link_refused)?
+    };
+    let name =
+        (link.kind == LinkKind::Invite).then(|| form.get("name").unwrap_or_default().to_owned());
+    let password = match Password::parse(
+        form.get("password").unwrap_or_default(),
+        form.get("repeat_password").unwrap_or_default(),
+        &link.organiser.email,
+    ) {
+        Ok(password) => password,
+        Err(e) => {
+            let errors =
+                e.0.iter()
+                    .map(|f| FieldMessage {
+                        field: f.field.clone(),
+                        message: sentence(&f.message),
+                    })
+                    .collect();
+            return password_page(
+                &state,
+                &req,
+                &link.organiser,
+                link.kind,
+                errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
+        }
+    };
+    let used = run(&state.db, move |conn| -> Result<_, Problem> {
+        Ok(accounts::use_link(
+            conn,
+            &token,
+            name.as_deref(),
+            &password,
+            now,
+        ))
+    })
+    .await?;
+    let signed = match used {
+        Ok(signed) => signed,
+        Err(LinkError::Invalid(e)) => {
+            let errors =
+                e.0.iter()
+                    .map(|f| FieldMessage {
+                        field: f.field.clone(),
+                        message: sentence(&f.message),
+                    })
+                    .collect();
+            return password_page(
+                &state,
+                &req,
+                &link.organiser,
+                link.kind,
+                errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
+        }
+        Err(e) => return Err(link_refused(e)),
+    };
+    tracing::info!(organiser = signed.organiser.id, "organiser password set");
+    let mut answer = redirect("/organiser");
+    answer
+        .add_cookie(&session_cookie(
+            &state.pages,
+            signed.token,
+            signed.expires_at,
+            now,
+        ))
+        .map_err(|_| PageError::internal())?;
+    Ok(answer)
+}
+
+#[derive(Serialize)]
+struct HomePage {
+    title: &'static str,
+    csrf: String,
+    me: Me,
+}
+
+async fn home(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, PageError> {
+    let me = match require(&state, &req, Role::Checkin).await? {
+        Ok(me) => me,
+        Err(to_sign_in) => return Ok(to_sign_in),
+    };
+    let form = csrf::form_token(&req, &state.pages);
+    let page = HomePage {
+        title: "Dashboard",
+        csrf: form.token,
+        me: Me::from(&me),
+    };
+    let html = state.pages.render("dashboard/home.html", page)?;
+    Ok(html_page(StatusCode::OK, html, form.set_cookie))
+}
+
+#[derive(Serialize)]
+struct Member {
+    name: String,
+    email: String,
+    role: &'static str,
+    active: bool,
+}
+
+#[derive(Serialize)]
+struct TeamPage {
+    title: &'static str,
+    csrf: String,
+    me: Me,
+    members: Vec<Member>,
+    values: InviteValues,
+    errors: Vec<FieldMessage>,
+    notice: Option<String>,
+}
+
+#[derive(Serialize, Default)]
+struct InviteValues {
+    email: String,
+    name: String,
+    role: String,
+}
+
+async fn team_page(
+    state: &AppState,
+    req: &HttpRequest,
+    me: &Organiser,
+    values: InviteValues,
+    errors: Vec<FieldMessage>,
+    notice: Option<String>,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    let members = run(&state.db, accounts::team).await?;
+    let form = csrf::form_token(req, &state.pages);
+    let page = TeamPage {
+        title: "Team",
+        csrf: form.token,
+        me: Me::from(me),
+        members: members
+            .into_iter()
+            .map(|(o, active)| Member {
+                name: o.name,
+                email: o.email,
+                role: o.role.as_str(),
+                active,
+            })
+            .collect(),
+        values,
+        errors,
+        notice,
+    };
+    let html = state.pages.render("dashboard/team.html", page)?;
+    Ok(html_page(status, html, form.set_cookie))
+}
+
+async fn team(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, PageError> {
+    let me = match require(&state, &req, Role::Owner).await? {
+        Ok(me) => me,
+        Err(to_sign_in) => return Ok(to_sign_in),
+    };
+    let values = InviteValues {
+        role: "admin".to_owned(),
+        ..Default::default()
+    };
+    team_page(&state, &req, &me, values, Vec::new(), None, StatusCode::OK).await
+}
+
+fn role_named(raw: &str) -> Option<Role> {
+    match raw {
+        "owner" => Some(Role::Owner),
+        "admin" => Some(Role::Admin),
+        "checkin" => Some(Role::Checkin),
+        _ => None,
+    }
+}
+
+async fn invite(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let form = FormData(body.into_inner());
+    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
+    let me = match require(&state, &req, Role::Owner).await? {
+        Ok(me) => me,
+        Err(to_sign_in) => return Ok(to_sign_in),
+    };
+    let text = |name: &str| form.get(name).unwrap_or_default().trim().to_owned();
+    let values = InviteValues {
+        email: text("email"),
+        name: text("name"),
+        role: text("role"),
+    };
+    let mut errors = Vec::new();
+    let role = role_named(&values.role);
+    if role.is_none() {
+        errors.push(FieldMessage {
+            field: "role".to_owned(),
+            message: "Choose a role.".to_owned(),
+        });
+    }
+    let new = match NewOrganiser::parse(&values.email, &values.name, role.unwrap_or(Role::Checkin))
+    {
+        Ok(new) if errors.is_empty() => new,
+        Ok(_) => {
+            return team_page(
+                &state,
+                &req,
+                &me,
+                values,
+                errors,
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(e) => {
+            errors.extend(e.0.iter().map(|f| FieldMessage {
+                field: f.field.clone(),
+                message: sentence(&f.message),
+            }));
+            return team_page(
+                &state,
+                &req,
+                &me,
+                values,
+                errors,
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+    };
+    let (key, site, now) = (
+        state.issuer.key.clone(),
+        state.pages.site_name.clone(),
+        state.clock.now(),
+    );
+    let inviter = me.clone();
+    let made = run(&state.db, move |conn| -> Result<_, Problem> {
+        Ok(accounts::invite(conn, &key, &inviter, &new, &site, now))
+    })
+    .await?;
+    match made {
+        Ok((invited, _)) => {
+            tracing::info!(organiser = invited.id, by = me.id, "organiser invited");
+            let notice = format!(
+                "{} has been invited as {}; the link is on its way to {}.",
+                invited.name,
+                invited.role.as_str(),
+                invited.email
+            );
+            team_page(
+                &state,
+                &req,
+                &me,
+                InviteValues {
+                    role: "admin".to_owned(),
+                    ..Default::default()
+                },
+                Vec::new(),
+                Some(notice),
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(OrganiserError::EmailTaken(email)) => {
+            let errors = vec![FieldMessage {
+                field: "email".to_owned(),
+                message: format!("{email} is an organiser already."),
+            }];
+            team_page(
+                &state,
+                &req,
+                &me,
+                values,
+                errors,
+                None,
+                StatusCode::CONFLICT,
+            )
+            .await
+        }
+        Err(OrganiserError::Db(e)) => Err(Problem::from(e).into()),
+    }
+}
+
+#[derive(Serialize)]
+struct TokenLine {
+    id: i64,
+    label: String,
+    created: String,
+    revoked: Option<String>,
+}
+
+#[derive(Serialize)]
+struct TokensPage {
+    title: &'static str,
+    csrf: String,
+    me: Me,
+    tokens: Vec<TokenLine>,
+    /// A token just made, shown this once.
+    new_token: Option<String>,
+    label: String,
+    errors: Vec<FieldMessage>,
+}
+
+async fn tokens_page(
+    state: &AppState,
+    req: &HttpRequest,
+    me: &Organiser,
+    new_token: Option<String>,
+    label: String,
+    errors: Vec<FieldMessage>,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    let id = me.id;
+    let list = run(&state.db, move |conn| {
+        crate::organisers::tokens_of(conn, id)
+    })
+    .await?;
+    let form = csrf::form_token(req, &state.pages);
+    let when = |t: chrono::DateTime<chrono::Utc>| t.format("%-d %B %Y, %H:%M UTC").to_string();
+    let page = TokensPage {
+        title: "API tokens",
+        csrf: form.token,
+        me: Me::from(me),
+        tokens: list
+            .into_iter()
+            .map(|t| TokenLine {
+                id: t.id,
+                label: t.label,
+                created: when(t.created_at),
+                revoked: t.revoked_at.map(when),
+            })
+            .collect(),
+        new_token,
+        label,
+        errors,
+    };
+    let html = state.pages.render("dashboard/tokens.html", page)?;
+    Ok(html_page(status, html, form.set_cookie))
+}
+
+async fn tokens(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, PageError> {
+    let me = match require(&state, &req, Role::Checkin).await? {
+        Ok(me) => me,
+        Err(to_sign_in) => return Ok(to_sign_in),
+    };
+    tokens_page(
+        &state,
+        &req,
+        &me,
+        None,
+        String::new(),
+        Vec::new(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn new_token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let form = FormData(body.into_inner());
+    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
+    let me = match require(&state, &req, Role::Checkin).await? {
+        Ok(me) => me,
+        Err(to_sign_in) => return Ok(to_sign_in),
+    };
+    let raw = form.get("label").unwrap_or_default().to_owned();
+    let label = match crate::validation::required_text(&raw, 100) {
+        Ok(label) => label,
+        Err(m) => {
+            let errors = vec![FieldMessage {
+                field: "label".to_owned(),
+                message: sentence(&m),
+            }];
+            return tokens_page(
+                &state,
+                &req,
+                &me,
+                None,
+                raw,
+                errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+    };
+    let id = me.id;
+    let issued = run(&state.db, move |conn| {
+        crate::organisers::issue_token(conn, id, &label)
+    })
+    .await?;
+    tracing::info!(organiser = me.id, "API token made");
+    tokens_page(
+        &state,
+        &req,
+        &me,
+        Some(issued.0),
+        String::new(),
+        Vec::new(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn revoke(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let form = FormData(body.into_inner());
+    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
+    let me = match require(&state, &req, Role::Checkin).await? {
+        Ok(me) => me,
+        Err(to_sign_in) => return Ok(to_sign_in),
+    };
+    let token_id: i64 = path.parse().map_err(|_| PageError::not_found())?;
+    let (id, now) = (me.id, state.clock.now());
+    let revoked = run(&state.db, move |conn| {
+        crate::organisers::revoke_token(conn, id, token_id, now)
+    })
+    .await?;
+    if !revoked {
+        return Err(PageError::from(Problem::new(
+            Kind::NotFound,
+            "You have no such token in use.",
+        )));
+    }
+    tracing::info!(organiser = me.id, token = token_id, "API token revoked");
+    Ok(redirect("/organiser/tokens"))
+}
