@@ -6,7 +6,7 @@ use actix_web::web::{self, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use super::{ended_cookie, require, safe_next, session_cookie, signed_in, SESSION_COOKIE};
+use super::{ended_cookie, require, safe_next, session_cookie, signed_in, Me, SESSION_COOKIE};
 use crate::api::{run, AppState, Kind, Problem};
 use crate::organisers::accounts::{self, LinkError, LinkKind, Password, SignInError};
 use crate::organisers::{NewOrganiser, Organiser, OrganiserError, Role};
@@ -30,26 +30,6 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .route("/organiser/tokens", crate::pages::get().to(tokens))
         .route("/organiser/tokens", web::post().to(new_token))
         .route("/organiser/tokens/{id}/revoke", web::post().to(revoke));
-}
-
-/// Who is signed in, as every dashboard page shows it.
-#[derive(Serialize)]
-struct Me {
-    name: String,
-    email: String,
-    role: &'static str,
-    owner: bool,
-}
-
-impl From<&Organiser> for Me {
-    fn from(o: &Organiser) -> Self {
-        Self {
-            name: o.name.clone(),
-            email: o.email.clone(),
-            role: o.role.as_str(),
-            owner: o.role == Role::Owner,
-        }
-    }
 }
 
 #[derive(Serialize)]

@@ -11,6 +11,7 @@ mod account;
 use actix_web::cookie::{time, Cookie, SameSite};
 use actix_web::web::ServiceConfig;
 use actix_web::{HttpRequest, HttpResponse};
+use serde::Serialize;
 
 use super::{redirect, PageError, Pages};
 use crate::api::{run, AppState};
@@ -18,6 +19,29 @@ use crate::organisers::{Organiser, Role};
 
 pub const SESSION_COOKIE: &str = "mc_session";
 const COOKIE_PATH: &str = "/organiser";
+
+/// Who is signed in, as every dashboard page shows it.
+#[derive(Serialize)]
+pub struct Me {
+    pub name: String,
+    pub email: String,
+    pub role: &'static str,
+    pub owner: bool,
+    /// May change events, sessions, bookings and payments.
+    pub admin: bool,
+}
+
+impl From<&Organiser> for Me {
+    fn from(o: &Organiser) -> Self {
+        Self {
+            name: o.name.clone(),
+            email: o.email.clone(),
+            role: o.role.as_str(),
+            owner: o.role == Role::Owner,
+            admin: o.role.allows(Role::Admin),
+        }
+    }
+}
 
 pub fn routes(cfg: &mut ServiceConfig) {
     account::routes(cfg);
