@@ -5,8 +5,10 @@
 //! shared HTTP plumbing; `startup` the one route table.
 
 pub mod api;
+pub mod audit;
 pub mod bench;
 pub mod bookings;
+pub mod certificates;
 pub mod checkin;
 pub mod cli;
 pub mod clock;
@@ -23,6 +25,7 @@ pub mod pages;
 pub mod payments;
 pub mod sessions;
 pub mod startup;
+pub mod stats;
 pub mod sweeper;
 pub mod telemetry;
 pub mod tokens;

@@ -58,9 +58,10 @@ async fn admin_cancel(
     reference: web::Path<String>,
     input: OptionalJson<CancelInput>,
 ) -> Result<web::Json<BookingView>, Problem> {
-    auth.require(Role::Admin)?;
+    let organiser = auth.require(Role::Admin)?;
     let reference = reference.into_inner();
     let session_ids = input.0.and_then(|i| i.session_ids);
+    let asked = serde_json::json!({ "session_ids": session_ids });
     let issuer = state.issuer.clone();
     let now = state.clock.now();
     let (event, booking) = run(&state.db, move |conn| {
@@ -68,6 +69,16 @@ async fn admin_cancel(
     })
     .await?;
     tracing::info!(reference = %booking.reference, "seats cancelled by an organiser");
+    // The cancellation commits on its own, so the audit row follows it.
+    crate::audit::committed(
+        &state.db,
+        Some(organiser.id),
+        "booking.cancel",
+        format!("booking:{}", booking.reference),
+        Some(&asked),
+        Some(&BookingView::new(&booking, &event)),
+    )
+    .await;
     crate::payments::http::send_refunds_soon(&state);
     Ok(web::Json(BookingView::new(&booking, &event)))
 }
@@ -93,9 +104,11 @@ async fn admin_move(
     reference: web::Path<String>,
     input: DeferredJson<MoveInput>,
 ) -> Result<web::Json<BookingView>, Problem> {
-    auth.require(Role::Admin)?;
+    let organiser = auth.require(Role::Admin)?;
     let input = input.read().await?;
     let reference = reference.into_inner();
+    let asked = serde_json::json!({ "session_id": input.from_session_id });
+    let moved = serde_json::json!({ "session_id": input.to_session_id });
     let issuer = state.issuer.clone();
     let now = state.clock.now();
     let (event, booking) = run(&state.db, move |conn| {
@@ -110,6 +123,16 @@ async fn admin_move(
     })
     .await?;
     tracing::info!(reference = %booking.reference, "seat moved by an organiser");
+    // The move commits on its own, so the audit row follows it.
+    crate::audit::committed(
+        &state.db,
+        Some(organiser.id),
+        "booking.move",
+        format!("booking:{}", booking.reference),
+        Some(&asked),
+        Some(&moved),
+    )
+    .await;
     Ok(web::Json(BookingView::new(&booking, &event)))
 }
 

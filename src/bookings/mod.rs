@@ -15,8 +15,8 @@ pub use book::{book, book_in};
 pub(crate) use book::{new_reference, write_booking};
 pub use cancel::{cancel, cancel_by_reference, cancel_session_seats, move_seat};
 pub use holds::{confirm_paid, confirm_payment, expire_holds, lock_sessions_of, revive_paid};
-pub use notices::session_changed;
-pub use queries::{attendees, find_by_token, for_event};
+pub use notices::{resend_confirmation, session_changed};
+pub use queries::{attendees, check_ins, find_by_token, for_event, search};
 pub(crate) use queries::{id_for_reference, load};
 
 use std::collections::BTreeSet;

@@ -77,3 +77,39 @@ pub fn session_changed(
     }
     Ok(holders.len())
 }
+
+/// Writes the booking's confirmation to the outbox again, as an organiser asks when an attendee
+/// lost it: its confirmed seats, with what was paid when something was. `Ok(false)` when the
+/// booking has no confirmed seat to confirm.
+pub fn resend_confirmation(
+    conn: &mut DbConn,
+    reference: &str,
+) -> Result<bool, super::BookingError> {
+    let id = super::queries::id_for_reference(conn, reference)?;
+    let booking = load(conn, id)?;
+    if !booking
+        .seats
+        .iter()
+        .any(|s| s.state == SeatState::Confirmed)
+    {
+        return Ok(false);
+    }
+    let event = crate::events::by_id(conn, booking.event_id)?;
+    let mut data = booking.mail(&event, SeatState::Confirmed);
+    if booking.paid_minor > 0 {
+        data.paid = true;
+        data.payment = Some(compose::payment(
+            booking.paid_minor,
+            event.vat_rate_bp,
+            &booking.currency,
+        ));
+    }
+    mail::enqueue(
+        conn,
+        Template::BookingConfirmed,
+        &booking.attendee_email,
+        Some(booking.id),
+        &data,
+    )?;
+    Ok(true)
+}

@@ -186,3 +186,74 @@ pub fn attendees(
         .collect();
     Ok((event, session, attendees))
 }
+
+diesel::define_sql_function! {
+    /// SQL `lower()`, for searches in any case on both backends (PostgreSQL's `LIKE` minds case).
+    fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+diesel::define_sql_function! {
+    /// SQL `lower()` of a column that may be empty.
+    #[sql_name = "lower"]
+    fn lower_nullable(
+        text: diesel::sql_types::Nullable<diesel::sql_types::Text>,
+    ) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+}
+
+/// `text` matched literally by `LIKE … ESCAPE '\'`: its `%`, `_` and `\` lose their meaning.
+fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Bookings of any event whose reference, attendee name, email or organisation contains
+/// `text` in any case, newest first, at most `limit`.
+pub fn search(conn: &mut DbConn, text: &str, limit: i64) -> Result<Vec<Booking>, DbError> {
+    let pattern = format!("%{}%", like_literal(&text.trim().to_lowercase()));
+    let rows = bookings::table
+        .filter(
+            lower(bookings::reference)
+                .like(pattern.clone())
+                .escape('\\')
+                .or(lower(bookings::attendee_name)
+                    .like(pattern.clone())
+                    .escape('\\'))
+                .or(lower(bookings::attendee_email)
+                    .like(pattern.clone())
+                    .escape('\\'))
+                .or(lower_nullable(bookings::attendee_organisation)
+                    .like(pattern)
+                    .escape('\\')
+                    .assume_not_null()),
+        )
+        .order(bookings::id.desc())
+        .limit(limit)
+        .select(BookingRow::as_select())
+        .load(conn)?;
+    with_seats(conn, rows)
+}
+
+/// When each booking (by reference) holding an active seat in a session was checked in, for
+/// those checked in.
+pub fn check_ins(
+    conn: &mut DbConn,
+    session_id: i64,
+) -> Result<HashMap<String, chrono::DateTime<chrono::Utc>>, DbError> {
+    let rows: Vec<(String, Option<NaiveDateTime>)> = seats::table
+        .inner_join(bookings::table)
+        .filter(seats::session_id.eq(session_id))
+        .filter(seats::state.eq_any(SeatState::ACTIVE))
+        .filter(seats::checked_in_at.is_not_null())
+        .select((bookings::reference, seats::checked_in_at))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(reference, at)| at.map(|at| (reference, at.and_utc())))
+        .collect())
+}

@@ -321,6 +321,16 @@ async fn check_in(
         outcome = ?answer.outcome,
         "presented at the door"
     );
+    // The check-in commits on its own, so the audit row follows it.
+    crate::audit::committed(
+        &state.db,
+        Some(organiser_id),
+        "checkin.arrive",
+        format!("seat:{}", arrival.entry.seat_id),
+        None::<&()>,
+        Some(&answer),
+    )
+    .await;
     Ok(web::Json(answer))
 }
 
@@ -359,6 +369,16 @@ async fn undo_check_in(
             organiser = organiser.id,
             "check-in undone"
         );
+        // The undo commits on its own, so the audit row follows it.
+        crate::audit::committed(
+            &state.db,
+            Some(organiser.id),
+            "checkin.undo",
+            format!("seat:{seat_id}"),
+            Some(&serde_json::json!({ "checked_in": true })),
+            Some(&serde_json::json!({ "checked_in": false })),
+        )
+        .await;
     }
     Ok(web::Json(UndoAnswer {
         undone: undone.undone,

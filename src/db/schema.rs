@@ -44,6 +44,7 @@ diesel::table! {
         sequence -> Integer,
         revision -> Integer,
         waitlist_enabled -> Bool,
+        cpd_tenths -> Integer,
     }
 }
 
@@ -264,6 +265,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        at -> Timestamp,
+        organiser_id -> Nullable<BigInt>,
+        action -> Text,
+        subject -> Text,
+        before -> Nullable<Text>,
+        after -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(sessions -> events (event_id));
 diesel::joinable!(invoices -> bookings (booking_id));
 diesel::joinable!(payments -> bookings (booking_id));
@@ -293,5 +306,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     payments,
     stripe_events,
     refunds,
-    invoices
+    invoices,
+    audit_log
 );

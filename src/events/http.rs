@@ -392,10 +392,21 @@ async fn create_event(
     auth: Authenticated,
     input: DeferredJson<EventInput>,
 ) -> Result<HttpResponse, Problem> {
-    auth.require(Role::Admin)?;
+    let organiser = auth.require(Role::Admin)?;
     let new = NewEvent::try_from(input.read().await?)?;
     let event = run(&state.db, move |conn| super::create(conn, &new)).await?;
-    Ok(HttpResponse::Created().json(EventView::from(&event)))
+    let view = EventView::from(&event);
+    // `create` commits on its own, so the audit row follows it.
+    crate::audit::committed(
+        &state.db,
+        Some(organiser.id),
+        "event.create",
+        format!("event:{}", event.slug),
+        None::<&()>,
+        Some(&view),
+    )
+    .await;
+    Ok(HttpResponse::Created().json(view))
 }
 
 /// Changes an event's details, registration window or status.
@@ -416,10 +427,24 @@ async fn update_event(
     slug: web::Path<String>,
     input: DeferredJson<EventPatch>,
 ) -> Result<web::Json<EventView>, Problem> {
-    auth.require(Role::Admin)?;
+    let organiser = auth.require(Role::Admin)?;
     let changes = EventChanges::try_from(input.read().await?)?;
     let slug = slug.into_inner();
-    let event = run(&state.db, move |conn| super::update(conn, &slug, changes)).await?;
+    let (before, event) = run(&state.db, move |conn| -> Result<_, EventError> {
+        let before = super::find(conn, &slug)?;
+        Ok((before, super::update(conn, &slug, changes)?))
+    })
+    .await?;
+    // `update` runs its own write transaction, so the audit row follows it.
+    crate::audit::committed(
+        &state.db,
+        Some(organiser.id),
+        "event.update",
+        format!("event:{}", event.slug),
+        Some(&EventView::from(&before)),
+        Some(&EventView::from(&event)),
+    )
+    .await;
     // Not needed for correctness (bookings check revisions), but saves the next one a retry.
     state.programmes.forget(&event.slug);
     Ok(web::Json(EventView::from(&event)))

@@ -219,10 +219,12 @@ pub enum Template {
     OrganiserInvite,
     /// An organiser asked to reset their password (`account`).
     PasswordReset,
+    /// A certificate of attendance, attached as a PDF made when the email is sent.
+    Certificate,
 }
 
 impl Template {
-    pub const ALL: [Template; 17] = [
+    pub const ALL: [Template; 18] = [
         Self::BookingConfirmed,
         Self::BookingCancelled,
         Self::SessionChanged,
@@ -240,6 +242,7 @@ impl Template {
         Self::InvoiceReminder,
         Self::OrganiserInvite,
         Self::PasswordReset,
+        Self::Certificate,
     ];
 
     /// The folder name under `emails/`, also stored in the job.
@@ -262,6 +265,7 @@ impl Template {
             Self::InvoiceReminder => "invoice_reminder",
             Self::OrganiserInvite => "organiser_invite",
             Self::PasswordReset => "password_reset",
+            Self::Certificate => "certificate",
         }
     }
 

@@ -79,10 +79,20 @@ async fn retry_email(
     auth: Authenticated,
     id: web::Path<i64>,
 ) -> Result<web::Json<JobView>, Problem> {
-    auth.require(Role::Admin)?;
+    let organiser = auth.require(Role::Admin)?;
     let id = id.into_inner();
     let job = run(&state.db, move |conn| outbox::retry(conn, id)).await?;
     tracing::info!(job = id, "email job put back in line");
+    // `retry` commits on its own, so the audit row follows it.
+    crate::audit::committed(
+        &state.db,
+        Some(organiser.id),
+        "email.retry",
+        format!("email:{id}"),
+        None::<&()>,
+        Some(&job),
+    )
+    .await;
     Ok(web::Json(job))
 }
 

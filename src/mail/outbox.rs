@@ -308,3 +308,15 @@ pub fn retry(conn: &mut DbConn, id: i64) -> Result<JobView, OutboxError> {
         .first::<ViewRow>(conn)?;
     Ok(view(row))
 }
+
+/// Every email job about a booking, newest first.
+pub fn for_booking(conn: &mut DbConn, booking_id: i64) -> Result<Vec<JobView>, DbError> {
+    Ok(email_jobs::table
+        .filter(email_jobs::booking_id.eq(booking_id))
+        .select(view_columns!())
+        .order(email_jobs::id.desc())
+        .load::<ViewRow>(conn)?
+        .into_iter()
+        .map(view)
+        .collect())
+}

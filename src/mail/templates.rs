@@ -78,6 +78,9 @@ const FILES: &[(&str, &str)] = embed![
     "password_reset/subject.txt",
     "password_reset/body.txt",
     "password_reset/body.html",
+    "certificate/subject.txt",
+    "certificate/body.txt",
+    "certificate/body.html",
 ];
 
 /// The three files every email has, in its folder.
@@ -228,7 +231,9 @@ fn calendar_seats(template: Template, data: &MailData) -> Option<Vec<SeatMail>> 
         | Template::InvoiceReminder
         // About an organiser's account.
         | Template::OrganiserInvite
-        | Template::PasswordReset => return None,
+        | Template::PasswordReset
+        // A document about seats past.
+        | Template::Certificate => return None,
         // The email says these seats are cancelled, so the calendar says so too, whatever state
         // they were read in.
         Template::BookingCancelled | Template::SessionCancelled => data

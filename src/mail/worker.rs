@@ -229,6 +229,15 @@ impl Mailer {
                     crate::payments::invoices::pdf(&invoice, &event, &data.reference),
                 ))
             }
+            // A certificate of attendance, made from the check-ins as they stand.
+            None if template == Template::Certificate => {
+                let certificate = crate::certificates::read(conn, &data.reference)
+                    .map_err(|e| ComposeError::Attachment(e.to_string()))?;
+                Some((
+                    crate::certificates::file_name(&certificate.reference),
+                    crate::certificates::pdf(&certificate),
+                ))
+            }
             None => None,
         };
         let alternative = if tickets.is_empty() {

@@ -27,6 +27,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("static/pay.js"),
     ),
+    (
+        "checkin.js",
+        "text/javascript; charset=utf-8",
+        include_str!("static/checkin.js"),
+    ),
 ];
 
 /// The first hex digits of each file's SHA-256, by name.

@@ -37,6 +37,23 @@ const FILES: &[(&str, &str)] = embed![
     "dashboard/home.html",
     "dashboard/team.html",
     "dashboard/tokens.html",
+    "dashboard/people/session.html",
+    "dashboard/people/cancel.html",
+    "dashboard/people/outbox.html",
+    "dashboard/people/bookings.html",
+    "dashboard/people/booking.html",
+    "dashboard/people/confirm.html",
+    "dashboard/people/overdue.html",
+    "dashboard/programme/_event_fields.html",
+    "dashboard/programme/events.html",
+    "dashboard/programme/event.html",
+    "dashboard/programme/session.html",
+    "dashboard/programme/cancel.html",
+    "dashboard/checkin/sessions.html",
+    "dashboard/checkin/door.html",
+    "dashboard/checkin/certificate.html",
+    "dashboard/insights/audit.html",
+    "dashboard/insights/stats.html",
 ];
 
 /// Text for HTML: `&`, `<`, `>`, `"` and `'` as character references.
@@ -86,6 +103,7 @@ impl Templates {
         env.add_global("css_url", assets::url("site.css"));
         env.add_global("programme_js_url", assets::url("programme.js"));
         env.add_global("pay_js_url", assets::url("pay.js"));
+        env.add_global("checkin_js_url", assets::url("checkin.js"));
         Ok(Self { env })
     }
 

@@ -264,7 +264,7 @@ async fn invoice_paid(
     auth: Authenticated,
     number: web::Path<String>,
 ) -> Result<web::Json<InvoiceView>, Problem> {
-    auth.require(Role::Admin)?;
+    let organiser = auth.require(Role::Admin)?;
     let number = number.into_inner();
     let now = state.clock.now();
     let invoice = run(&state.db, move |conn| {
@@ -272,6 +272,16 @@ async fn invoice_paid(
     })
     .await?;
     tracing::info!(invoice = %invoice.number, "invoice marked paid");
+    // `mark_paid` commits on its own, so the audit row follows it.
+    crate::audit::committed(
+        &state.db,
+        Some(organiser.id),
+        "invoice.paid",
+        format!("invoice:{}", invoice.number),
+        None::<&()>,
+        Some(&serde_json::json!({ "state": "paid" })),
+    )
+    .await;
     Ok(web::Json(InvoiceView::new(
         &invoice,
         format!("/api/v1/admin/invoices/{}", invoice.number),
@@ -456,7 +466,7 @@ async fn organiser_refund(
     reference: web::Path<String>,
     input: DeferredJson<RefundInput>,
 ) -> Result<HttpResponse, Problem> {
-    auth.require(Role::Admin)?;
+    let organiser = auth.require(Role::Admin)?;
     let input = input.read().await?;
     let mut fields = Fields::new();
     if input.amount_minor <= 0 {
@@ -469,11 +479,23 @@ async fn organiser_refund(
     let reference = reference.into_inner();
     let amount = input.amount_minor;
     let now = state.clock.now();
+    let subject = format!("booking:{reference}");
+    let asked = serde_json::json!({ "amount_minor": amount, "note": note });
     let (written, refundable) = run(&state.db, move |conn| {
         super::refunds::by_organiser(conn, &reference, amount, note.as_deref(), now)
     })
     .await?;
     tracing::info!(amount, refunds = written, "refund made by an organiser");
+    // The refund commits on its own, so the audit row follows it.
+    crate::audit::committed(
+        &state.db,
+        Some(organiser.id),
+        "booking.refund",
+        subject,
+        None::<&()>,
+        Some(&asked),
+    )
+    .await;
     send_refunds_soon(&state);
     Ok(HttpResponse::Created().json(RefundAnswer {
         refunds: written,

@@ -58,8 +58,30 @@ impl Pages {
     }
 }
 
-/// The PDF bytes of `doc`: as many A4 pages as it takes.
+/// The headings of a document's parts, which differ between documents.
+#[derive(Debug, Clone, Copy)]
+pub struct Labels<'a> {
+    /// Above the party the document is for: "Bill to".
+    pub party: &'a str,
+    /// Above the lines' descriptions and their values.
+    pub description: &'a str,
+    pub value: &'a str,
+}
+
+/// The headings of invoices and credit notes.
+pub const INVOICE_LABELS: Labels<'static> = Labels {
+    party: "Bill to",
+    description: "Description",
+    value: "Amount (incl. VAT)",
+};
+
+/// The PDF bytes of `doc`, an invoice or credit note: as many A4 pages as it takes.
 pub fn render(doc: &Document) -> Vec<u8> {
+    render_labelled(doc, INVOICE_LABELS)
+}
+
+/// The PDF bytes of `doc` with the headings `labels`.
+pub fn render_labelled(doc: &Document, labels: Labels<'_>) -> Vec<u8> {
     let mut p = Pages {
         done: Vec::new(),
         page: Content::new(),
@@ -82,7 +104,7 @@ pub fn render(doc: &Document) -> Vec<u8> {
         fy -= 14.0;
     }
     p.y = p.y.min(fy) - 16.0;
-    p.line(b"F2", 10.0, LEFT, "Bill to");
+    p.line(b"F2", 10.0, LEFT, labels.party);
     p.y -= 14.0;
     for line in &doc.bill_to {
         for part in wrap(line, LINE_CHARS) {
@@ -91,8 +113,8 @@ pub fn render(doc: &Document) -> Vec<u8> {
         }
     }
     p.y -= 16.0;
-    p.line(b"F2", 10.0, LEFT, "Description");
-    text_right(&mut p.page, b"F2", 10.0, RIGHT, p.y, "Amount (incl. VAT)");
+    p.line(b"F2", 10.0, LEFT, labels.description);
+    text_right(&mut p.page, b"F2", 10.0, RIGHT, p.y, labels.value);
     p.y -= 6.0;
     rule(&mut p.page, p.y);
     p.y -= 16.0;

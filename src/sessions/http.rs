@@ -44,6 +44,9 @@ pub struct SessionView {
     pub status: SessionStatus,
     /// Whether people can join a waitlist when the session is full.
     pub waitlist_enabled: bool,
+    /// CPD hours attending counts for on a certificate of attendance, in tenths of an hour
+    /// (15 is 1.5 hours); set with `PATCH`.
+    pub cpd_tenths: i32,
 }
 
 impl SessionView {
@@ -60,6 +63,7 @@ impl SessionView {
             capacity: session.capacity,
             seats_left: session.seats_left(),
             waitlist_enabled: session.waitlist_enabled,
+            cpd_tenths: session.cpd_tenths,
             price_minor: session.price_minor,
             currency: event.currency.clone(),
             status: session.status,
@@ -123,6 +127,17 @@ fn price(value: i64) -> Result<i64, String> {
         Ok(value)
     } else {
         Err(format!("must be between 0 and {MAX_PRICE_MINOR}"))
+    }
+}
+
+fn cpd(value: i32) -> Result<i32, String> {
+    if (0..=super::MAX_CPD_TENTHS).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "must be between 0 and {} (tenths of an hour)",
+            super::MAX_CPD_TENTHS
+        ))
     }
 }
 
@@ -211,6 +226,10 @@ pub struct SessionPatch {
     pub status: Option<SessionStatus>,
     /// Switches the session's waitlist on or off (people already on it stay).
     pub waitlist_enabled: Option<bool>,
+    /// CPD hours attending counts for on a certificate of attendance, in tenths of an hour
+    /// (15 is 1.5 hours).
+    #[schema(minimum = 0, maximum = 1000)]
+    pub cpd_tenths: Option<i32>,
 }
 
 impl TryFrom<SessionPatch> for SessionChanges {
@@ -238,6 +257,7 @@ impl TryFrom<SessionPatch> for SessionChanges {
             price_minor: p.price_minor.and_then(|v| f.check("price_minor", price(v))),
             status: p.status,
             waitlist_enabled: p.waitlist_enabled,
+            cpd_tenths: p.cpd_tenths.and_then(|v| f.check("cpd_tenths", cpd(v))),
         };
         f.finish().map(|()| changes)
     }
@@ -282,11 +302,21 @@ async fn create_session(
     slug: web::Path<String>,
     input: DeferredJson<SessionInput>,
 ) -> Result<HttpResponse, Problem> {
-    auth.require(Role::Admin)?;
+    let organiser = auth.require(Role::Admin)?;
     let new = NewSession::try_from(input.read().await?)?;
     let slug = slug.into_inner();
     let (event, session) = run(&state.db, move |conn| super::create(conn, &slug, &new)).await?;
     state.programmes.forget(&event.slug);
+    // `create` commits on its own, so the audit row follows it.
+    crate::audit::committed(
+        &state.db,
+        Some(organiser.id),
+        "session.create",
+        format!("session:{}", session.id),
+        None::<&()>,
+        Some(&SessionView::new(&session, &event)),
+    )
+    .await;
     Ok(HttpResponse::Created().json(SessionWithEvent {
         session: SessionView::new(&session, &event),
         event: EventView::from(&event),
@@ -311,15 +341,27 @@ async fn update_session(
     id: web::Path<i64>,
     input: DeferredJson<SessionPatch>,
 ) -> Result<web::Json<SessionWithEvent>, Problem> {
-    auth.require(Role::Admin)?;
+    let organiser = auth.require(Role::Admin)?;
     let changes = SessionChanges::try_from(input.read().await?)?;
     let id = id.into_inner();
     let issuer = state.issuer.clone();
     let now = state.clock.now();
-    let (event, session) = run(&state.db, move |conn| {
-        super::update(conn, id, changes, &issuer, now)
-    })
-    .await?;
+    let (before, (event, session)) =
+        run(&state.db, move |conn| -> Result<_, super::SessionError> {
+            let before = super::find(conn, id)?;
+            Ok((before, super::update(conn, id, changes, &issuer, now)?))
+        })
+        .await?;
+    // `update` runs its own write transaction, so the audit row follows it.
+    crate::audit::committed(
+        &state.db,
+        Some(organiser.id),
+        "session.update",
+        format!("session:{id}"),
+        Some(&SessionView::new(&before, &event)),
+        Some(&SessionView::new(&session, &event)),
+    )
+    .await;
     // Not needed for correctness (bookings check revisions), but saves the next one a retry.
     state.programmes.forget(&event.slug);
     // A cancelled session refunds its paid places.

@@ -6,8 +6,10 @@
 
 mod cache;
 pub mod http;
+mod occupancy;
 
 pub use cache::{Cached, Programme, ProgrammeCache};
+pub use occupancy::{cancel_preview, occupancy, CancelPreview, Occupancy};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -67,6 +69,8 @@ pub struct Session {
     pub revision: i32,
     /// Whether people may wait for a seat when it is full.
     pub waitlist_enabled: bool,
+    /// CPD hours attending counts for on a certificate of attendance, in tenths of an hour.
+    pub cpd_tenths: i32,
 }
 
 impl Session {
@@ -94,6 +98,7 @@ pub(crate) struct SessionRow {
     sequence: i32,
     revision: i32,
     waitlist_enabled: bool,
+    cpd_tenths: i32,
 }
 
 impl From<SessionRow> for Session {
@@ -115,12 +120,15 @@ impl From<SessionRow> for Session {
             sequence: row.sequence,
             revision: row.revision,
             waitlist_enabled: row.waitlist_enabled,
+            cpd_tenths: row.cpd_tenths,
         }
     }
 }
 
 /// Largest capacity a session may have.
 pub const MAX_CAPACITY: i32 = 100_000;
+/// Most CPD hours one session may count for, in tenths (100 hours).
+pub const MAX_CPD_TENTHS: i32 = 1000;
 /// Largest price, in minor units (one million in the major unit).
 pub const MAX_PRICE_MINOR: i64 = 100_000_000;
 
@@ -153,6 +161,8 @@ pub struct SessionChanges {
     pub price_minor: Option<i64>,
     pub status: Option<SessionStatus>,
     pub waitlist_enabled: Option<bool>,
+    /// CPD hours in tenths, at most [`MAX_CPD_TENTHS`].
+    pub cpd_tenths: Option<i32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -242,6 +252,7 @@ struct SessionChangeset {
     updated_at: Option<NaiveDateTime>,
     sequence: Option<i32>,
     waitlist_enabled: Option<bool>,
+    cpd_tenths: Option<i32>,
 }
 
 /// Changes a session. A lower capacity is refused when more seats are taken than it allows (an
@@ -302,6 +313,7 @@ pub fn update(
             status: changes.status.map(|s| s.as_str().to_owned()),
             updated_at: Some(db::now()),
             waitlist_enabled: changes.waitlist_enabled,
+            cpd_tenths: changes.cpd_tenths,
         };
         diesel::update(sessions::table.find(id))
             .set((&changeset, sessions::revision.eq(sessions::revision + 1)))

@@ -410,7 +410,7 @@ async fn promote_entry(
     path: web::Path<(i64, i64)>,
     input: OptionalJson<PromoteInput>,
 ) -> Result<web::Json<WaitlistView>, Problem> {
-    auth.require(Role::Admin)?;
+    let organiser = auth.require(Role::Admin)?;
     let (session_id, entry_id) = path.into_inner();
     let add_seat = input.0.unwrap_or_default().add_seat;
     let issuer = state.issuer.clone();
@@ -419,5 +419,16 @@ async fn promote_entry(
         super::promote(conn, &issuer, session_id, entry_id, add_seat, now)
     })
     .await?;
-    Ok(web::Json(WaitlistView::from(&view)))
+    let view = WaitlistView::from(&view);
+    // `promote` commits on its own, so the audit row follows it.
+    crate::audit::committed(
+        &state.db,
+        Some(organiser.id),
+        "waitlist.promote",
+        format!("waitlist:{entry_id}"),
+        Some(&serde_json::json!({ "session_id": session_id, "add_seat": add_seat })),
+        Some(&view),
+    )
+    .await;
+    Ok(web::Json(view))
 }

@@ -4,11 +4,16 @@ mod helpers;
 mod smtp;
 mod stripe;
 
+mod audit;
 mod bookings;
 mod checkin;
 mod cli;
 mod concurrency;
 mod dashboard;
+mod dashboard_checkin;
+mod dashboard_insights;
+mod dashboard_people;
+mod dashboard_programme;
 mod errors;
 mod events;
 mod exports;

@@ -25,5 +25,9 @@ mod tools;
 mod webdriver;
 
 mod dashboard;
+mod dashboard_checkin;
+mod dashboard_insights;
+mod dashboard_people;
+mod dashboard_programme;
 mod flows;
 mod smoke;

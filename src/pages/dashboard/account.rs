@@ -401,6 +401,16 @@ async fn password(
         Err(e) => return Err(link_refused(e)),
     };
     tracing::info!(organiser = signed.organiser.id, "organiser password set");
+    // The link was used in its own transaction, so the audit row follows it.
+    crate::audit::committed(
+        &state.db,
+        Some(signed.organiser.id),
+        "organiser.password",
+        format!("organiser:{}", signed.organiser.id),
+        None::<&()>,
+        None::<&()>,
+    )
+    .await;
     let mut answer = redirect("/organiser");
     answer
         .add_cookie(&session_cookie(
@@ -584,6 +594,8 @@ async fn invite(
     match made {
         Ok((invited, _)) => {
             tracing::info!(organiser = invited.id, by = me.id, "organiser invited");
+            // `invite` commits on its own, so the audit row follows it.
+            crate::audit::committed(&state.db, Some(me.id), "organiser.invite", format!("organiser:{}", invited.id), None::<&()>, Some(&serde_json::json!({ "name": invited.name, "email": invited.email, "role": invited.role.as_str() }))).await;
             let notice = format!(
                 "{} has been invited as {}; the link is on its way to {}.",
                 invited.name,
@@ -730,11 +742,22 @@ async fn new_token(
         }
     };
     let id = me.id;
+    let made = serde_json::json!({ "label": label });
     let issued = run(&state.db, move |conn| {
         crate::organisers::issue_token(conn, id, &label)
     })
     .await?;
     tracing::info!(organiser = me.id, "API token made");
+    // The token is stored on its own, so the audit row follows it (never the token itself).
+    crate::audit::committed(
+        &state.db,
+        Some(me.id),
+        "token.create",
+        format!("organiser:{}", me.id),
+        None::<&()>,
+        Some(&made),
+    )
+    .await;
     tokens_page(
         &state,
         &req,
@@ -772,5 +795,15 @@ async fn revoke(
         )));
     }
     tracing::info!(organiser = me.id, token = token_id, "API token revoked");
+    // The revocation commits on its own, so the audit row follows it.
+    crate::audit::committed(
+        &state.db,
+        Some(me.id),
+        "token.revoke",
+        format!("token:{token_id}"),
+        None::<&()>,
+        None::<&()>,
+    )
+    .await;
     Ok(redirect("/organiser/tokens"))
 }

@@ -7,6 +7,13 @@
 //! with the address tried, never the password.
 
 mod account;
+mod certificates;
+mod checkin;
+mod insights;
+mod people;
+mod people_bookings;
+mod people_outbox;
+mod programme;
 
 use actix_web::cookie::{time, Cookie, SameSite};
 use actix_web::web::ServiceConfig;
@@ -45,6 +52,11 @@ impl From<&Organiser> for Me {
 
 pub fn routes(cfg: &mut ServiceConfig) {
     account::routes(cfg);
+    programme::routes(cfg);
+    checkin::routes(cfg);
+    certificates::routes(cfg);
+    insights::routes(cfg);
+    people::routes(cfg);
 }
 
 /// The organiser signed in on `req`, if any.

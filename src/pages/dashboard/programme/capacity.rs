@@ -1,0 +1,157 @@
+//! What changes the seats of a session: its capacity from the event page, and cancelling it
+//! after a confirmation that says what it touches.
+
+use super::event_pages::{event_page, CapacityAttempt};
+use super::session_pages::{empty_patch, find_session, lower_first, session_refusal};
+use super::*;
+
+pub(super) async fn change_capacity(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<i64>,
+    body: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let form = FormData(body.into_inner());
+    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
+    let me = admin!(state, req);
+    let (event, current) = find_session(&state, id.into_inner()).await?;
+    let value = form.get("capacity").unwrap_or_default().trim().to_owned();
+    let parsed = whole_number(&value).and_then(|v| {
+        SessionChanges::try_from(SessionPatch {
+            capacity: Some(v),
+            ..empty_patch()
+        })
+        .map_err(|e| {
+            messages(&e)
+                .into_iter()
+                .map(|m| m.message)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+    });
+    let refusal = match parsed {
+        Ok(changes) => {
+            let (id, issuer, now) = (current.id, state.issuer.clone(), state.clock.now());
+            let changed = run(&state.db, move |conn| {
+                Ok::<_, Problem>(sessions::update(conn, id, changes, &issuer, now))
+            })
+            .await?;
+            match changed {
+                Ok((event, session)) => {
+                    state.programmes.forget(&event.slug);
+                    tracing::info!(
+                        organiser = me.id,
+                        session = session.id,
+                        capacity = session.capacity,
+                        "session capacity changed"
+                    );
+                    return Ok(redirect(&format!(
+                        "/organiser/events/{}?done=capacity#session-{}",
+                        event.slug, session.id
+                    )));
+                }
+                Err(e) => session_refusal(e)?
+                    .into_iter()
+                    .map(|m| m.message)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            }
+        }
+        Err(m) => sentence(&m),
+    };
+    event_page(
+        &state,
+        &req,
+        &me,
+        event.slug.clone(),
+        None,
+        Vec::new(),
+        None,
+        Some(CapacityAttempt {
+            id: current.id,
+            value,
+            message: format!("Capacity of {}: {}", current.title, lower_first(&refusal)),
+        }),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await
+}
+
+#[derive(Serialize)]
+pub(super) struct CancelPage {
+    title: String,
+    csrf: String,
+    me: Me,
+    id: i64,
+    event_slug: String,
+    session_title: String,
+    when: String,
+    already: bool,
+    seats: i64,
+    bookings: i64,
+    paid_seats: i64,
+    waitlisted: i64,
+}
+
+pub(super) async fn cancel_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let me = admin!(state, req);
+    let id = id.into_inner();
+    let (event, session, preview) = run(&state.db, move |conn| -> Result<_, Problem> {
+        let session = sessions::find(conn, id)?;
+        let event = events::by_id(conn, session.event_id)?;
+        let preview = sessions::cancel_preview(conn, id)?;
+        Ok((event, session, preview))
+    })
+    .await?;
+    let form = csrf::form_token(&req, &state.pages);
+    let page = CancelPage {
+        title: format!("Cancel {}", session.title),
+        csrf: form.token,
+        me: Me::from(&me),
+        id: session.id,
+        event_slug: event.slug.clone(),
+        session_title: session.title.clone(),
+        when: when(&session, event.time_zone),
+        already: session.status == SessionStatus::Cancelled,
+        seats: preview.seats,
+        bookings: preview.bookings,
+        paid_seats: preview.paid_seats,
+        waitlisted: preview.waitlisted,
+    };
+    let html = state
+        .pages
+        .render("dashboard/programme/cancel.html", page)?;
+    Ok(html_page(StatusCode::OK, html, form.set_cookie))
+}
+
+pub(super) async fn cancel_session(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<i64>,
+    body: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let form = FormData(body.into_inner());
+    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
+    let me = admin!(state, req);
+    let (id, issuer, now) = (id.into_inner(), state.issuer.clone(), state.clock.now());
+    let changes = SessionChanges {
+        status: Some(SessionStatus::Cancelled),
+        ..SessionChanges::default()
+    };
+    let (event, session) = run(&state.db, move |conn| {
+        sessions::update(conn, id, changes, &issuer, now)
+    })
+    .await?;
+    state.programmes.forget(&event.slug);
+    // Paid places of a cancelled session are refunded.
+    crate::payments::http::send_refunds_soon(&state);
+    tracing::info!(organiser = me.id, session = session.id, "session cancelled");
+    Ok(redirect(&format!(
+        "/organiser/events/{}?done=cancelled",
+        event.slug
+    )))
+}

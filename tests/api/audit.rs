@@ -1,0 +1,156 @@
+//! The audit trail: organiser actions through the admin API write a row with the subject before
+//! and after; `/organiser/audit` lists them newest first, filters them, and is for admins and
+//! owners only.
+
+use diesel::prelude::*;
+use masterclass::db::schema::{audit_log, organisers};
+use masterclass::organisers::Role;
+use serde_json::{json, Value};
+
+use crate::dashboard_insights::signed_in;
+use crate::helpers::{expect_json, TestApp};
+
+crate::on_both_backends!(
+    an_event_update_through_the_api_is_audited_with_before_and_after,
+    the_audit_page_lists_changes_and_filters_them,
+    the_audit_and_statistics_pages_refuse_the_checkin_role,
+);
+
+type Row = (Option<i64>, String, String, Option<String>, Option<String>);
+
+/// Every audit row, oldest first.
+async fn audit_rows(app: &TestApp) -> Vec<Row> {
+    let db = app.db.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = db.conn().expect("connection");
+        audit_log::table
+            .order(audit_log::id.asc())
+            .select((
+                audit_log::organiser_id,
+                audit_log::action,
+                audit_log::subject,
+                audit_log::before,
+                audit_log::after,
+            ))
+            .load::<Row>(&mut conn)
+            .expect("audit rows")
+    })
+    .await
+    .expect("database task")
+}
+
+/// The id of the owner the tests' API token belongs to.
+async fn owner_id(app: &TestApp) -> i64 {
+    let db = app.db.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = db.conn().expect("connection");
+        organisers::table
+            .filter(organisers::email.eq("owner@example.org"))
+            .select(organisers::id)
+            .first::<i64>(&mut conn)
+            .expect("owner")
+    })
+    .await
+    .expect("database task")
+}
+
+async fn an_event_update_through_the_api_is_audited_with_before_and_after(app: TestApp) {
+    let slug = app.published_event("audit-2027").await;
+
+    expect_json(
+        app.admin_patch(
+            &format!("/api/v1/admin/events/{slug}"),
+            &json!({"name": "PMO Masterclasses 2027 (spring)"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+
+    let rows = audit_rows(&app).await;
+    let owner = owner_id(&app).await;
+    let created = rows
+        .iter()
+        .find(|r| r.1 == "event.create")
+        .expect("creation audited");
+    assert_eq!(created.0, Some(owner));
+    let (who, _, subject, before, after) = rows
+        .iter()
+        .find(|r| r.1 == "event.update")
+        .expect("update audited");
+    assert_eq!(*who, Some(owner));
+    assert_eq!(subject, "event:audit-2027");
+    let before: Value = serde_json::from_str(before.as_deref().expect("before")).expect("json");
+    let after: Value = serde_json::from_str(after.as_deref().expect("after")).expect("json");
+    assert_eq!(before["name"], "PMO Masterclasses 2027");
+    assert_eq!(after["name"], "PMO Masterclasses 2027 (spring)");
+    assert_eq!(before["venue"], after["venue"]);
+}
+
+async fn the_audit_page_lists_changes_and_filters_them(app: TestApp) {
+    let slug = app.published_event("audit-page").await;
+    let session = app.session(&slug, "Portfolio prioritisation", 10, 0).await;
+    expect_json(
+        app.admin_patch(
+            &format!("/api/v1/admin/events/{slug}"),
+            &json!({"venue": "Guildhall, York"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let mut admin = signed_in(&app, "ada@example.org", "Ada Admin", Role::Admin).await;
+
+    let all = admin.get("/organiser/audit").await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    all.shows(&[
+        "Olive Owner",
+        "event.update",
+        "event:audit-page",
+        "session.create",
+        &format!("session:{session}"),
+        "<strong>venue</strong>: Riverside Conference Centre, London → Guildhall, York",
+        "UTC",
+    ]);
+    // Newest first: the update comes before the creation.
+    let update = all.body.find("event.update").expect("update row");
+    let create = all.body.find("event.create").expect("create row");
+    assert!(update < create, "newest first");
+
+    let events_only = admin.get("/organiser/audit?action=event.").await;
+    events_only.shows(&["event.update", "event.create"]);
+    events_only.lacks(&["session.create"]);
+
+    let by_subject = admin
+        .get(&format!("/organiser/audit?subject=session:{session}"))
+        .await;
+    by_subject.shows(&["session.create"]);
+    by_subject.lacks(&["event.update"]);
+
+    let owner = owner_id(&app).await;
+    // Setting a password through the invitation link is a dashboard action on record too.
+    admin
+        .get("/organiser/audit?action=organiser.")
+        .await
+        .shows(&["organiser.password", "Ada Admin"]);
+
+    let by_owner = admin
+        .get(&format!("/organiser/audit?organiser={owner}"))
+        .await;
+    by_owner.shows(&["event.update"]);
+    let nobody = admin.get("/organiser/audit?organiser=999999").await;
+    nobody.shows(&["No changes match."]);
+    let bad = admin.get("/organiser/audit?organiser=someone").await;
+    bad.shows(&["Choose an organiser from the list"]);
+}
+
+async fn the_audit_and_statistics_pages_refuse_the_checkin_role(app: TestApp) {
+    let mut door = signed_in(&app, "carl@example.org", "Carl Checkin", Role::Checkin).await;
+    assert_eq!(door.get("/organiser/audit").await.status, 403);
+    assert_eq!(door.get("/organiser/stats").await.status, 403);
+    door.get("/organiser").await.lacks(&["/organiser/audit"]);
+
+    let mut nobody = crate::pages::Browser::of(&app);
+    let answer = nobody.get("/organiser/audit").await;
+    assert!(answer.location().starts_with("/organiser/login"));
+}

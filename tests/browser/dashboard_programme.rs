@@ -1,0 +1,89 @@
+//! The programme section of the dashboard in the browser: creating an event, its page with a
+//! session, the session form and the cancel confirmation, each checked with axe-core and
+//! photographed.
+
+use masterclass::organisers::{self, accounts, NewOrganiser, Role};
+
+use crate::axe::axe;
+use crate::harness::Browser;
+use crate::helpers::TestApp;
+use crate::screenshots::screenshots;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// An admin's invitation link, as its email gives it.
+async fn invitation(app: &TestApp) -> String {
+    let (db, key, now) = (app.db.clone(), app.issuer.key.clone(), app.clock.now());
+    let path = tokio::task::spawn_blocking(move || {
+        let mut conn = db.conn().expect("connection");
+        let new = NewOrganiser::parse("ada@example.org", "Ada", Role::Admin).expect("valid");
+        let admin = organisers::insert(&mut conn, &new).expect("organiser");
+        let link =
+            accounts::invite_link(&mut conn, &key, &admin, "PMO Masterclasses", now).expect("link");
+        format!("/organiser/password/{}", accounts::link_token(&key, link))
+    })
+    .await
+    .expect("database task");
+    app.url(&path)
+}
+
+crate::on_both_backends_with!(crate::harness::spawn; an_admin_creates_an_event_and_manages_its_sessions);
+
+async fn an_admin_creates_an_event_and_manages_its_sessions((app, b): (TestApp, Browser)) {
+    b.goto(&invitation(&app).await).await;
+    b.wait_for_text("Join the organisers").await;
+    b.fill("Your name", "Ada Admin").await;
+    b.fill("New password", PASSWORD).await;
+    b.fill("New password again", PASSWORD).await;
+    b.click_button("Save and sign in").await;
+    b.wait_for_text("Signed in as Ada Admin").await;
+
+    b.click_link("Events").await;
+    b.wait_for_text("Create an event").await;
+    b.click_button("Create the event").await;
+    b.wait_for_text("There is a problem").await;
+    axe(&b, "events with errors").await;
+    screenshots(&b, "organiser-events-errors").await;
+    b.fill("Web address name (slug)", "pmo-2028").await;
+    b.fill("Name", "PMO Masterclasses 2028").await;
+    b.fill("Venue", "Riverside Conference Centre, London").await;
+    b.fill("refund_days_1", "14").await;
+    b.fill("refund_percent_1", "100").await;
+    b.click_button("Create the event").await;
+    b.wait_for_text("The event has been created.").await;
+    axe(&b, "event").await;
+    screenshots(&b, "organiser-event").await;
+
+    let session = app.session("pmo-2028", "Portfolio triage", 20, 9900).await;
+    b.click_link("Add a session").await;
+    b.wait_for_text("New session").await;
+    axe(&b, "new session").await;
+    screenshots(&b, "organiser-new-session").await;
+
+    b.goto(&app.url(&format!("/organiser/sessions/{session}")))
+        .await;
+    b.wait_for_text("Save the session").await;
+    b.fill("Capacity", "25").await;
+    b.click_button("Save the session").await;
+    b.wait_for_text("The session has been saved.").await;
+    axe(&b, "event with a session").await;
+    screenshots(&b, "organiser-event-sessions").await;
+    b.fill("New capacity of Portfolio triage", "many").await;
+    b.click_button("Set the capacity of Portfolio triage").await;
+    b.wait_for_text("must be a whole number").await;
+    axe(&b, "event with a refused capacity").await;
+    screenshots(&b, "organiser-event-capacity-refused").await;
+    b.fill("New capacity of Portfolio triage", "30").await;
+    b.click_button("Set the capacity of Portfolio triage").await;
+    b.wait_for_text("The capacity has been changed.").await;
+
+    b.click_link("Cancel Portfolio triage").await;
+    b.wait_for_text("This cannot be undone.").await;
+    axe(&b, "cancel a session").await;
+    screenshots(&b, "organiser-cancel-session").await;
+    b.click_button("Cancel the session").await;
+    b.wait_for_text("The session is cancelled").await;
+
+    b.click_button("Publish").await;
+    b.wait_for_text("The event is published").await;
+}
