@@ -76,7 +76,11 @@ async fn attendees_csv(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, Problem> {
     auth.require(Role::Admin)?;
-    let id = id.into_inner();
+    attendees_file(&state, id.into_inner()).await
+}
+
+/// The attendee list of session `id` as a CSV file (the API's and the dashboard's).
+pub(crate) async fn attendees_file(state: &AppState, id: i64) -> Result<HttpResponse, Problem> {
     let list = run(&state.db, move |conn| super::session_attendees(conn, id)).await?;
     let session = list.session.id.to_string();
     let name = file_name(
@@ -85,7 +89,7 @@ async fn attendees_csv(
             "session",
             &session,
             "attendees",
-            &today(&state, &list.event),
+            &today(state, &list.event),
         ],
         "csv",
     );
@@ -113,7 +117,11 @@ async fn sign_in_sheet(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, Problem> {
     auth.require(Role::Checkin)?;
-    let id = id.into_inner();
+    sign_in_sheet_page(&state, id.into_inner()).await
+}
+
+/// The sign-in sheet of session `id` (the API's and the dashboard's).
+pub(crate) async fn sign_in_sheet_page(state: &AppState, id: i64) -> Result<HttpResponse, Problem> {
     let sheet = run(&state.db, move |conn| super::sign_in_sheet(conn, id)).await?;
     // Absolute, so a saved copy prints styled too; the policy allows that one stylesheet only.
     let stylesheet = format!(
@@ -136,7 +144,7 @@ async fn sign_in_sheet(
             "session",
             &session,
             "sign-in-sheet",
-            &today(&state, &sheet.event),
+            &today(state, &sheet.event),
         ],
         "html",
     );
@@ -177,10 +185,14 @@ async fn bookings_csv(
     slug: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     auth.require(Role::Admin)?;
-    let slug = slug.into_inner();
+    bookings_file(&state, slug.into_inner()).await
+}
+
+/// The bookings of event `slug` as a CSV file (the API's and the dashboard's).
+pub(crate) async fn bookings_file(state: &AppState, slug: String) -> Result<HttpResponse, Problem> {
     let list = run(&state.db, move |conn| super::event_bookings(conn, &slug)).await?;
     let name = file_name(
-        &[&list.event.slug, "bookings", &today(&state, &list.event)],
+        &[&list.event.slug, "bookings", &today(state, &list.event)],
         "csv",
     );
     Ok(csv_file(to_csv(&list.rows), &name))
@@ -209,10 +221,14 @@ async fn invoices_csv(
     slug: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     auth.require(Role::Admin)?;
-    let slug = slug.into_inner();
+    invoices_file(&state, slug.into_inner()).await
+}
+
+/// The invoices of event `slug` as a CSV file (the API's and the dashboard's).
+pub(crate) async fn invoices_file(state: &AppState, slug: String) -> Result<HttpResponse, Problem> {
     let list = run(&state.db, move |conn| super::event_invoices(conn, &slug)).await?;
     let name = file_name(
-        &[&list.event.slug, "invoices", &today(&state, &list.event)],
+        &[&list.event.slug, "invoices", &today(state, &list.event)],
         "csv",
     );
     Ok(csv_file(to_csv(&list.rows), &name))

@@ -116,6 +116,7 @@ crate::on_both_backends_with!(super::app;
     too_many_sign_ins_to_one_account_get_a_429,
     owners_invite_colleagues_and_other_roles_cannot,
     api_tokens_are_shown_once_and_can_be_revoked,
+    exports_download_from_the_dashboard_for_the_roles_allowed,
 );
 
 /// The invitation link asks for a name and a password, signs in with a secure cookie, and
@@ -419,4 +420,64 @@ async fn api_tokens_are_shown_once_and_can_be_revoked(app: TestApp) {
     assert_eq!(revoked.status, 303);
     assert_eq!(api(token).await, 401);
     browser.get("/organiser/tokens").await.shows(&["Revoked"]);
+}
+
+/// The exports from the dashboard: files for an admin, the sign-in sheet for check-in staff too,
+/// the sign-in page for nobody.
+async fn exports_download_from_the_dashboard_for_the_roles_allowed(app: TestApp) {
+    let slug = app.published_event("exports").await;
+    let session = app.session(&slug, "Portfolio triage", 5, 0).await;
+    app.booked(&slug, "grace@example.org", &[session]).await;
+    let files = [
+        format!("/organiser/sessions/{session}/attendees.csv"),
+        format!("/organiser/events/{slug}/bookings.csv"),
+        format!("/organiser/events/{slug}/invoices.csv"),
+    ];
+    let sheet = format!("/organiser/sessions/{session}/sign-in-sheet");
+
+    let mut nobody = Browser::of(&app);
+    for path in files.iter().chain([&sheet]) {
+        let away = nobody.get(path).await;
+        assert_eq!(away.status, 303, "{path}");
+        assert!(
+            away.location().starts_with("/organiser/login?next="),
+            "{path}"
+        );
+    }
+
+    let link = invited(&app, "ada@example.org", Role::Admin).await;
+    let mut admin = Browser::of(&app);
+    choose_password(&mut admin, &link, Some("Ada"), PASSWORD).await;
+    for path in &files {
+        let file = admin.get(path).await;
+        assert_eq!(file.status, 200, "{path}: {}", file.body);
+        assert_eq!(
+            file.header("content-type"),
+            Some("text/csv; charset=utf-8"),
+            "{path}"
+        );
+        assert!(file
+            .header("content-disposition")
+            .is_some_and(|d| d.starts_with("attachment;")));
+    }
+    let list = admin.get(&files[0]).await;
+    assert!(list.body.contains("grace@example.org"), "{}", list.body);
+    let printed = admin.get(&sheet).await;
+    assert_eq!(printed.status, 200);
+    printed.shows(&["Portfolio triage", "Signature"]);
+    assert_eq!(
+        admin
+            .get("/organiser/sessions/999999/attendees.csv")
+            .await
+            .status,
+        404
+    );
+
+    let link = invited(&app, "carl@example.org", Role::Checkin).await;
+    let mut checker = Browser::of(&app);
+    choose_password(&mut checker, &link, Some("Carl"), PASSWORD).await;
+    for path in &files {
+        assert_eq!(checker.get(path).await.status, 403, "{path}");
+    }
+    assert_eq!(checker.get(&sheet).await.status, 200);
 }

@@ -24,7 +24,10 @@ async fn invitation(app: &TestApp) -> String {
     app.url(&path)
 }
 
-crate::on_both_backends_with!(crate::harness::spawn; an_owner_joins_signs_in_and_invites_a_colleague);
+crate::on_both_backends_with!(crate::harness::spawn;
+    an_owner_joins_signs_in_and_invites_a_colleague,
+    an_admin_runs_the_day_from_the_dashboard,
+);
 
 async fn an_owner_joins_signs_in_and_invites_a_colleague((app, b): (TestApp, Browser)) {
     b.goto(&invitation(&app).await).await;
@@ -70,4 +73,154 @@ async fn an_owner_joins_signs_in_and_invites_a_colleague((app, b): (TestApp, Bro
     b.fill("Password", "correct horse battery staple").await;
     b.click_button("Sign in").await;
     b.wait_for_text("Signed in as Olive Owner").await;
+}
+
+/// The organiser's day: sign in, build a session, raise its capacity so the first person waiting
+/// is offered the seat, check someone in by code, export the attendee list and read it, and
+/// download a certificate once the session is over.
+async fn an_admin_runs_the_day_from_the_dashboard((app, b): (TestApp, Browser)) {
+    let slug = app.published_event("ops-day").await;
+    b.goto(&invitation(&app).await).await;
+    b.fill("Your name", "Olive Owner").await;
+    b.fill("New password", "correct horse battery staple").await;
+    b.fill("New password again", "correct horse battery staple")
+        .await;
+    b.click_button("Save and sign in").await;
+    b.wait_for_text("Signed in as Olive Owner").await;
+
+    // Build a session of one seat.
+    b.goto(&app.url(&format!("/organiser/events/{slug}/sessions/new")))
+        .await;
+    b.fill("Title", "Portfolio triage").await;
+    b.fill("Starts", "2027-03-10T09:00").await;
+    b.fill("Ends", "2027-03-10T10:30").await;
+    b.fill("Capacity", "1").await;
+    b.check("People may join a waitlist when it is full").await;
+    b.check("Published").await;
+    b.click_button("Add the session").await;
+    b.wait_for_text("Portfolio triage").await;
+    let programme = app.programme(&slug).await;
+    let session = programme["sessions"][0]["id"]
+        .as_i64()
+        .expect("the session");
+    assert_eq!(programme["sessions"][0]["capacity"], 1);
+
+    // Grace takes the seat; Ada waits.
+    let grace = app.booked(&slug, "grace@example.org", &[session]).await;
+    let joined = app
+        .post(
+            &format!("/api/v1/events/{slug}/sessions/{session}/waitlist"),
+            &serde_json::json!({"name": "Ada Lovelace", "email": "ada@example.org"}),
+        )
+        .await;
+    assert_eq!(joined.status(), 201);
+    let ada: serde_json::Value = joined.json().await.expect("json");
+    b.goto(&app.url(&format!("/organiser/events/{slug}"))).await;
+    b.wait_for_text("Portfolio triage").await;
+    axe(&b, "event with a full session").await;
+
+    // One more seat: Ada is offered it at once.
+    b.fill("New capacity of Portfolio triage", "2").await;
+    b.click_button("Set the capacity of Portfolio triage").await;
+    b.wait_until("the offer is shown", async |b: &Browser| {
+        b.execute(
+            "const c = document.querySelector('.count-offered'); return c ? c.textContent.trim() : '';",
+            vec![],
+        )
+        .await
+            == "1"
+    })
+    .await;
+    let place = app
+        .get(&format!(
+            "/api/v1/waitlist/{}",
+            ada["manage_token"].as_str().expect("token")
+        ))
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .expect("json");
+    assert_eq!(place["state"], "offered");
+
+    // Grace at the door, by the code on her ticket.
+    let seat = grace["seats"][0]["session_id"]
+        .as_i64()
+        .expect("seat session");
+    assert_eq!(seat, session);
+    let seat_id = {
+        let (db, reference) = (
+            app.db.clone(),
+            grace["reference"].as_str().unwrap_or_default().to_owned(),
+        );
+        tokio::task::spawn_blocking(move || {
+            use diesel::prelude::*;
+            use masterclass::db::schema::{bookings, seats};
+            let mut conn = db.conn().expect("connection");
+            seats::table
+                .inner_join(bookings::table)
+                .filter(bookings::reference.eq(&reference))
+                .select(seats::id)
+                .first::<i64>(&mut *conn)
+                .expect("the seat")
+        })
+        .await
+        .expect("database task")
+    };
+    let code = masterclass::checkin::token::code(&app.issuer.key, seat_id, session);
+    b.goto(&app.url(&format!("/organiser/sessions/{session}/checkin")))
+        .await;
+    b.fill("Check-in code", &code).await;
+    b.click_button("Check in").await;
+    b.wait_for_text("Checked in: Ada Lovelace").await;
+    axe(&b, "check-in done").await;
+    screenshots(&b, "check-in-done").await;
+
+    // The attendee list as a CSV, fetched with the browser's own session, and read back.
+    let csv = b
+        .execute(
+            "return fetch(arguments[0], {credentials: 'same-origin'}).then(r => r.text());",
+            vec![serde_json::json!(format!(
+                "/organiser/sessions/{session}/attendees.csv"
+            ))],
+        )
+        .await;
+    let csv = csv.as_str().expect("the CSV as text");
+    // (The browser's text decoding drops the byte-order mark the file starts with.)
+    let csv = csv.strip_prefix('\u{feff}').unwrap_or(csv);
+    let rows: Vec<Vec<&str>> = csv
+        .split("\r\n")
+        .filter(|line| !line.is_empty())
+        .map(|line| line.split(',').collect())
+        .collect();
+    assert_eq!(rows[0][..3], ["reference", "name", "email"]);
+    let grace_row = rows
+        .iter()
+        .find(|row| row.get(2) == Some(&"grace@example.org"))
+        .expect("Grace's row");
+    assert_eq!(grace_row[4], "confirmed");
+    assert!(!grace_row[7].is_empty(), "checked in: {grace_row:?}");
+
+    // Once the session is over (and the day's sign-in with it), Grace's certificate.
+    app.clock.advance(chrono::Duration::days(200));
+    let reference = grace["reference"].as_str().expect("reference");
+    b.goto(&app.url(&format!("/organiser/bookings/{reference}/certificate")))
+        .await;
+    b.wait_for_text("Organiser sign-in").await;
+    b.fill("Email address", "olive@example.org").await;
+    b.fill("Password", "correct horse battery staple").await;
+    b.click_button("Sign in").await;
+    b.wait_for_text("Portfolio triage").await;
+    axe(&b, "certificate").await;
+    screenshots(&b, "certificate").await;
+    let pdf = b
+        .execute(
+            "return fetch(arguments[0], {credentials: 'same-origin'})
+                 .then(r => r.arrayBuffer().then(b => [r.status, r.headers.get('content-type'),
+                     new TextDecoder('latin1').decode(new Uint8Array(b).slice(0, 5)), b.byteLength]));",
+            vec![serde_json::json!(format!("/organiser/bookings/{reference}/certificate.pdf"))],
+        )
+        .await;
+    assert_eq!(pdf[0], 200, "{pdf}");
+    assert_eq!(pdf[1], "application/pdf", "{pdf}");
+    assert_eq!(pdf[2], "%PDF-", "{pdf}");
 }

@@ -9,6 +9,7 @@
 mod account;
 mod certificates;
 mod checkin;
+mod exports;
 mod insights;
 mod people;
 mod people_bookings;
@@ -55,6 +56,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     programme::routes(cfg);
     checkin::routes(cfg);
     certificates::routes(cfg);
+    exports::routes(cfg);
     insights::routes(cfg);
     people::routes(cfg);
 }
