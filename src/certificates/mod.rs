@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
+use crate::bookings::SeatState;
 use crate::db::schema::{bookings, seats, sessions};
 use crate::db::{DbConn, DbError};
 use crate::events::Event;
@@ -118,6 +119,9 @@ pub fn read(conn: &mut DbConn, reference: &str) -> Result<Certificate, Certifica
         .inner_join(sessions::table)
         .filter(seats::booking_id.eq(booking_id))
         .filter(seats::checked_in_at.is_not_null())
+        // A check-in counts only while the seat is still held for a session that still runs.
+        .filter(seats::state.eq(SeatState::Confirmed.as_str()))
+        .filter(sessions::status.ne(SessionStatus::Cancelled.as_str()))
         .order((sessions::starts_at.asc(), sessions::id.asc()))
         .select((
             sessions::title,

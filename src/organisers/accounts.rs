@@ -413,6 +413,13 @@ pub fn use_link(
         if used == 0 {
             return Err(LinkError::Used);
         }
+        // The password is set now: every other link still open for the account is spent too.
+        diesel::update(organiser_links::table)
+            .filter(organiser_links::organiser_id.eq(link.organiser.id))
+            .filter(organiser_links::id.ne(link.id))
+            .filter(organiser_links::used_at.is_null())
+            .set(organiser_links::used_at.eq(Some(db::stored(now))))
+            .execute(conn)?;
         let mut organiser = link.organiser;
         if let Some(name) = name {
             organiser.name = crate::validation::required_text(name, 200)

@@ -103,12 +103,21 @@ pub fn bars(
 }
 
 /// Vertical columns, one group per category (e.g. a day) and one column per series in a group;
-/// only the first and last category are labelled under the axis.
-pub fn columns(title: &str, desc: &str, categories: &[String], series: &[Series]) -> String {
+/// only the first and last category are labelled under the axis. `axis` writes the value at the
+/// top of the axis (e.g. as money when the values are minor units).
+pub fn columns(
+    title: &str,
+    desc: &str,
+    categories: &[String],
+    series: &[Series],
+    axis: impl Fn(i64) -> String,
+) -> String {
     let legend = legend_height(series);
     let height = legend + COLUMN_HEIGHT + AXIS;
     let top = largest(series).max(1);
-    let left = 40;
+    let top_label = axis(top);
+    // Room for the top value left of the axis, about 7 units a character at this size.
+    let left = (top_label.chars().count() as i64 * 7 + 8).clamp(40, WIDTH / 4);
     let span = WIDTH - left - 10;
     let groups = categories.len().max(1) as i64;
     // A few days would otherwise give columns as wide as the chart.
@@ -128,7 +137,7 @@ pub fn columns(title: &str, desc: &str, categories: &[String], series: &[Series]
         r#"<text x="{}" y="{}" text-anchor="end" font-size="11" fill="currentColor">{}</text>"#,
         left - 4,
         legend + 10,
-        escape(&top.to_string())
+        escape(&top_label)
     );
     for (i, category) in categories.iter().enumerate() {
         let x0 = left + i as i64 * group_width;
@@ -266,8 +275,22 @@ mod tests {
                 Series::new("in", "#00703c", vec![4, 2]),
                 Series::new("out", "#d4351c", vec![0, 1]),
             ],
+            |n| n.to_string(),
         );
         assert_eq!(svg.matches(r#"<rect class="bar""#).count(), 4);
         assert!(svg.contains(&format!(r#"height="{COLUMN_HEIGHT}""#)));
+    }
+
+    #[test]
+    fn columns_write_the_axis_value_as_asked() {
+        let svg = columns(
+            "Money",
+            "Per day",
+            &["1 Mar".to_owned()],
+            &[Series::new("in", "#00703c", vec![24000])],
+            |n| format!("£{}.{:02}", n / 100, n % 100),
+        );
+        assert!(svg.contains(">£240.00</text>"));
+        assert!(!svg.contains(">24000</text>"));
     }
 }

@@ -60,13 +60,14 @@ pub struct DayCount {
 pub struct Revenue {
     /// Days on which money came in or went back, in order.
     pub days: Vec<RevenueDay>,
-    /// Card payments that succeeded and invoices marked paid.
+    /// Card payments that succeeded and invoices marked paid (what was left to pay of them
+    /// after their credit notes).
     pub received_minor: i64,
     /// Refunds made or on their way (failed ones left out).
     pub refunded_minor: i64,
-    /// Invoices issued (credit notes left out), whatever their state but cancelled.
+    /// Invoices issued, whatever their state but cancelled, less their credit notes.
     pub invoiced_minor: i64,
-    /// Of those, paid.
+    /// Of those, what was paid.
     pub invoices_paid_minor: i64,
 }
 
@@ -183,24 +184,51 @@ fn revenue(conn: &mut DbConn, event: &Event) -> Result<Revenue, DbError> {
         .filter(refunds::state.ne("failed"))
         .select((refunds::created_at, refunds::amount_minor))
         .load(conn)?;
-    let bills: Vec<(String, Option<NaiveDateTime>, i64)> = invoices::table
+    let bills: Vec<(i64, String, Option<NaiveDateTime>, i64)> = invoices::table
         .filter(invoices::event_id.eq(event.id))
         .filter(invoices::kind.eq("invoice"))
         .filter(invoices::state.ne("cancelled"))
-        .select((invoices::state, invoices::paid_at, invoices::gross_minor))
+        .select((
+            invoices::id,
+            invoices::state,
+            invoices::paid_at,
+            invoices::gross_minor,
+        ))
         .load(conn)?;
+    let credits: Vec<(Option<i64>, NaiveDateTime, i64)> = invoices::table
+        .filter(invoices::event_id.eq(event.id))
+        .filter(invoices::kind.eq("credit_note"))
+        .select((
+            invoices::credits_invoice_id,
+            invoices::created_at,
+            invoices::gross_minor,
+        ))
+        .load(conn)?;
+    // What the credit notes of invoice `id` took off it, all of them or only those issued by
+    // `until` (what was left to pay when it was paid).
+    let credited = |id: i64, until: Option<NaiveDateTime>| -> i64 {
+        credits
+            .iter()
+            .filter(|(of, at, _)| *of == Some(id) && until.is_none_or(|until| *at <= until))
+            .map(|(_, _, amount)| *amount)
+            .sum()
+    };
 
     let zone = event.time_zone;
     let mut days: BTreeMap<NaiveDate, (i64, i64)> = BTreeMap::new();
     let mut out = Revenue::default();
-    let paid_bills = bills
+    // A paid invoice brought in its gross less what had been credited when it was paid.
+    let paid_bills: Vec<(NaiveDateTime, i64)> = bills
         .iter()
-        .filter(|(state, _, _)| state == "paid")
-        .filter_map(|(_, at, amount)| at.map(|at| (at, *amount)));
+        .filter(|(_, state, _, _)| state == "paid")
+        .filter_map(|(id, _, at, gross)| {
+            at.map(|at| (at, (gross - credited(*id, Some(at))).max(0)))
+        })
+        .collect();
     let received = cards
         .iter()
         .filter_map(|(at, amount)| at.map(|at| (at, *amount)))
-        .chain(paid_bills);
+        .chain(paid_bills.iter().copied());
     for (at, amount) in received {
         days.entry(local_day(at, zone)).or_default().0 += amount;
         out.received_minor += amount;
@@ -209,12 +237,10 @@ fn revenue(conn: &mut DbConn, event: &Event) -> Result<Revenue, DbError> {
         days.entry(local_day(*at, zone)).or_default().1 += amount;
         out.refunded_minor += amount;
     }
-    for (state, _, amount) in &bills {
-        out.invoiced_minor += amount;
-        if state == "paid" {
-            out.invoices_paid_minor += amount;
-        }
+    for (id, _, _, gross) in &bills {
+        out.invoiced_minor += (gross - credited(*id, None)).max(0);
     }
+    out.invoices_paid_minor = paid_bills.iter().map(|(_, amount)| amount).sum();
     out.days = days
         .into_iter()
         .filter(|(_, (received, refunded))| *received != 0 || *refunded != 0)

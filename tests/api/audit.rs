@@ -3,7 +3,7 @@
 //! owners only.
 
 use diesel::prelude::*;
-use masterclass::db::schema::{audit_log, organisers};
+use masterclass::db::schema::{audit_log, organisers, seats};
 use masterclass::organisers::Role;
 use serde_json::{json, Value};
 
@@ -14,6 +14,7 @@ crate::on_both_backends!(
     an_event_update_through_the_api_is_audited_with_before_and_after,
     the_audit_page_lists_changes_and_filters_them,
     the_audit_and_statistics_pages_refuse_the_checkin_role,
+    dashboard_capacity_duplicate_and_door_actions_are_audited,
 );
 
 type Row = (Option<i64>, String, String, Option<String>, Option<String>);
@@ -41,17 +42,46 @@ async fn audit_rows(app: &TestApp) -> Vec<Row> {
 
 /// The id of the owner the tests' API token belongs to.
 async fn owner_id(app: &TestApp) -> i64 {
+    organiser_id(app, "owner@example.org").await
+}
+
+/// The id of the organiser with `email`.
+async fn organiser_id(app: &TestApp, email: &str) -> i64 {
     let db = app.db.clone();
+    let email = email.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut conn = db.conn().expect("connection");
         organisers::table
-            .filter(organisers::email.eq("owner@example.org"))
+            .filter(organisers::email.eq(email))
             .select(organisers::id)
             .first::<i64>(&mut conn)
-            .expect("owner")
+            .expect("organiser")
     })
     .await
     .expect("database task")
+}
+
+/// The id of `email`'s newest seat in `session_id`.
+async fn seat_id(app: &TestApp, session_id: i64, email: &str) -> i64 {
+    let db = app.db.clone();
+    let email = email.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = db.conn().expect("connection");
+        seats::table
+            .filter(seats::session_id.eq(session_id))
+            .filter(seats::attendee_email.eq(email))
+            .order(seats::id.desc())
+            .select(seats::id)
+            .first::<i64>(&mut conn)
+            .expect("a seat")
+    })
+    .await
+    .expect("database task")
+}
+
+/// The JSON of an audit row's before or after.
+fn json_of(raw: &Option<String>) -> Value {
+    serde_json::from_str(raw.as_deref().expect("a value")).expect("json")
 }
 
 async fn an_event_update_through_the_api_is_audited_with_before_and_after(app: TestApp) {
@@ -153,4 +183,108 @@ async fn the_audit_and_statistics_pages_refuse_the_checkin_role(app: TestApp) {
     let mut nobody = crate::pages::Browser::of(&app);
     let answer = nobody.get("/organiser/audit").await;
     assert!(answer.location().starts_with("/organiser/login"));
+}
+
+async fn dashboard_capacity_duplicate_and_door_actions_are_audited(app: TestApp) {
+    let slug = app.published_event("audit-dashboard").await;
+    let session = app.session(&slug, "Benefits mapping", 10, 0).await;
+    app.booked(&slug, "ada@example.org", &[session]).await;
+    let seat = seat_id(&app, session, "ada@example.org").await;
+    let mut admin = signed_in(&app, "alex@example.org", "Alex Admin", Role::Admin).await;
+    let alex = organiser_id(&app, "alex@example.org").await;
+
+    let event_page = admin.get(&format!("/organiser/events/{slug}")).await;
+    assert_eq!(event_page.status, 200, "{}", event_page.body);
+    let raised = admin
+        .post(
+            &format!("/organiser/sessions/{session}/capacity"),
+            &[("csrf", event_page.csrf()), ("capacity", "14".to_owned())],
+        )
+        .await;
+    assert_eq!(raised.status, 303, "{}", raised.body);
+
+    let event_page = admin.get(&format!("/organiser/events/{slug}")).await;
+    let copied = admin
+        .post(
+            &format!("/organiser/sessions/{session}/duplicate"),
+            &[("csrf", event_page.csrf())],
+        )
+        .await;
+    assert_eq!(copied.status, 303, "{}", copied.body);
+
+    let door = format!("/organiser/sessions/{session}/checkin");
+    let door_page = admin.get(&door).await;
+    assert_eq!(door_page.status, 200, "{}", door_page.body);
+    let checked = admin
+        .post(
+            &door,
+            &[
+                ("csrf", door_page.csrf()),
+                ("seat_id", seat.to_string()),
+                ("q", String::new()),
+            ],
+        )
+        .await;
+    assert_eq!(checked.location(), door);
+    // The same seat again checks nobody in, so it writes no row.
+    let door_page = admin.get(&door).await;
+    admin
+        .post(
+            &door,
+            &[
+                ("csrf", door_page.csrf()),
+                ("seat_id", seat.to_string()),
+                ("q", String::new()),
+            ],
+        )
+        .await;
+
+    let door_page = admin.get(&door).await;
+    let undone = admin
+        .post(
+            &format!("{door}/{seat}/undo"),
+            &[("csrf", door_page.csrf()), ("q", String::new())],
+        )
+        .await;
+    assert_eq!(undone.location(), door);
+
+    let rows = audit_rows(&app).await;
+    let (who, _, subject, before, after) = rows
+        .iter()
+        .find(|r| r.1 == "session.capacity")
+        .expect("capacity change audited");
+    assert_eq!(*who, Some(alex));
+    assert_eq!(subject, &format!("session:{session}"));
+    assert_eq!(json_of(before)["capacity"], 10);
+    assert_eq!(json_of(after)["capacity"], 14);
+
+    let (who, _, subject, before, after) = rows
+        .iter()
+        .find(|r| r.1 == "session.duplicate")
+        .expect("duplicate audited");
+    assert_eq!(*who, Some(alex));
+    assert_ne!(subject, &format!("session:{session}"));
+    assert!(subject.starts_with("session:"), "{subject}");
+    assert_eq!(json_of(before)["from"], format!("session:{session}"));
+    let copy = json_of(after);
+    assert_eq!(copy["title"], "Benefits mapping");
+    assert_eq!(copy["capacity"], 14);
+    assert_eq!(copy["status"], "draft");
+
+    let arrivals: Vec<&Row> = rows.iter().filter(|r| r.1 == "checkin.arrive").collect();
+    assert_eq!(arrivals.len(), 1, "only the first arrival checks in");
+    let (who, _, subject, before, after) = arrivals[0];
+    assert_eq!(*who, Some(alex));
+    assert_eq!(subject, &format!("seat:{seat}"));
+    assert_eq!(json_of(before)["checked_in"], false);
+    assert_eq!(json_of(after)["checked_in"], true);
+    assert_eq!(json_of(after)["session"], session);
+
+    let (who, _, subject, _, after) = rows
+        .iter()
+        .find(|r| r.1 == "checkin.undo")
+        .expect("undo audited");
+    assert_eq!(*who, Some(alex));
+    assert_eq!(subject, &format!("seat:{seat}"));
+    assert_eq!(json_of(after)["checked_in"], false);
 }

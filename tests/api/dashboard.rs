@@ -113,6 +113,7 @@ crate::on_both_backends_with!(super::app;
     an_invitation_link_sets_the_password_once_and_signs_in,
     signing_in_and_out_with_the_session_cookie,
     a_forgotten_password_is_reset_by_an_emailed_link_that_expires,
+    using_one_link_spends_the_other_open_links_of_the_account,
     too_many_sign_ins_to_one_account_get_a_429,
     owners_invite_colleagues_and_other_roles_cannot,
     api_tokens_are_shown_once_and_can_be_revoked,
@@ -281,6 +282,43 @@ async fn a_forgotten_password_is_reset_by_an_emailed_link_that_expires(app: Test
     let expired = browser.get(&late).await;
     assert_eq!(expired.status, 404);
     expired.shows(&["This link has expired"]);
+}
+
+/// Two reset links asked for, the first used: the second no longer sets a password.
+async fn using_one_link_spends_the_other_open_links_of_the_account(app: TestApp) {
+    let link = invited(&app, "ada@example.org", Role::Admin).await;
+    choose_password(&mut Browser::of(&app), &link, Some("Ada"), PASSWORD).await;
+
+    let key = app.issuer.key.clone();
+    let now = app.clock.now();
+    let (first, second) = with_db(&app, move |conn| {
+        let mut path = || {
+            let id = accounts::request_reset(conn, &key, "ada@example.org", "PMO", now)
+                .expect("reset")
+                .expect("a known organiser");
+            format!("/organiser/password/{}", accounts::link_token(&key, id))
+        };
+        (path(), path())
+    })
+    .await;
+    assert_ne!(first, second);
+
+    let mut browser = Browser::of(&app);
+    let done = choose_password(&mut browser, &first, None, "a brand new pass phrase").await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let spent = Browser::of(&app).get(&second).await;
+    assert_eq!(spent.status, 404, "{}", spent.body);
+    spent.shows(&["This link has been used"]);
+    assert_eq!(
+        sign_in(
+            &mut Browser::of(&app),
+            "ada@example.org",
+            "a brand new pass phrase"
+        )
+        .await
+        .status,
+        303
+    );
 }
 
 /// After five attempts in a minute an account takes no more, from any address.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use diesel::prelude::*;
 use mail_parser::{MessageParser, MimeHeaders};
 use masterclass::checkin::token;
-use masterclass::db::schema::seats;
+use masterclass::db::schema::{bookings, seats, sessions};
 use masterclass::organisers::{self, accounts, NewOrganiser, Role};
 
 use crate::helpers::{expect_json, Backend, TestApp};
@@ -102,6 +102,7 @@ crate::on_both_backends_with!(super::app;
     a_certificate_lists_the_sessions_attended_with_their_cpd_hours_and_total,
     a_certificate_is_refused_before_the_event_and_to_someone_never_checked_in,
     a_certificate_is_emailed_to_the_attendee_with_the_pdf_attached,
+    a_seat_cancelled_after_its_check_in_is_left_off_the_certificate,
 );
 
 async fn the_sessions_page_lists_the_sessions_of_published_events(app: TestApp) {
@@ -490,4 +491,40 @@ async fn a_certificate_is_emailed_to_the_attendee_with_the_pdf_attached(app: Tes
     assert!(pdf.contents().starts_with(b"%PDF-"));
     let pdf_text = String::from_utf8_lossy(pdf.contents());
     assert!(pdf_text.contains("4.5 h") && pdf_text.contains("Benefits realisation"));
+}
+
+/// Checked in, then the seat cancelled: the session no longer counts towards the certificate.
+async fn a_seat_cancelled_after_its_check_in_is_left_off_the_certificate(app: TestApp) {
+    let reference = attended(&app, "certificate-cancelled").await;
+    let db = app.db.clone();
+    let owner = reference.clone();
+    let second = tokio::task::spawn_blocking(move || {
+        let mut conn = db.conn().expect("connection");
+        seats::table
+            .inner_join(sessions::table)
+            .inner_join(bookings::table)
+            .filter(bookings::reference.eq(owner))
+            .filter(sessions::title.eq("Benefits realisation"))
+            .select(sessions::id)
+            .first::<i64>(&mut *conn)
+            .expect("the second session's seat")
+    })
+    .await
+    .expect("query task");
+    expect_json(
+        app.admin_post(
+            &format!("/api/v1/admin/bookings/{reference}/cancel"),
+            &serde_json::json!({ "session_ids": [second] }),
+        )
+        .await,
+        200,
+    )
+    .await;
+    after_the_first_session(&app);
+    let mut browser = signed_in(&app, "admin@example.org", "Alex Admin", Role::Admin).await;
+
+    let page = browser.get(&certificate(&reference)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    page.shows(&["Benefits mapping", ">1.5<"]);
+    page.lacks(&["Benefits realisation", ">4.5<"]);
 }

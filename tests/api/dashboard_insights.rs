@@ -8,7 +8,7 @@ use masterclass::db::schema::{bookings, payments, refunds};
 use masterclass::organisers::{self, accounts, NewOrganiser, Role};
 use serde_json::json;
 
-use crate::helpers::{expect_json, TestApp};
+use crate::helpers::{expect_json, merged, TestApp};
 use crate::pages::Browser;
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -16,6 +16,7 @@ const PASSWORD: &str = "correct horse battery staple";
 crate::on_both_backends!(
     statistics_show_fill_rate_bookings_per_day_revenue_and_waitlists,
     with_no_event_chosen_the_newest_published_one_is_shown,
+    paid_invoices_count_what_was_left_after_credit_notes,
 );
 
 /// A browser signed in as a new organiser called `name` with `role`.
@@ -232,4 +233,75 @@ async fn with_no_event_chosen_the_newest_published_one_is_shown(app: TestApp) {
     assert_eq!(page.status, 200, "{}", page.body);
     page.shows(&["<option value=\"newer-2027\" selected>"]);
     page.lacks(&["<option value=\"older-2026\" selected>"]);
+}
+
+/// An invoice for two places (240.00), one cancelled and credited (145.00), then paid: the
+/// statistics count the 95.00 the booking was paid, not the invoice's gross.
+async fn paid_invoices_count_what_was_left_after_credit_notes(app: TestApp) {
+    let slug = "stats-credited";
+    let body = merged(
+        crate::helpers::event_body(slug),
+        json!({
+            "allow_clashes": true, "vat_rate_bp": 2000,
+            "invoices_allowed": true, "invoice_prefix": "STC"
+        }),
+    );
+    expect_json(app.admin_post("/api/v1/admin/events", &body).await, 201).await;
+    let kept = app
+        .session(slug, "Portfolio prioritisation", 10, 9_500)
+        .await;
+    let cancelled = app.next_day_session(slug, 10, 14_500).await;
+    let booked = expect_json(
+        app.book(slug, "sa@example.org", &[kept, cancelled]).await,
+        201,
+    )
+    .await;
+    let token = booked["manage_token"].as_str().expect("token").to_owned();
+    let reference = booked["reference"].as_str().expect("reference").to_owned();
+    expect_json(
+        app.post(
+            &format!("/api/v1/bookings/{token}/payments/invoice"),
+            &json!({
+                "company": "Analytical Engines Ltd",
+                "billing_address": "1 Babbage Street\nLondon EC1 2AB",
+                "vat_number": null,
+                "po_number": null
+            }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    expect_json(
+        app.admin_post(
+            &format!("/api/v1/admin/bookings/{reference}/cancel"),
+            &json!({"session_ids": [cancelled]}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    expect_json(
+        app.admin_post("/api/v1/admin/invoices/STC-0001/paid", &json!({}))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(app.booking(&token).await["paid_minor"], 9_500);
+
+    let mut admin = signed_in(&app, "ada@example.org", "Ada Admin", Role::Admin).await;
+    let page = admin.get(&format!("/organiser/stats?event={slug}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    page.shows(&[
+        "<dt>Received</dt><dd>£95.00</dd>",
+        "<dt>Net (received minus refunded)</dt><dd>£95.00</dd>",
+        "<dt>Invoiced</dt><dd>£95.00</dd>",
+        "<dt>Invoices paid</dt><dd>£95.00</dd>",
+        "<td data-label=\"Received\">£95.00</td>",
+    ]);
+    page.lacks(&["£240.00"]);
+    // The chart's axis is labelled in money, not in pence.
+    let svg = chart(&page.body, "revenue-chart");
+    assert!(svg.contains(">£95.00</text>"), "{svg}");
+    assert!(!svg.contains(">9500</text>"), "{svg}");
 }

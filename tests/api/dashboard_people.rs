@@ -111,6 +111,7 @@ crate::on_both_backends_with!(super::app;
     people_pages_are_for_admins_signed_in_with_a_valid_form,
     booking_search_finds_references_names_emails_and_organisations_in_any_case,
     a_booking_page_shows_seats_invoices_and_emails_and_marks_invoices_paid,
+    an_invoice_is_marked_paid_only_from_its_own_booking,
     refunds_are_confirmed_first_and_never_beyond_what_was_paid,
     seats_cancelled_from_the_booking_page_are_confirmed_first,
     the_outbox_shows_undelivered_emails_and_retries_them,
@@ -591,6 +592,52 @@ async fn a_booking_page_shows_seats_invoices_and_emails_and_marks_invoices_paid(
         .get("/organiser/invoices/overdue")
         .await
         .shows(&["No invoice is overdue."]);
+}
+
+/// Marking an invoice paid from another booking's page is refused as not found, and leaves the
+/// invoice unpaid.
+async fn an_invoice_is_marked_paid_only_from_its_own_booking(app: TestApp) {
+    let (slug, session) = invoicing_event(&app, "invoiced-elsewhere", "ELS").await;
+    let (first, first_token) = invoiced(&app, &slug, "fa@example.org", session).await;
+    let (second, second_token) = invoiced(&app, &slug, "ga@example.org", session).await;
+
+    let mut browser = signed_in(&app, "admin@example.org", Role::Admin).await;
+    let page = browser.get(&format!("/organiser/bookings/{first}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let wrong = browser
+        .post(
+            &format!("/organiser/bookings/{first}/invoices/ELS-0002/paid"),
+            &[("csrf", page.csrf())],
+        )
+        .await;
+    assert_eq!(wrong.status, 404, "{}", wrong.body);
+    let unknown = browser
+        .post(
+            "/organiser/bookings/PMO-NOSUCH/invoices/ELS-0002/paid",
+            &[("csrf", page.csrf())],
+        )
+        .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    assert_eq!(
+        app.booking(&second_token).await["payment_status"],
+        "invoiced"
+    );
+
+    let right = browser
+        .post(
+            &format!("/organiser/bookings/{second}/invoices/ELS-0002/paid"),
+            &[("csrf", page.csrf())],
+        )
+        .await;
+    assert_eq!(
+        right.location(),
+        format!("/organiser/bookings/{second}?done=paid")
+    );
+    assert_eq!(app.booking(&second_token).await["payment_status"], "paid");
+    assert_eq!(
+        app.booking(&first_token).await["payment_status"],
+        "invoiced"
+    );
 }
 
 /// A card payment of the booking, as the payment provider would have confirmed it.

@@ -107,6 +107,8 @@ async fn login(
     let password = form.get("password").unwrap_or_default().to_owned();
     let next = safe_next(form.get("next"));
     let account = crate::validation::Email::normalize(&email);
+    // Text that is no email address may be a password typed in the wrong field: never logged.
+    let loggable = crate::validation::Email::parse(&email).is_ok();
     state.pages.account_limiter.check(&account)?;
     let now = state.clock.now();
     let outcome = run(&state.db, move |conn| -> Result<_, Problem> {
@@ -129,7 +131,14 @@ async fn login(
         }
         None => {
             // Who tried, from where; never the password.
-            tracing::warn!(account = %account, client = %client(&req), "organiser sign-in refused");
+            if loggable {
+                tracing::warn!(account = %account, client = %client(&req), "organiser sign-in refused");
+            } else {
+                tracing::warn!(
+                    client = %client(&req),
+                    "organiser sign-in refused: what was typed is not an email address"
+                );
+            }
             login_page(
                 &state,
                 &req,

@@ -200,7 +200,7 @@ async fn email(
     let asked = reference.clone();
     let sent = run(&state.db, move |conn| -> Result<_, Problem> {
         match certificates::send(conn, &asked, now) {
-            Ok(_) => Ok(Ok(())),
+            Ok(sent) => Ok(Ok(sent.email)),
             Err(CertificateError::BookingNotFound(_)) => Ok(Err(None)),
             Err(CertificateError::Db(e)) => Err(e.into()),
             Err(e) => {
@@ -213,8 +213,18 @@ async fn email(
     })
     .await?;
     match sent {
-        Ok(()) => {
+        Ok(email) => {
             tracing::info!(organiser = me.id, booking = %reference, "certificate emailed");
+            // The email is queued in its own transaction, so the audit row follows it.
+            crate::audit::committed(
+                &state.db,
+                Some(me.id),
+                "certificate.email",
+                format!("booking:{reference}"),
+                None::<&()>,
+                Some(&serde_json::json!({ "to": email })),
+            )
+            .await;
             Ok(redirect(&format!(
                 "/organiser/bookings/{reference}/certificate?done=sent"
             )))

@@ -356,6 +356,22 @@ async fn present(
                 outcome = ?arrival.outcome,
                 "presented at the door"
             );
+            if matches!(arrival.outcome, Outcome::CheckedIn) {
+                // The check-in commits on its own, so the audit row follows it.
+                crate::audit::committed(
+                    &state.db,
+                    Some(organiser_id),
+                    "checkin.arrive",
+                    format!("seat:{}", arrival.entry.seat_id),
+                    Some(&serde_json::json!({ "checked_in": false })),
+                    Some(&serde_json::json!({
+                        "checked_in": true,
+                        "session": session_id,
+                        "reference": arrival.entry.reference,
+                    })),
+                )
+                .await;
+            }
             said_of(&arrival)
         }
         Err(CheckinError::UnknownCode) if by_code => Said {
@@ -458,6 +474,16 @@ async fn undo(
             organiser = me.id,
             "check-in undone"
         );
+        // The undo commits on its own, so the audit row follows it.
+        crate::audit::committed(
+            &state.db,
+            Some(me.id),
+            "checkin.undo",
+            format!("seat:{seat_id}"),
+            Some(&serde_json::json!({ "checked_in": true })),
+            Some(&serde_json::json!({ "checked_in": false })),
+        )
+        .await;
         Said {
             session: session_id,
             ok: true,

@@ -376,6 +376,7 @@ fn figures(event: &crate::events::Event, stats: &crate::stats::EventStats) -> Ev
             "Bookings made each day, expired holds left out",
             &day_names,
             &[per_day],
+            |n| n.to_string(),
         ),
         days: stats
             .bookings_per_day
@@ -387,6 +388,7 @@ fn figures(event: &crate::events::Event, stats: &crate::stats::EventStats) -> Ev
             "Card payments and paid invoices received, and refunds made, each day",
             &money_days,
             &[received, refunded],
+            |n| money(n, currency),
         ),
         revenue_days: revenue
             .days

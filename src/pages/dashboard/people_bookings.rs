@@ -695,7 +695,19 @@ async fn invoice_paid(
     let (reference, number) = path.into_inner();
     let now = state.clock.now();
     let marked = number.clone();
+    let owner = reference.clone();
     let outcome = run(&state.db, move |conn| -> Result<_, Problem> {
+        // Only an invoice of the booking in the address: any other is not found here.
+        let booking_id = match bookings::id_for_reference(conn, &owner) {
+            Ok(id) => Some(id),
+            Err(BookingError::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        };
+        match invoices::by_number(conn, &marked) {
+            Ok(invoice) if Some(invoice.booking_id) == booking_id => {}
+            Ok(_) => return Ok(Err(InvoiceError::NotFound(marked))),
+            Err(e) => return Ok(Err(e)),
+        }
         Ok(invoices::mark_paid(conn, &marked, now))
     })
     .await?;

@@ -45,6 +45,16 @@ pub(super) async fn change_capacity(
                         capacity = session.capacity,
                         "session capacity changed"
                     );
+                    // `update` runs its own write transaction, so the audit row follows it.
+                    crate::audit::committed(
+                        &state.db,
+                        Some(me.id),
+                        "session.capacity",
+                        format!("session:{}", session.id),
+                        Some(&serde_json::json!({ "capacity": current.capacity })),
+                        Some(&serde_json::json!({ "capacity": session.capacity })),
+                    )
+                    .await;
                     return Ok(redirect(&format!(
                         "/organiser/events/{}?done=capacity#session-{}",
                         event.slug, session.id
@@ -142,14 +152,25 @@ pub(super) async fn cancel_session(
         status: Some(SessionStatus::Cancelled),
         ..SessionChanges::default()
     };
-    let (event, session) = run(&state.db, move |conn| {
-        sessions::update(conn, id, changes, &issuer, now)
+    let (before, (event, session)) = run(&state.db, move |conn| -> Result<_, SessionError> {
+        let before = sessions::find(conn, id)?;
+        Ok((before, sessions::update(conn, id, changes, &issuer, now)?))
     })
     .await?;
     state.programmes.forget(&event.slug);
     // Paid places of a cancelled session are refunded.
     crate::payments::http::send_refunds_soon(&state);
     tracing::info!(organiser = me.id, session = session.id, "session cancelled");
+    // `update` runs its own write transaction, so the audit row follows it.
+    crate::audit::committed(
+        &state.db,
+        Some(me.id),
+        "session.cancel",
+        format!("session:{}", session.id),
+        Some(&serde_json::json!({ "status": before.status.as_str() })),
+        Some(&serde_json::json!({ "status": session.status.as_str() })),
+    )
+    .await;
     Ok(redirect(&format!(
         "/organiser/events/{}?done=cancelled",
         event.slug

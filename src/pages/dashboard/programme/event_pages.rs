@@ -2,6 +2,7 @@
 //! publishing, and its sessions with their places at a glance).
 
 use super::*;
+use crate::events::http::EventView;
 
 #[derive(Serialize, Default, Clone)]
 pub(super) struct RefundStep {
@@ -372,6 +373,16 @@ pub(super) async fn create_event(
             {
                 Ok(event) => {
                     tracing::info!(organiser = me.id, event = %event.slug, "event created");
+                    // `create` commits on its own, so the audit row follows it.
+                    crate::audit::committed(
+                        &state.db,
+                        Some(me.id),
+                        "event.create",
+                        format!("event:{}", event.slug),
+                        None::<&()>,
+                        Some(&EventView::from(&event)),
+                    )
+                    .await;
                     return Ok(redirect(&format!(
                         "/organiser/events/{}?done=created",
                         event.slug
@@ -551,13 +562,25 @@ pub(super) async fn update_event(
         Ok(changes) => {
             let at = slug.clone();
             match run(&state.db, move |conn| {
-                Ok::<_, Problem>(events::update(conn, &at, changes))
+                Ok::<_, Problem>(events::find(conn, &at).and_then(|before| {
+                    events::update(conn, &at, changes).map(|event| (before, event))
+                }))
             })
             .await?
             {
-                Ok(event) => {
+                Ok((before, event)) => {
                     state.programmes.forget(&event.slug);
                     tracing::info!(organiser = me.id, event = %event.slug, "event changed");
+                    // `update` runs its own write transaction, so the audit row follows it.
+                    crate::audit::committed(
+                        &state.db,
+                        Some(me.id),
+                        "event.update",
+                        format!("event:{}", event.slug),
+                        Some(&EventView::from(&before)),
+                        Some(&EventView::from(&event)),
+                    )
+                    .await;
                     return Ok(redirect(&format!(
                         "/organiser/events/{}?done=saved",
                         event.slug
@@ -607,9 +630,27 @@ pub(super) async fn event_status(
         status: Some(status),
         ..EventChanges::default()
     };
-    let event = run(&state.db, move |conn| events::update(conn, &slug, changes)).await?;
+    let (before, event) = run(&state.db, move |conn| -> Result<_, EventError> {
+        let before = events::find(conn, &slug)?;
+        Ok((before, events::update(conn, &slug, changes)?))
+    })
+    .await?;
     state.programmes.forget(&event.slug);
     tracing::info!(organiser = me.id, event = %event.slug, status = status.as_str(), "event status changed");
+    // `update` runs its own write transaction, so the audit row follows it.
+    crate::audit::committed(
+        &state.db,
+        Some(me.id),
+        if status == EventStatus::Published {
+            "event.publish"
+        } else {
+            "event.unpublish"
+        },
+        format!("event:{}", event.slug),
+        Some(&serde_json::json!({ "status": before.status.as_str() })),
+        Some(&serde_json::json!({ "status": event.status.as_str() })),
+    )
+    .await;
     let done = if status == EventStatus::Published {
         "published"
     } else {

@@ -1,6 +1,7 @@
 //! The session form, to add a session to an event or change one, and duplicating a session.
 
 use super::*;
+use crate::sessions::http::SessionView;
 
 /// The session form as entered.
 #[derive(Serialize, Default)]
@@ -293,6 +294,16 @@ pub(super) async fn create_session(
                 Ok(session) => {
                     state.programmes.forget(&event.slug);
                     tracing::info!(organiser = me.id, session = session.id, "session created");
+                    // `create` commits on its own, so the audit row follows it.
+                    crate::audit::committed(
+                        &state.db,
+                        Some(me.id),
+                        "session.create",
+                        format!("session:{}", session.id),
+                        None::<&()>,
+                        Some(&SessionView::new(&session, &event)),
+                    )
+                    .await;
                     return Ok(redirect(&format!(
                         "/organiser/events/{}?done=session-created",
                         event.slug
@@ -377,6 +388,16 @@ pub(super) async fn update_session(
                 Ok((event, session)) => {
                     state.programmes.forget(&event.slug);
                     tracing::info!(organiser = me.id, session = session.id, "session changed");
+                    // `update` runs its own write transaction, so the audit row follows it.
+                    crate::audit::committed(
+                        &state.db,
+                        Some(me.id),
+                        "session.update",
+                        format!("session:{}", session.id),
+                        Some(&SessionView::new(&current, &event)),
+                        Some(&SessionView::new(&session, &event)),
+                    )
+                    .await;
                     return Ok(redirect(&format!(
                         "/organiser/events/{}?done=session-saved",
                         event.slug
@@ -433,6 +454,16 @@ pub(super) async fn duplicate_session(
         session = made.id,
         "session duplicated"
     );
+    // The copy commits on its own, so the audit row follows it.
+    crate::audit::committed(
+        &state.db,
+        Some(me.id),
+        "session.duplicate",
+        format!("session:{}", made.id),
+        Some(&serde_json::json!({ "from": format!("session:{}", original.id) })),
+        Some(&SessionView::new(&made, &event)),
+    )
+    .await;
     state.programmes.forget(&event.slug);
     Ok(redirect(&format!(
         "/organiser/events/{}?done=duplicated",
