@@ -128,6 +128,11 @@ fn seed(conn: &mut DbConn, issuer: &Issuer) -> anyhow::Result<Option<String>> {
                 capacity: class.capacity,
                 price_minor: class.price_minor,
                 status: SessionStatus::Published,
+                // A CPD hour for every hour of the session.
+                cpd_tenths: i32::try_from(
+                    (at(class.day, class.end)? - at(class.day, class.start)?).num_minutes() / 6,
+                )
+                .unwrap_or(0),
             },
         )?;
     }

@@ -289,6 +289,7 @@ fn fill_outbox(database: &DatabaseSettings, emails: usize) -> anyhow::Result<Db>
             capacity: i32::try_from(emails).unwrap_or(MAX_CAPACITY).min(MAX_CAPACITY),
             price_minor: 14_500,
             status: SessionStatus::Published,
+            cpd_tenths: 15,
         },
     )?;
     let line = SessionLine {

@@ -112,6 +112,11 @@ pub struct SessionInput {
     /// `published` (the default), `draft` or `cancelled`.
     #[serde(default)]
     pub status: Option<SessionStatus>,
+    /// CPD hours the session counts for on certificates of attendance, in tenths of an hour
+    /// (15 is 1.5 hours); 0 when left out.
+    #[serde(default)]
+    #[schema(maximum = 1000)]
+    pub cpd_tenths: i32,
 }
 
 fn capacity(value: i32) -> Result<i32, String> {
@@ -162,6 +167,9 @@ impl TryFrom<SessionInput> for NewSession {
         let price_minor = f.check("price_minor", price(input.price_minor));
         let starts_at = f.check("starts_at", instant(input.starts_at));
         let ends_at = f.check("ends_at", instant(input.ends_at));
+        let cpd_tenths = f
+            .check("cpd_tenths", cpd(input.cpd_tenths))
+            .unwrap_or_default();
         f.finish()?;
         match (
             title,
@@ -195,6 +203,7 @@ impl TryFrom<SessionInput> for NewSession {
                 capacity,
                 price_minor,
                 status: input.status.unwrap_or(SessionStatus::Published),
+                cpd_tenths,
             }),
             _ => Err(ValidationError::single("body", "is not valid")),
         }

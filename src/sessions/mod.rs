@@ -145,6 +145,8 @@ pub struct NewSession {
     pub capacity: i32,
     pub price_minor: i64,
     pub status: SessionStatus,
+    /// CPD hours it counts for on certificates of attendance, in tenths of an hour.
+    pub cpd_tenths: i32,
 }
 
 /// Changes to a session; `None` leaves a field as it is, `Some(None)` clears an optional one.
@@ -229,6 +231,7 @@ pub fn create(
             sessions::taken.eq(0),
             sessions::price_minor.eq(new.price_minor),
             sessions::status.eq(new.status.as_str()),
+            sessions::cpd_tenths.eq(new.cpd_tenths),
             sessions::created_at.eq(now),
             sessions::updated_at.eq(now),
         ))

@@ -376,6 +376,7 @@ async fn a_session_that_has_started_cannot_be_booked(app: TestApp) {
 }
 
 on_both_backends!(
+    a_session_counts_for_the_cpd_hours_it_is_given,
     a_new_session_is_published_and_free_unless_told_otherwise,
     a_new_session_with_an_invalid_field_is_refused_naming_it,
     a_session_for_an_unknown_event_is_not_found,
@@ -389,3 +390,34 @@ on_both_backends!(
     a_cancelled_session_cannot_be_booked,
     a_session_that_has_started_cannot_be_booked,
 );
+
+/// CPD hours (tenths) are taken when a session is made, shown, changed, and checked.
+async fn a_session_counts_for_the_cpd_hours_it_is_given(app: TestApp) {
+    let slug = app.published_event("cpd").await;
+    let body = crate::helpers::merged(
+        crate::helpers::session_body("Portfolio triage", 10, 0),
+        serde_json::json!({"cpd_tenths": 15}),
+    );
+    let made = expect_json(app.create_session(&slug, &body).await, 201).await;
+    assert_eq!(made["cpd_tenths"], 15);
+    let plain = expect_json(
+        app.create_session(&slug, &crate::helpers::session_body("Plain", 10, 0))
+            .await,
+        201,
+    )
+    .await;
+    assert_eq!(plain["cpd_tenths"], 0);
+    let too_many = crate::helpers::merged(
+        crate::helpers::session_body("Marathon", 10, 0),
+        serde_json::json!({"cpd_tenths": 1001}),
+    );
+    crate::helpers::expect_invalid(app.create_session(&slug, &too_many).await, "cpd_tenths").await;
+    let id = made["id"].as_i64().expect("id");
+    let changed = expect_json(
+        app.patch_session(id, &serde_json::json!({"cpd_tenths": 30}))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(changed["cpd_tenths"], 30);
+}

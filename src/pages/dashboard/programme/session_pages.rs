@@ -16,6 +16,8 @@ pub(super) struct SessionValues {
     ends_at: String,
     capacity: String,
     price: String,
+    /// CPD hours, e.g. "1.5".
+    cpd_hours: String,
     waitlist_enabled: bool,
     published: bool,
 }
@@ -32,6 +34,7 @@ impl SessionValues {
             ends_at: local_input(s.ends_at, zone),
             capacity: s.capacity.to_string(),
             price: price_text(s.price_minor),
+            cpd_hours: crate::certificates::hours(s.cpd_tenths),
             waitlist_enabled: s.waitlist_enabled,
             published: s.status == SessionStatus::Published,
         }
@@ -49,6 +52,7 @@ impl SessionValues {
             ends_at: text("ends_at"),
             capacity: text("capacity"),
             price: text("price"),
+            cpd_hours: text("cpd_hours"),
             waitlist_enabled: checked(form, "waitlist_enabled"),
             published: checked(form, "published"),
         }
@@ -89,12 +93,16 @@ impl SessionValues {
         let price = parse_price(&self.price)
             .map_err(|m| errors.push(message("price", m)))
             .ok();
+        let cpd_tenths = cpd_tenths(&self.cpd_hours)
+            .map_err(|m| errors.push(message("cpd_hours", m)))
+            .ok();
         (
             SessionNumbers {
                 starts,
                 ends,
                 capacity,
                 price,
+                cpd_tenths,
             },
             errors,
         )
@@ -113,6 +121,7 @@ impl SessionValues {
             ends_at: n.ends.unwrap_or(placeholder),
             capacity: n.capacity.unwrap_or(0),
             price_minor: n.price.unwrap_or(0),
+            cpd_tenths: n.cpd_tenths.unwrap_or(0),
             status: Some(if self.published {
                 SessionStatus::Published
             } else {
@@ -141,6 +150,7 @@ impl SessionValues {
             ends_at: n.ends,
             capacity: n.capacity,
             price_minor: n.price,
+            cpd_tenths: n.cpd_tenths,
             // A cancelled session stays cancelled.
             status: (current.status != SessionStatus::Cancelled).then_some(if self.published {
                 SessionStatus::Published
@@ -167,6 +177,26 @@ pub(super) struct SessionNumbers {
     ends: Option<DateTime<FixedOffset>>,
     capacity: Option<i32>,
     price: Option<i64>,
+    cpd_tenths: Option<i32>,
+}
+
+/// CPD hours as typed ("", "2", "1.5") in tenths of an hour, at most 100 hours.
+fn cpd_tenths(raw: &str) -> Result<i32, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(0);
+    }
+    let (whole, tenth) = raw.split_once('.').unwrap_or((raw, "0"));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !digits(tenth) || tenth.len() > 1 || whole.len() > 3 {
+        return Err("enter hours like 2 or 1.5".to_owned());
+    }
+    let tenths = whole.parse::<i32>().unwrap_or(i32::MAX).saturating_mul(10)
+        + tenth.parse::<i32>().unwrap_or(0);
+    if tenths > 1000 {
+        return Err("enter at most 100 hours".to_owned());
+    }
+    Ok(tenths)
 }
 
 /// A session's refusal as a message next to the field it concerns; other failures as pages.
@@ -441,6 +471,7 @@ pub(super) async fn duplicate_session(
         capacity: original.capacity,
         price_minor: original.price_minor,
         status: SessionStatus::Draft,
+        cpd_tenths: original.cpd_tenths,
     };
     let (slug, waitlist) = (event.slug.clone(), original.waitlist_enabled);
     let (issuer, now) = (state.issuer.clone(), state.clock.now());
@@ -495,5 +526,23 @@ pub(super) fn empty_patch() -> SessionPatch {
         status: None,
         waitlist_enabled: None,
         cpd_tenths: None,
+    }
+}
+
+#[cfg(test)]
+mod cpd_tests {
+    use super::cpd_tenths;
+
+    #[test]
+    fn cpd_hours_are_read_to_the_tenth() {
+        assert_eq!(cpd_tenths(""), Ok(0));
+        assert_eq!(cpd_tenths("2"), Ok(20));
+        assert_eq!(cpd_tenths(" 1.5 "), Ok(15));
+        assert_eq!(cpd_tenths("100"), Ok(1000));
+        assert!(cpd_tenths("100.1").is_err());
+        assert!(cpd_tenths("1.25").is_err());
+        assert!(cpd_tenths("-1").is_err());
+        assert!(cpd_tenths("1,5").is_err());
+        assert!(cpd_tenths(".5").is_err());
     }
 }
