@@ -229,10 +229,13 @@ pub struct InvoiceQuery {
 async fn list_invoices(
     state: web::Data<AppState>,
     auth: Authenticated,
-    query: web::Query<InvoiceQuery>,
+    // Read after the role check, so a role without access is told that, whatever it asked.
+    query: Result<web::Query<InvoiceQuery>, actix_web::Error>,
 ) -> Result<web::Json<Vec<InvoiceView>>, Problem> {
     auth.require(Role::Admin)?;
-    let query = query.into_inner();
+    let query = query
+        .map_err(|e| Problem::from(ValidationError::single("query", e.to_string())))?
+        .into_inner();
     let filter = query.state.unwrap_or(Filter::Unpaid);
     let now = state.clock.now();
     let invoices = run(

@@ -26,7 +26,7 @@ async fn with_db<T: Send + 'static>(
 }
 
 /// An organiser with `role` and the path of their invitation link.
-async fn invited(app: &TestApp, email: &str, role: Role) -> String {
+pub(crate) async fn invited(app: &TestApp, email: &str, role: Role) -> String {
     let key = app.issuer.key.clone();
     let now = app.clock.now();
     let email = email.to_owned();
@@ -75,7 +75,7 @@ async fn outbox(app: &TestApp, to: &str, template: &str) -> usize {
 }
 
 /// Accepts an invitation (or a reset) at `link` with the password; returns the answer.
-async fn choose_password(
+pub(crate) async fn choose_password(
     browser: &mut Browser,
     link: &str,
     name: Option<&str>,

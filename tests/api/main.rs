@@ -5,6 +5,7 @@ mod smtp;
 mod stripe;
 
 mod audit;
+mod authorisation;
 mod bookings;
 mod checkin;
 mod cli;

@@ -158,8 +158,6 @@ impl SessionValues {
                 SessionStatus::Draft
             }),
             waitlist_enabled: Some(self.waitlist_enabled),
-            // Anything else is not on this form: kept as it is.
-            ..empty_patch()
         };
         match SessionChanges::try_from(patch) {
             Ok(changes) if errors.is_empty() => Ok(changes),
