@@ -7,7 +7,7 @@ use masterclass::db::schema::{audit_log, organisers, seats};
 use masterclass::organisers::Role;
 use serde_json::{json, Value};
 
-use crate::dashboard_insights::signed_in;
+use crate::dashboard::signed_in_as as signed_in;
 use crate::helpers::{expect_json, TestApp};
 
 crate::on_both_backends!(

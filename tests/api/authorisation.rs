@@ -6,12 +6,9 @@ use diesel::prelude::*;
 use masterclass::organisers::Role;
 use serde_json::{json, Value};
 
-use crate::dashboard::{choose_password, invited};
 use crate::helpers::{expect_json, merged, problem_type, TestApp};
 use crate::on_both_backends;
 use crate::pages::{Browser, Page};
-
-const PASSWORD: &str = "correct horse battery staple";
 
 /// The smallest role each admin operation of the API accepts, as (method, path template, role).
 const API: &[(&str, &str, Role)] = &[
@@ -83,6 +80,7 @@ enum Needs {
     At(Role),
 }
 
+use crate::dashboard::signed_in;
 use Needs::{Anyone, At};
 
 /// Every dashboard route, as (method, path template, who may use it), from the `routes`
@@ -474,14 +472,6 @@ fn mounted_dashboard_routes() -> Vec<(String, String)> {
     }
     found.sort();
     found
-}
-
-async fn signed_in(app: &TestApp, email: &str, role: Role) -> Browser {
-    let link = invited(app, email, role).await;
-    let mut browser = Browser::of(app);
-    let done = choose_password(&mut browser, &link, Some("Role Holder"), PASSWORD).await;
-    assert_eq!(done.status, 303, "signed in: {}", done.body);
-    browser
 }
 
 /// Sends `method` to `path`; a post carries only the form token.

@@ -8,14 +8,14 @@ use masterclass::organisers::{self, accounts, NewOrganiser, Role};
 use crate::helpers::{Backend, TestApp};
 use crate::pages::{Browser, Page};
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 async fn app(backend: Backend) -> Option<TestApp> {
     TestApp::spawn(backend).await
 }
 
 /// Runs `f` with a connection of the app's database.
-async fn with_db<T: Send + 'static>(
+pub(crate) async fn with_db<T: Send + 'static>(
     app: &TestApp,
     f: impl FnOnce(&mut masterclass::db::DbConn) -> T + Send + 'static,
 ) -> T {
@@ -57,6 +57,20 @@ async fn newest_link(app: &TestApp, email: &str) -> Option<String> {
         id.map(|id| format!("/organiser/password/{}", accounts::link_token(&key, id)))
     })
     .await
+}
+
+/// A browser signed in as a new organiser with `role` (named Pat Organiser).
+pub(crate) async fn signed_in(app: &TestApp, email: &str, role: Role) -> Browser {
+    signed_in_as(app, email, "Pat Organiser", role).await
+}
+
+/// A browser signed in as a new organiser `name` with `role`, through their invitation link.
+pub(crate) async fn signed_in_as(app: &TestApp, email: &str, name: &str, role: Role) -> Browser {
+    let link = invited(app, email, role).await;
+    let mut browser = Browser::of(app);
+    let done = choose_password(&mut browser, &link, Some(name), PASSWORD).await;
+    assert_eq!(done.status, 303, "signed in: {}", done.body);
+    browser
 }
 
 /// Emails waiting in the outbox for `to` with `template`.

@@ -7,50 +7,16 @@ use diesel::prelude::*;
 use mail_parser::{MessageParser, MimeHeaders};
 use masterclass::checkin::token;
 use masterclass::db::schema::{bookings, seats, sessions};
-use masterclass::organisers::{self, accounts, NewOrganiser, Role};
+use masterclass::organisers::Role;
 
+use crate::dashboard::signed_in_as;
 use crate::helpers::{expect_json, Backend, TestApp};
 use crate::mail::{drain, mailer};
 use crate::pages::{Browser, Page};
 use crate::smtp::{self, SmtpServer};
 
-const PASSWORD: &str = "correct horse battery staple";
-
 async fn app(backend: Backend) -> Option<TestApp> {
     TestApp::spawn(backend).await
-}
-
-/// A browser signed in as a new organiser called `name` with `role`.
-async fn signed_in(app: &TestApp, email: &str, name: &str, role: Role) -> Browser {
-    let key = app.issuer.key.clone();
-    let now = app.clock.now();
-    let owned = email.to_owned();
-    let db = app.db.clone();
-    let link = tokio::task::spawn_blocking(move || {
-        let mut conn = db.conn().expect("connection");
-        let new = NewOrganiser::parse(&owned, "Invited Person", role).expect("valid");
-        let organiser = organisers::insert(&mut conn, &new).expect("organiser");
-        let link = accounts::invite_link(&mut conn, &key, &organiser, "PMO Masterclasses", now)
-            .expect("link");
-        format!("/organiser/password/{}", accounts::link_token(&key, link))
-    })
-    .await
-    .expect("database task");
-    let mut browser = Browser::of(app);
-    let form = browser.get(&link).await;
-    let done = browser
-        .post(
-            &link,
-            &[
-                ("csrf", form.csrf().as_str()),
-                ("name", name),
-                ("password", PASSWORD),
-                ("repeat_password", PASSWORD),
-            ],
-        )
-        .await;
-    assert_eq!(done.location(), "/organiser");
-    browser
 }
 
 /// The id of `email`'s newest seat in `session_id`.
@@ -108,7 +74,7 @@ crate::on_both_backends_with!(super::app;
 async fn the_sessions_page_lists_the_sessions_of_published_events(app: TestApp) {
     let slug = app.published_event("door-pages-list").await;
     let session = app.session(&slug, "Benefits mapping", 10, 0).await;
-    let mut browser = signed_in(&app, "door@example.org", "Chris Checkin", Role::Checkin).await;
+    let mut browser = signed_in_as(&app, "door@example.org", "Chris Checkin", Role::Checkin).await;
 
     let page = browser.get("/organiser/checkin").await;
 
@@ -145,7 +111,7 @@ async fn a_code_entered_at_the_door_checks_in_once_and_each_refusal_is_shown(app
     let ada_code = code_of(&app, session, "ada@example.org").await;
     let ada_other_code = code_of(&app, other, "ada@example.org").await;
     let held_code = code_of(&app, priced, "held@example.org").await;
-    let mut browser = signed_in(&app, "door@example.org", "Chris Checkin", Role::Checkin).await;
+    let mut browser = signed_in_as(&app, "door@example.org", "Chris Checkin", Role::Checkin).await;
 
     let before = browser.get(&door(session)).await;
     before.shows(&["<strong>0</strong> checked in of <strong>1</strong> confirmed"]);
@@ -195,7 +161,7 @@ async fn a_person_found_by_search_is_checked_in_with_a_button_and_can_be_undone(
     app.booked(&slug, "grace@example.org", &[session]).await;
     let reference = ada["reference"].as_str().expect("reference").to_owned();
     let seat = seat_id(&app, session, "ada@example.org").await;
-    let mut browser = signed_in(&app, "admin@example.org", "Alex Admin", Role::Admin).await;
+    let mut browser = signed_in_as(&app, "admin@example.org", "Alex Admin", Role::Admin).await;
 
     let found = browser
         .get(&format!("{}?q={}", door(session), reference.to_lowercase()))
@@ -255,7 +221,7 @@ async fn the_door_needs_a_signed_in_organiser_and_a_form_token(app: TestApp) {
         );
     }
 
-    let mut browser = signed_in(&app, "door@example.org", "Chris Checkin", Role::Checkin).await;
+    let mut browser = signed_in_as(&app, "door@example.org", "Chris Checkin", Role::Checkin).await;
     let page = browser.get(&door(session)).await;
     let forged = browser
         .post(
@@ -340,7 +306,7 @@ fn certificate(reference: &str) -> String {
 async fn a_certificate_lists_the_sessions_attended_with_their_cpd_hours_and_total(app: TestApp) {
     let reference = attended(&app, "certificate-content").await;
     after_the_first_session(&app);
-    let mut browser = signed_in(&app, "admin@example.org", "Alex Admin", Role::Admin).await;
+    let mut browser = signed_in_as(&app, "admin@example.org", "Alex Admin", Role::Admin).await;
 
     let page = browser.get(&certificate(&reference)).await;
     let pdf = browser
@@ -391,7 +357,7 @@ async fn a_certificate_is_refused_before_the_event_and_to_someone_never_checked_
     let session = app.session(&slug, "Benefits mapping", 10, 0).await;
     let absent = app.booked(&slug, "grace@example.org", &[session]).await;
     let absent = absent["reference"].as_str().expect("reference").to_owned();
-    let mut browser = signed_in(&app, "admin@example.org", "Alex Admin", Role::Admin).await;
+    let mut browser = signed_in_as(&app, "admin@example.org", "Alex Admin", Role::Admin).await;
 
     let early = browser.get(&certificate(&reference)).await;
     early.shows(&["No certificate yet", "before the event", "role=\"alert\""]);
@@ -408,7 +374,7 @@ async fn a_certificate_is_refused_before_the_event_and_to_someone_never_checked_
 
     after_the_first_session(&app);
     // Signed in again: the first sign-in has expired by then.
-    let mut browser = signed_in(&app, "admin2@example.org", "Alex Admin", Role::Admin).await;
+    let mut browser = signed_in_as(&app, "admin2@example.org", "Alex Admin", Role::Admin).await;
     let never = browser.get(&certificate(&absent)).await;
     never.shows(&["No certificate yet", "not checked in to any session"]);
     let never_pdf = browser.get(&format!("{}.pdf", certificate(&absent))).await;
@@ -429,7 +395,7 @@ async fn a_certificate_is_refused_before_the_event_and_to_someone_never_checked_
     .expect("query task");
     assert_eq!(queued, 0, "nothing was emailed");
 
-    let mut door = signed_in(&app, "door@example.org", "Chris Checkin", Role::Checkin).await;
+    let mut door = signed_in_as(&app, "door@example.org", "Chris Checkin", Role::Checkin).await;
     let refused = door.get(&certificate(&reference)).await;
     assert_eq!(refused.status, 403, "certificates are for admins");
     let mut stranger = Browser::of(&app);
@@ -450,7 +416,7 @@ async fn a_certificate_is_emailed_to_the_attendee_with_the_pdf_attached(app: Tes
     let mailer = mailer(&app, server.port, |_| {});
     drain(&app, &mailer).await; // the booking's confirmation
     let before = server.messages().len();
-    let mut browser = signed_in(&app, "admin@example.org", "Alex Admin", Role::Admin).await;
+    let mut browser = signed_in_as(&app, "admin@example.org", "Alex Admin", Role::Admin).await;
     let page = browser.get(&certificate(&reference)).await;
 
     let sent = browser
@@ -521,7 +487,7 @@ async fn a_seat_cancelled_after_its_check_in_is_left_off_the_certificate(app: Te
     )
     .await;
     after_the_first_session(&app);
-    let mut browser = signed_in(&app, "admin@example.org", "Alex Admin", Role::Admin).await;
+    let mut browser = signed_in_as(&app, "admin@example.org", "Alex Admin", Role::Admin).await;
 
     let page = browser.get(&certificate(&reference)).await;
     assert_eq!(page.status, 200, "{}", page.body);

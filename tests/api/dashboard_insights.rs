@@ -5,52 +5,17 @@
 use chrono::{Duration, NaiveDate};
 use diesel::prelude::*;
 use masterclass::db::schema::{bookings, payments, refunds};
-use masterclass::organisers::{self, accounts, NewOrganiser, Role};
+use masterclass::organisers::Role;
 use serde_json::json;
 
+use crate::dashboard::signed_in_as;
 use crate::helpers::{expect_json, merged, TestApp};
-use crate::pages::Browser;
-
-const PASSWORD: &str = "correct horse battery staple";
 
 crate::on_both_backends!(
     statistics_show_fill_rate_bookings_per_day_revenue_and_waitlists,
     with_no_event_chosen_the_newest_published_one_is_shown,
     paid_invoices_count_what_was_left_after_credit_notes,
 );
-
-/// A browser signed in as a new organiser called `name` with `role`.
-pub(crate) async fn signed_in(app: &TestApp, email: &str, name: &str, role: Role) -> Browser {
-    let key = app.issuer.key.clone();
-    let now = app.clock.now();
-    let owned = email.to_owned();
-    let db = app.db.clone();
-    let link = tokio::task::spawn_blocking(move || {
-        let mut conn = db.conn().expect("connection");
-        let new = NewOrganiser::parse(&owned, "Invited Person", role).expect("valid");
-        let organiser = organisers::insert(&mut conn, &new).expect("organiser");
-        let link = accounts::invite_link(&mut conn, &key, &organiser, "PMO Masterclasses", now)
-            .expect("link");
-        format!("/organiser/password/{}", accounts::link_token(&key, link))
-    })
-    .await
-    .expect("database task");
-    let mut browser = Browser::of(app);
-    let form = browser.get(&link).await;
-    let done = browser
-        .post(
-            &link,
-            &[
-                ("csrf", form.csrf().as_str()),
-                ("name", name),
-                ("password", PASSWORD),
-                ("repeat_password", PASSWORD),
-            ],
-        )
-        .await;
-    assert_eq!(done.location(), "/organiser");
-    browser
-}
 
 /// The SVG chart inside the element with `id` on the page, checked to be one whole `<svg>`
 /// element with a title, a description and an accessible name.
@@ -161,7 +126,7 @@ async fn statistics_show_fill_rate_bookings_per_day_revenue_and_waitlists(app: T
     .await
     .expect("database task");
 
-    let mut admin = signed_in(&app, "ada@example.org", "Ada Admin", Role::Admin).await;
+    let mut admin = signed_in_as(&app, "ada@example.org", "Ada Admin", Role::Admin).await;
     let page = admin.get(&format!("/organiser/stats?event={slug}")).await;
     assert_eq!(page.status, 200, "{}", page.body);
     page.lacks(&["style="]);
@@ -228,7 +193,7 @@ async fn with_no_event_chosen_the_newest_published_one_is_shown(app: TestApp) {
         201,
     )
     .await;
-    let mut admin = signed_in(&app, "ada@example.org", "Ada Admin", Role::Admin).await;
+    let mut admin = signed_in_as(&app, "ada@example.org", "Ada Admin", Role::Admin).await;
     let page = admin.get("/organiser/stats").await;
     assert_eq!(page.status, 200, "{}", page.body);
     page.shows(&["<option value=\"newer-2027\" selected>"]);
@@ -289,7 +254,7 @@ async fn paid_invoices_count_what_was_left_after_credit_notes(app: TestApp) {
     .await;
     assert_eq!(app.booking(&token).await["paid_minor"], 9_500);
 
-    let mut admin = signed_in(&app, "ada@example.org", "Ada Admin", Role::Admin).await;
+    let mut admin = signed_in_as(&app, "ada@example.org", "Ada Admin", Role::Admin).await;
     let page = admin.get(&format!("/organiser/stats?event={slug}")).await;
     assert_eq!(page.status, 200, "{}", page.body);
     page.shows(&[

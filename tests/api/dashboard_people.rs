@@ -3,57 +3,15 @@
 //! Every action is checked in the API or the database afterwards.
 
 use diesel::prelude::*;
-use masterclass::organisers::{self, accounts, NewOrganiser, Role};
+use masterclass::organisers::Role;
 use serde_json::{json, Value};
 
+use crate::dashboard::{signed_in, with_db};
 use crate::helpers::{expect_json, Backend, TestApp};
 use crate::pages::Browser;
 
-const PASSWORD: &str = "correct horse battery staple";
-
 async fn app(backend: Backend) -> Option<TestApp> {
     TestApp::spawn(backend).await
-}
-
-/// Runs `f` with a connection of the app's database.
-async fn with_db<T: Send + 'static>(
-    app: &TestApp,
-    f: impl FnOnce(&mut masterclass::db::DbConn) -> T + Send + 'static,
-) -> T {
-    let db = app.db.clone();
-    tokio::task::spawn_blocking(move || f(&mut db.conn().expect("connection")))
-        .await
-        .expect("database task")
-}
-
-/// A browser signed in as a new organiser with `role`.
-async fn signed_in(app: &TestApp, email: &str, role: Role) -> Browser {
-    let key = app.issuer.key.clone();
-    let now = app.clock.now();
-    let owned = email.to_owned();
-    let link = with_db(app, move |conn| {
-        let new = NewOrganiser::parse(&owned, "Pat Organiser", role).expect("valid");
-        let organiser = organisers::insert(conn, &new).expect("organiser");
-        let link =
-            accounts::invite_link(conn, &key, &organiser, "PMO Masterclasses", now).expect("link");
-        format!("/organiser/password/{}", accounts::link_token(&key, link))
-    })
-    .await;
-    let mut browser = Browser::of(app);
-    let form = browser.get(&link).await;
-    let done = browser
-        .post(
-            &link,
-            &[
-                ("csrf", form.csrf().as_str()),
-                ("name", "Pat Organiser"),
-                ("password", PASSWORD),
-                ("repeat_password", PASSWORD),
-            ],
-        )
-        .await;
-    assert_eq!(done.status, 303, "signed in: {}", done.body);
-    browser
 }
 
 /// Books `session` for `email`; returns the booking's reference.
