@@ -144,3 +144,40 @@ async fn every_documented_operation_is_served() {
         );
     }
 }
+
+/// Every `$ref` in the document points at a schema it defines (a schema only an extractor
+/// would have contributed is easy to lose).
+#[tokio::test]
+async fn every_reference_in_the_document_resolves() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let doc = document(&app).await;
+    let defined = doc["components"]["schemas"]
+        .as_object()
+        .expect("schemas")
+        .clone();
+    let mut refs = Vec::new();
+    let mut stack = vec![&doc];
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    refs.push(target.clone());
+                }
+                stack.extend(map.values());
+            }
+            Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    assert!(!refs.is_empty());
+    let missing: Vec<&String> = refs
+        .iter()
+        .filter(|r| {
+            r.strip_prefix("#/components/schemas/")
+                .is_none_or(|name| !defined.contains_key(name))
+        })
+        .collect();
+    assert!(missing.is_empty(), "unresolved references: {missing:?}");
+}
