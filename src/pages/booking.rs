@@ -45,6 +45,24 @@ pub struct FieldMessage {
     pub message: String,
 }
 
+impl FieldMessage {
+    /// The message `text` for `field`, written as a sentence.
+    pub fn new(field: &str, text: &str) -> Self {
+        Self {
+            field: field.to_owned(),
+            message: sentence(text),
+        }
+    }
+
+    /// A message for every field refused input names, under the same field names.
+    pub fn all(err: &crate::validation::ValidationError) -> Vec<Self> {
+        err.0
+            .iter()
+            .map(|f| Self::new(&f.field, &f.message))
+            .collect()
+    }
+}
+
 #[derive(Serialize)]
 struct BookPage {
     title: String,

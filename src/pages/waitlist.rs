@@ -7,7 +7,7 @@ use actix_web::web::{self, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use super::booking::{sentence, FieldMessage, Values};
+use super::booking::{FieldMessage, Values};
 use super::programme::{EventSummary, SessionCard};
 use super::{csrf, html_page, redirect, FormData, PageError};
 use crate::api::idempotency::{self, Guarded};
@@ -150,14 +150,7 @@ async fn join(
         (outcome, ..) => {
             let errors = outcome
                 .err()
-                .map(|e| {
-                    e.0.iter()
-                        .map(|f| FieldMessage {
-                            field: f.field.clone(),
-                            message: sentence(&f.message),
-                        })
-                        .collect()
-                })
+                .map(|e| FieldMessage::all(&e))
                 .unwrap_or_default();
             return join_page(
                 &state,

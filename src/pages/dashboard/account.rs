@@ -10,7 +10,7 @@ use super::{ended_cookie, require, safe_next, session_cookie, signed_in, Me, SES
 use crate::api::{run, AppState, Kind, Problem};
 use crate::organisers::accounts::{self, LinkError, LinkKind, Password, SignInError};
 use crate::organisers::{NewOrganiser, Organiser, OrganiserError, Role};
-use crate::pages::booking::{sentence, FieldMessage};
+use crate::pages::booking::FieldMessage;
 use crate::pages::{csrf, html_page, redirect, FormData, PageError};
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -214,10 +214,7 @@ async fn forgot(
     let email = form.get("email").unwrap_or_default().trim().to_owned();
     let errors = match crate::validation::Email::parse(&email) {
         Ok(_) => Vec::new(),
-        Err(m) => vec![FieldMessage {
-            field: "email".to_owned(),
-            message: sentence(&m),
-        }],
+        Err(m) => vec![FieldMessage::new("email", &m)],
     };
     if errors.is_empty() {
         state
@@ -361,13 +358,7 @@ async fn password(
     ) {
         Ok(password) => password,
         Err(e) => {
-            let errors =
-                e.0.iter()
-                    .map(|f| FieldMessage {
-                        field: f.field.clone(),
-                        message: sentence(&f.message),
-                    })
-                    .collect();
+            let errors = FieldMessage::all(&e);
             return password_page(
                 &state,
                 &req,
@@ -391,13 +382,7 @@ async fn password(
     let signed = match used {
         Ok(signed) => signed,
         Err(LinkError::Invalid(e)) => {
-            let errors =
-                e.0.iter()
-                    .map(|f| FieldMessage {
-                        field: f.field.clone(),
-                        message: sentence(&f.message),
-                    })
-                    .collect();
+            let errors = FieldMessage::all(&e);
             return password_page(
                 &state,
                 &req,
@@ -574,10 +559,7 @@ async fn invite(
             .await
         }
         Err(e) => {
-            errors.extend(e.0.iter().map(|f| FieldMessage {
-                field: f.field.clone(),
-                message: sentence(&f.message),
-            }));
+            errors.extend(FieldMessage::all(&e));
             return team_page(
                 &state,
                 &req,
@@ -734,10 +716,7 @@ async fn new_token(
     let label = match crate::validation::required_text(&raw, 100) {
         Ok(label) => label,
         Err(m) => {
-            let errors = vec![FieldMessage {
-                field: "label".to_owned(),
-                message: sentence(&m),
-            }];
+            let errors = vec![FieldMessage::new("label", &m)];
             return tokens_page(
                 &state,
                 &req,

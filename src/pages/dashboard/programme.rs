@@ -91,10 +91,7 @@ use session_pages::{create_session, duplicate_session, new_session, session, upd
 fn messages(err: &ValidationError) -> Vec<FieldMessage> {
     err.0
         .iter()
-        .map(|f| FieldMessage {
-            field: form_field(&f.field).to_owned(),
-            message: sentence(&f.message),
-        })
+        .map(|f| FieldMessage::new(form_field(&f.field), &f.message))
         .collect()
 }
 
@@ -108,10 +105,7 @@ fn form_field(api: &str) -> &str {
 }
 
 fn message(field: &str, text: impl Into<String>) -> FieldMessage {
-    FieldMessage {
-        field: field.to_owned(),
-        message: sentence(&text.into()),
-    }
+    FieldMessage::new(field, &text.into())
 }
 
 /// Adds `more`, except for fields that already have a message.
