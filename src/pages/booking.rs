@@ -26,7 +26,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 }
 
 /// What the person entered, shown again when the form comes back.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Clone, Serialize)]
 pub struct Values {
     pub name: String,
     pub email: String,
@@ -353,7 +353,7 @@ async fn submit(
                 event: &event,
                 sessions: &sessions,
                 selected: selected.clone(),
-                values: clone_values(&values),
+                values: values.clone(),
                 errors: refused.errors,
                 problem: refused.message,
                 waitlist_href: refused.waitlist_href,
@@ -475,19 +475,6 @@ fn refusal(problem: &Problem, slug: &str) -> Refusal {
         } else {
             problem.status()
         },
-    }
-}
-
-fn clone_values(v: &Values) -> Values {
-    Values {
-        name: v.name.clone(),
-        email: v.email.clone(),
-        organisation: v.organisation.clone(),
-        payment: v.payment.clone(),
-        company: v.company.clone(),
-        billing_address: v.billing_address.clone(),
-        vat_number: v.vat_number.clone(),
-        po_number: v.po_number.clone(),
     }
 }
 
