@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 
+use crate::db::like_literal as escape_like;
 use crate::db::schema::{audit_log, organisers};
 use crate::db::{self, Db, DbConn, DbError};
 
@@ -237,13 +238,6 @@ pub fn organisers(conn: &mut DbConn) -> Result<Vec<(i64, String)>, DbError> {
         .select((organisers::id, organisers::name))
         .order(organisers::name.asc())
         .load(conn)?)
-}
-
-/// `raw` with the LIKE wildcards taken literally.
-fn escape_like(raw: &str) -> String {
-    raw.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::{Booking, BookingError, BookingRow, Seat, SeatState, SessionAttendee};
+use crate::db::like_literal;
 use crate::db::schema::{bookings, seats, sessions as sessions_table};
 use crate::db::{DbConn, DbError};
 use crate::events::{self, Event};
@@ -198,18 +199,6 @@ diesel::define_sql_function! {
     fn lower_nullable(
         text: diesel::sql_types::Nullable<diesel::sql_types::Text>,
     ) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
-}
-
-/// `text` matched literally by `LIKE … ESCAPE '\'`: its `%`, `_` and `\` lose their meaning.
-fn like_literal(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Bookings of any event whose reference, attendee name, email or organisation contains

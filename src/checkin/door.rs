@@ -8,6 +8,7 @@ use super::{
     Undone, DOOR_LIST_LIMIT,
 };
 use crate::bookings::SeatState;
+use crate::db::like_literal;
 use crate::db::schema::{bookings, organisers, seats};
 use crate::db::{self, DbConn, DbError};
 use crate::tokens::TokenKey;
@@ -222,18 +223,6 @@ fn session_entries(
     }
     let rows: Vec<EntryRow> = query.load(conn)?;
     Ok(rows.into_iter().map(door_entry).collect())
-}
-
-/// `text` matched literally by `LIKE … ESCAPE '\'`: its `%`, `_` and `\` lose their meaning.
-fn like_literal(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 type EntryColumns = (

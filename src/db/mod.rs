@@ -375,3 +375,16 @@ pub fn now() -> NaiveDateTime {
 pub fn stored(at: chrono::DateTime<Utc>) -> NaiveDateTime {
     at.naive_utc().trunc_subsecs(6)
 }
+
+/// `text` for a `LIKE … ESCAPE '\'` pattern with its wildcards (`%`, `_`) and the escape
+/// character taken literally, the same on SQLite and PostgreSQL.
+pub fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
