@@ -31,6 +31,8 @@ use crate::config::Settings;
 use crate::tokens::TokenKey;
 pub use assets::url as static_url;
 pub use errors::PageError;
+/// Text for HTML, as every page escapes it.
+pub use templates::escape as escape_html;
 use templates::Templates;
 
 /// What the pages share: templates, the form rate limit, the CSRF key, security headers and the

@@ -57,7 +57,7 @@ const FILES: &[(&str, &str)] = embed![
 ];
 
 /// Text for HTML: `&`, `<`, `>`, `"` and `'` as character references.
-fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
     if !text.contains(['&', '<', '>', '"', '\'']) {
         return std::borrow::Cow::Borrowed(text);
     }

@@ -230,18 +230,7 @@ fn shorten(text: &str, max: usize) -> String {
 
 /// Text for SVG (XML): the five special characters as references.
 fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::pages::escape_html(text).into_owned()
 }
 
 #[cfg(test)]
