@@ -29,7 +29,7 @@ pub struct Amount(String);
 
 impl Amount {
     pub fn new(minor: i64, currency: &str) -> Self {
-        if matches!(currency, "JPY" | "KRW" | "ISK" | "CLP" | "VND") {
+        if crate::mail::compose::whole_units(currency) {
             return Self(minor.to_string());
         }
         let sign = if minor < 0 { "-" } else { "" };

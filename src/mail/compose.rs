@@ -98,6 +98,11 @@ pub fn event_mail(event: &Event) -> EventMail {
     }
 }
 
+/// Whether `currency` has no minor unit (amounts are whole units: ¥1200, not ¥12.00).
+pub fn whole_units(currency: &str) -> bool {
+    matches!(currency, "JPY" | "KRW" | "ISK" | "CLP" | "VND")
+}
+
 /// "£145.00", "€95.00", "CHF 120.00"; whole units for currencies without minor units.
 pub fn money(minor: i64, currency: &str) -> String {
     let symbol = match currency {
@@ -106,7 +111,7 @@ pub fn money(minor: i64, currency: &str) -> String {
         "USD" => "$",
         _ => "",
     };
-    let body = if matches!(currency, "JPY" | "KRW" | "ISK" | "CLP" | "VND") {
+    let body = if whole_units(currency) {
         minor.to_string()
     } else {
         format!("{}.{:02}", minor / 100, (minor % 100).abs())
