@@ -118,8 +118,22 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    /// Starts chromedriver on a port it picks and waits until it answers `/status`.
+    /// Starts chromedriver on a port it picks and waits until it answers `/status`. A
+    /// chromedriver that exits before naming its port (it happens, rarely, on a loaded
+    /// machine) is started again, up to three times.
     pub(crate) async fn start(path: &Path) -> Driver {
+        for _ in 0..2 {
+            if let Some(driver) = Self::try_start(path).await {
+                return driver;
+            }
+        }
+        match Self::try_start(path).await {
+            Some(driver) => driver,
+            None => panic!("{} did not say which port it listens on", path.display()),
+        }
+    }
+
+    async fn try_start(path: &Path) -> Option<Driver> {
         let mut child = Command::new(path)
             .arg("--port=0")
             .stdin(Stdio::null())
@@ -144,14 +158,14 @@ impl Driver {
         let Some(port) = port else {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{} did not say which port it listens on", path.display());
+            return None;
         };
         let driver = Driver {
             child,
             url: format!("http://127.0.0.1:{port}"),
         };
         driver.wait_until_ready().await;
-        driver
+        Some(driver)
     }
 
     async fn wait_until_ready(&self) {
