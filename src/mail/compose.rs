@@ -111,15 +111,17 @@ pub fn money(minor: i64, currency: &str) -> String {
         "USD" => "$",
         _ => "",
     };
+    let sign = if minor < 0 { "-" } else { "" };
+    let units = minor.unsigned_abs();
     let body = if whole_units(currency) {
-        minor.to_string()
+        units.to_string()
     } else {
-        format!("{}.{:02}", minor / 100, (minor % 100).abs())
+        format!("{}.{:02}", units / 100, units % 100)
     };
     if symbol.is_empty() {
-        format!("{currency} {body}")
+        format!("{sign}{currency} {body}")
     } else {
-        format!("{symbol}{body}")
+        format!("{sign}{symbol}{body}")
     }
 }
 
@@ -274,5 +276,14 @@ mod tests {
         assert_eq!(money(9_505, "EUR"), "€95.05");
         assert_eq!(money(12_000, "CHF"), "CHF 120.00");
         assert_eq!(money(5_000, "JPY"), "JPY 5000");
+    }
+
+    #[test]
+    fn negative_amounts_keep_their_sign() {
+        assert_eq!(money(-50, "GBP"), "-£0.50");
+        assert_eq!(money(-14_505, "EUR"), "-€145.05");
+        assert_eq!(money(-1, "CHF"), "-CHF 0.01");
+        assert_eq!(money(-300, "JPY"), "-JPY 300");
+        assert_eq!(money(0, "GBP"), "£0.00");
     }
 }
