@@ -26,6 +26,7 @@ pub struct Settings {
     pub mail: MailSettings,
     pub payments: PaymentSettings,
     pub pages: PageSettings,
+    pub sign_in: SignInSettings,
 }
 
 /// The attendee web pages.
@@ -48,6 +49,47 @@ pub struct PageSettings {
     /// How long a programme page is served from memory; its seat counts may be this old (a
     /// booking always checks the real count).
     pub programme_cache_ms: u32,
+}
+
+/// Limits on organiser sign-ins and password reset requests. They are counted in the database,
+/// so every instance behind a load balancer enforces the same ones.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignInSettings {
+    /// Failed sign-ins to one account within the window after which it takes no more (not even
+    /// the right password) until the oldest of them is out of the window.
+    pub failures_per_account: std::num::NonZeroU32,
+    /// Failed sign-ins from one client address (an IPv6 one by its /64) within the window, to
+    /// any accounts, after which it may try no more.
+    pub failures_per_client: std::num::NonZeroU32,
+    /// The window failed sign-ins are counted over.
+    pub window_minutes: WindowMinutes,
+    /// Password reset requests for one account in an hour; further ones are refused.
+    pub resets_per_account: std::num::NonZeroU32,
+}
+
+/// A sign-in window: one minute to a day (what the sweeper keeps attempts for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowMinutes(u32);
+
+impl WindowMinutes {
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for WindowMinutes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let minutes = u32::deserialize(d)?;
+        let longest = crate::organisers::sign_in_limits::LONGEST_WINDOW_MINUTES;
+        if (1..=longest).contains(&minutes) {
+            Ok(Self(minutes))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "{minutes} is not 1 to {longest} minutes"
+            )))
+        }
+    }
 }
 
 /// Card payments through Stripe. Cards are offered only when both keys are set.
@@ -356,4 +398,43 @@ fn describe(err: figment::Error) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The settings with `toml` as the folder's `default.toml` over the built-in defaults.
+    fn with(toml: &str) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().expect("a folder");
+        std::fs::write(dir.path().join("default.toml"), toml).expect("written");
+        Settings::load_from(dir.path(), None)
+    }
+
+    #[test]
+    fn sign_in_limits_default_to_ten_and_fifty_in_fifteen_minutes_and_five_resets() {
+        let sign_in = with("").expect("the defaults").sign_in;
+        assert_eq!(sign_in.failures_per_account.get(), 10);
+        assert_eq!(sign_in.failures_per_client.get(), 50);
+        assert_eq!(sign_in.window_minutes.get(), 15);
+        assert_eq!(sign_in.resets_per_account.get(), 5);
+    }
+
+    #[test]
+    fn a_sign_in_limit_of_zero_or_a_window_past_a_day_stops_start_up_naming_the_key() {
+        for (line, key) in [
+            ("failures_per_account = 0", "sign_in.failures_per_account"),
+            ("failures_per_client = 0", "sign_in.failures_per_client"),
+            ("resets_per_account = 0", "sign_in.resets_per_account"),
+            ("window_minutes = 0", "sign_in.window_minutes"),
+            ("window_minutes = 1441", "sign_in.window_minutes"),
+        ] {
+            let refused = with(&format!("[sign_in]\n{line}\n"))
+                .expect_err(line)
+                .to_string();
+            assert!(refused.contains(key), "{line}: {refused}");
+        }
+        let day = with("[sign_in]\nwindow_minutes = 1440\n").expect("a day");
+        assert_eq!(day.sign_in.window_minutes.get(), 1440);
+    }
 }

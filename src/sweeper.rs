@@ -1,8 +1,8 @@
 //! The sweeper: expires unpaid holds and lapsed waitlist offers once their deadline passes, so
 //! their seats go to the next person waiting or back on sale, and forgets idempotency keys
-//! after their 24 hours. Runs in `serve` (unless
-//! `bookings.sweeper_in_serve` is off) and in `masterclass worker`; several may run at once, as
-//! each expiry re-checks its row under the session's lock.
+//! after their 24 hours and organiser sign-in attempts no limit counts any more. Runs in `serve`
+//! (unless `bookings.sweeper_in_serve` is off) and in `masterclass worker`; several may run at
+//! once, as each expiry re-checks its row under the session's lock.
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -23,6 +23,8 @@ pub struct Swept {
     pub keys_forgotten: usize,
     /// Overdue invoices chased.
     pub invoices_reminded: usize,
+    /// Organiser sign-in attempts and reset requests older than any limit's window.
+    pub sign_in_attempts_forgotten: usize,
     /// Card payments looked up at Stripe, settled and refunded by the reconciler.
     pub payments: crate::payments::Reconciled,
 }
@@ -40,7 +42,7 @@ pub fn sweep(
     Ok(swept)
 }
 
-/// Expired holds and offers, forgotten idempotency keys.
+/// Expired holds and offers, forgotten idempotency keys and sign-in attempts.
 fn sweep_bookings(db: &Db, issuer: &Issuer, clock: &Clock) -> anyhow::Result<Swept> {
     let mut conn = db.conn()?;
     let now = clock.now();
@@ -48,11 +50,13 @@ fn sweep_bookings(db: &Db, issuer: &Issuer, clock: &Clock) -> anyhow::Result<Swe
     let offers_lapsed = waitlist::expire_offers(&mut conn, issuer, now)?;
     let keys_forgotten = crate::idempotency::purge(&mut conn, now)?;
     let invoices_reminded = crate::payments::invoices::remind_overdue(&mut conn, now)?;
+    let sign_in_attempts_forgotten = crate::organisers::sign_in_limits::forget_old(&mut conn, now)?;
     Ok(Swept {
         holds_expired,
         offers_lapsed,
         keys_forgotten,
         invoices_reminded,
+        sign_in_attempts_forgotten,
         payments: crate::payments::Reconciled::default(),
     })
 }
@@ -88,6 +92,7 @@ impl Sweeper {
                         offers_lapsed = swept.offers_lapsed,
                         keys_forgotten = swept.keys_forgotten,
                         invoices_reminded = swept.invoices_reminded,
+                        sign_in_attempts_forgotten = swept.sign_in_attempts_forgotten,
                         "swept"
                     ),
                     Ok(_) => {}

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod idempotency;
 pub mod json;
 pub mod problem;
+pub mod revision;
 
 use std::sync::Arc;
 

@@ -39,6 +39,8 @@ pub enum Kind {
     PaymentProvider,
     BadSignature,
     Conflict,
+    /// An `If-Match` revision that is no longer the current one.
+    Changed,
     PayloadTooLarge,
     UnsupportedMediaType,
     Unavailable,
@@ -71,6 +73,7 @@ impl Kind {
             Self::PaymentProvider => "payment-provider-error",
             Self::BadSignature => "bad-signature",
             Self::Conflict => "conflict",
+            Self::Changed => "changed-since-read",
             Self::PayloadTooLarge => "payload-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
             Self::Unavailable => "unavailable",
@@ -103,6 +106,7 @@ impl Kind {
             Self::PaymentProvider => "The payment provider could not be reached",
             Self::BadSignature => "The webhook signature is not valid",
             Self::Conflict => "Conflict",
+            Self::Changed => "Changed since it was read",
             Self::PayloadTooLarge => "The request body is too large",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::Unavailable => "The service is busy",
@@ -131,6 +135,7 @@ impl Kind {
             | Self::NotPayable
             | Self::HoldExpired
             | Self::Conflict => StatusCode::CONFLICT,
+            Self::Changed => StatusCode::PRECONDITION_FAILED,
             Self::PaymentProvider => StatusCode::BAD_GATEWAY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -411,6 +416,18 @@ pub mod responses {
     impl IntoResponses for Conflict {
         fn responses() -> BTreeMap<String, RefOr<Response>> {
             problems(&[(409, "Conflicts with the current state; `type` says how")])
+        }
+    }
+
+    /// An `If-Match` revision that is no longer the current one.
+    pub struct Changed;
+
+    impl IntoResponses for Changed {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            problems(&[(
+                412,
+                "Changed since the revision in `If-Match` (`changed-since-read`); nothing was changed",
+            )])
         }
     }
 

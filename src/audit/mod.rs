@@ -1,6 +1,6 @@
 //! The audit trail: who changed what and when, with the subject as the API showed it before and
-//! after the change. Organiser actions of the admin API and the dashboard write a row each; rows
-//! are never changed or removed.
+//! after the change. Organiser actions of the admin API and the dashboard write a row each, in
+//! the transaction of the change itself ([`recorded`]); rows are never changed or removed.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::db::like_literal as escape_like;
 use crate::db::schema::{audit_log, organisers};
-use crate::db::{self, Db, DbConn, DbError};
+use crate::db::{self, DbConn, DbError};
 
 /// Rows on one page of the audit trail.
 pub const PAGE_SIZE: i64 = 100;
@@ -24,75 +24,70 @@ struct NewRow<'a> {
     after: Option<String>,
 }
 
-/// Writes one audit row on `conn`, inside the caller's transaction when there is one.
-/// `organiser_id` is `None` for the command line and the system.
-pub fn record(
-    conn: &mut DbConn,
-    organiser_id: Option<i64>,
-    action: &str,
-    subject: &str,
-    before: Option<&impl Serialize>,
-    after: Option<&impl Serialize>,
-) -> Result<(), DbError> {
-    insert(
-        conn,
-        organiser_id,
-        action,
-        subject,
-        before.and_then(to_json),
-        after.and_then(to_json),
-    )
-}
-
-fn insert(
-    conn: &mut DbConn,
-    organiser_id: Option<i64>,
-    action: &str,
-    subject: &str,
+/// What one organiser action records: the action, its subject, and the subject as the API
+/// showed it before and after (either may be absent, as for a creation or a resend).
+#[derive(Debug, Clone)]
+pub struct Record {
+    action: &'static str,
+    subject: String,
     before: Option<String>,
     after: Option<String>,
-) -> Result<(), DbError> {
-    diesel::insert_into(audit_log::table)
-        .values(NewRow {
-            at: db::now(),
-            organiser_id,
+}
+
+impl Record {
+    pub fn new(action: &'static str, subject: impl Into<String>) -> Self {
+        Self {
             action,
-            subject,
-            before,
-            after,
-        })
-        .execute(conn)?;
-    Ok(())
+            subject: subject.into(),
+            before: None,
+            after: None,
+        }
+    }
+
+    pub fn before(mut self, value: &impl Serialize) -> Self {
+        self.before = to_json(value);
+        self
+    }
+
+    pub fn after(mut self, value: &impl Serialize) -> Self {
+        self.after = to_json(value);
+        self
+    }
+}
+
+/// Runs an organiser's change and writes its audit row in one write transaction: the change
+/// and its record commit together or not at all. `change` may call domain functions that open
+/// their own write transactions; they run as savepoints of this one. An error from `change`
+/// writes no row, and so does a change that returns `None` as its record (nothing was changed,
+/// e.g. undoing a check-in that was not there). `by` is `None` for the command line and the
+/// system.
+pub fn recorded<T, E, F, R>(conn: &mut DbConn, by: Option<i64>, change: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<(T, R), E>,
+    R: Into<Option<Record>>,
+    E: From<diesel::result::Error>,
+{
+    db::write_transaction(conn, |conn| {
+        let (value, record) = change(conn)?;
+        let Some(record) = record.into() else {
+            return Ok(value);
+        };
+        diesel::insert_into(audit_log::table)
+            .values(NewRow {
+                at: db::now(),
+                organiser_id: by,
+                action: record.action,
+                subject: &record.subject,
+                before: record.before,
+                after: record.after,
+            })
+            .execute(conn)?;
+        Ok(value)
+    })
 }
 
 fn to_json(value: &impl Serialize) -> Option<String> {
     serde_json::to_string(value).ok()
-}
-
-/// Records a change that has committed already (the domain call ran its own transaction). A
-/// failure to write the row is logged, not returned: the change itself stands and the caller
-/// must not be told it failed.
-pub async fn committed(
-    db: &Db,
-    organiser_id: Option<i64>,
-    action: &'static str,
-    subject: String,
-    before: Option<&impl Serialize>,
-    after: Option<&impl Serialize>,
-) {
-    let before = before.and_then(to_json);
-    let after = after.and_then(to_json);
-    let pool = db.clone();
-    let written = tokio::task::spawn_blocking(move || -> Result<(), DbError> {
-        let mut conn = pool.conn()?;
-        insert(&mut conn, organiser_id, action, &subject, before, after)
-    })
-    .await;
-    match written {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = ?e, action, "audit row not written"),
-        Err(e) => tracing::error!(error = %e, action, "audit row not written"),
-    }
 }
 
 /// Which rows to show.

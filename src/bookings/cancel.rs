@@ -159,12 +159,20 @@ fn cancel_seats(
 /// seat is taken (within capacity, without clashes) in the same transaction that gives the old
 /// one back, so if the new one cannot be had the old one is kept. The freed seat goes to the old
 /// session's waitlist. The new seat keeps the old one's state (held or confirmed).
+///
+/// The price: a held seat is not paid yet, so it takes the new session's price and the booking
+/// is paid at its new total. A confirmed seat was paid (or invoiced) at its price and keeps that
+/// price, so payments, invoices and later refunds stay in step with what the attendee was
+/// charged. A dearer session is refused for a confirmed seat unless the organiser waives the
+/// difference (`waive_difference`); for a cheaper one the organiser may refund the difference.
 #[tracing::instrument(level = "debug", skip(conn, issuer))]
+#[allow(clippy::too_many_arguments)]
 pub fn move_seat(
     conn: &mut DbConn,
     reference: &str,
     from: i64,
     to: i64,
+    waive_difference: bool,
     issuer: &Issuer,
     now: DateTime<Utc>,
 ) -> Result<(Event, Booking), BookingError> {
@@ -211,8 +219,28 @@ pub fn move_seat(
                 title: target.title,
             });
         }
-        let stamp = db::stored(now);
         let state = old.state;
+        let price = if state == SeatState::Held {
+            target.price_minor
+        } else {
+            if target.price_minor > old.price_minor && !waive_difference {
+                return Err(ValidationError::single(
+                    "waive_difference",
+                    format!(
+                        "“{}” costs {} more than this seat was booked for; move it only if \
+                         the attendee is not to pay the difference",
+                        target.title,
+                        crate::mail::compose::money(
+                            target.price_minor - old.price_minor,
+                            &event.currency
+                        ),
+                    ),
+                )
+                .into());
+            }
+            old.price_minor
+        };
+        let stamp = db::stored(now);
         let changed = diesel::update(seats::table.find(old.id))
             .filter(seats::state.eq(state.as_str()))
             .set((
@@ -241,7 +269,7 @@ pub fn move_seat(
                 seats::session_id.eq(to),
                 seats::attendee_email.eq(&email),
                 seats::state.eq(state.as_str()),
-                seats::price_minor.eq(target.price_minor),
+                seats::price_minor.eq(price),
                 seats::created_at.eq(stamp),
             ))
             .execute(conn);

@@ -16,6 +16,7 @@ use crate::api::idempotency::{self, Guarded};
 use crate::api::json::{ApiJson, DeferredJson, OptionalJson};
 use crate::api::problem::responses::{AuthProblems, BodyProblems, NotFound, Unavailable};
 use crate::api::{local_time, run, AppState, Kind, Problem};
+use crate::audit::{self, Record};
 use crate::events::Event;
 use crate::organisers::Role;
 use crate::sessions::http::SessionView;
@@ -40,6 +41,11 @@ pub fn admin_routes(cfg: &mut ServiceConfig) {
 pub struct MoveInput {
     pub from_session_id: i64,
     pub to_session_id: i64,
+    /// A confirmed seat keeps the price it was paid or invoiced at. Moving it to a dearer
+    /// session is refused (`validation`, on this field) unless this is `true`: the attendee
+    /// then does not pay the difference.
+    #[serde(default)]
+    pub waive_difference: bool,
 }
 
 /// Cancels seats of a booking for the attendee (some, or all without a body); freed seats go
@@ -64,27 +70,27 @@ async fn admin_cancel(
     let asked = serde_json::json!({ "session_ids": session_ids });
     let issuer = state.issuer.clone();
     let now = state.clock.now();
+    let by = Some(organiser.id);
     let (event, booking) = run(&state.db, move |conn| {
-        super::cancel_by_reference(conn, &reference, session_ids.as_deref(), &issuer, now)
+        audit::recorded(conn, by, |conn| -> Result<_, BookingError> {
+            let (event, booking) =
+                super::cancel_by_reference(conn, &reference, session_ids.as_deref(), &issuer, now)?;
+            let record = Record::new("booking.cancel", format!("booking:{}", booking.reference))
+                .before(&asked)
+                .after(&BookingView::new(&booking, &event));
+            Ok(((event, booking), record))
+        })
     })
     .await?;
     tracing::info!(reference = %booking.reference, "seats cancelled by an organiser");
-    // The cancellation commits on its own, so the audit row follows it.
-    crate::audit::committed(
-        &state.db,
-        Some(organiser.id),
-        "booking.cancel",
-        format!("booking:{}", booking.reference),
-        Some(&asked),
-        Some(&BookingView::new(&booking, &event)),
-    )
-    .await;
     crate::payments::http::send_refunds_soon(&state);
     Ok(web::Json(BookingView::new(&booking, &event)))
 }
 
 /// Moves an attendee from one session to another, atomically: if the new seat cannot be had
-/// (full, clash, cancelled) the old one is kept.
+/// (full, clash, cancelled) the old one is kept. A held seat takes the new session's price; a
+/// confirmed one keeps the price it was paid or invoiced at, and goes to a dearer session only
+/// with `waive_difference`.
 #[utoipa::path(
     tag = "organiser",
     request_body = MoveInput,
@@ -108,31 +114,33 @@ async fn admin_move(
     let input = input.read().await?;
     let reference = reference.into_inner();
     let asked = serde_json::json!({ "session_id": input.from_session_id });
-    let moved = serde_json::json!({ "session_id": input.to_session_id });
+    let moved = if input.waive_difference {
+        serde_json::json!({ "session_id": input.to_session_id, "waive_difference": true })
+    } else {
+        serde_json::json!({ "session_id": input.to_session_id })
+    };
     let issuer = state.issuer.clone();
     let now = state.clock.now();
+    let by = Some(organiser.id);
     let (event, booking) = run(&state.db, move |conn| {
-        super::move_seat(
-            conn,
-            &reference,
-            input.from_session_id,
-            input.to_session_id,
-            &issuer,
-            now,
-        )
+        audit::recorded(conn, by, |conn| -> Result<_, BookingError> {
+            let (event, booking) = super::move_seat(
+                conn,
+                &reference,
+                input.from_session_id,
+                input.to_session_id,
+                input.waive_difference,
+                &issuer,
+                now,
+            )?;
+            let record = Record::new("booking.move", format!("booking:{}", booking.reference))
+                .before(&asked)
+                .after(&moved);
+            Ok(((event, booking), record))
+        })
     })
     .await?;
     tracing::info!(reference = %booking.reference, "seat moved by an organiser");
-    // The move commits on its own, so the audit row follows it.
-    crate::audit::committed(
-        &state.db,
-        Some(organiser.id),
-        "booking.move",
-        format!("booking:{}", booking.reference),
-        Some(&asked),
-        Some(&moved),
-    )
-    .await;
     Ok(web::Json(BookingView::new(&booking, &event)))
 }
 

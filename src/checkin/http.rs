@@ -13,7 +13,9 @@ use crate::api::auth::Authenticated;
 use crate::api::json::DeferredJson;
 use crate::api::problem::responses::{AuthProblems, BodyProblems, QueryProblems, Unavailable};
 use crate::api::{local_time, run, AppState, Kind, Problem};
+use crate::audit::{self, Record};
 use crate::bookings::SeatState;
+use crate::db;
 use crate::events::Event;
 use crate::mail::compose;
 use crate::organisers::Role;
@@ -309,28 +311,29 @@ async fn check_in(
     let key = state.issuer.key.clone();
     let now = state.clock.now();
     let organiser_id = organiser.id;
-    let arrival = run(&state.db, move |conn| {
-        super::check_in(conn, session_id, &presented, &key, organiser_id, now)
+    let (seat_id, answer) = run(&state.db, move |conn| {
+        audit::recorded(
+            conn,
+            Some(organiser_id),
+            |conn| -> Result<_, CheckinError> {
+                let arrival =
+                    super::check_in(conn, session_id, &presented, &key, organiser_id, now)?;
+                let seat_id = arrival.entry.seat_id;
+                let answer = CheckinAnswer::new(&arrival);
+                let record =
+                    Record::new("checkin.arrive", format!("seat:{seat_id}")).after(&answer);
+                Ok(((seat_id, answer), record))
+            },
+        )
     })
     .await?;
-    let answer = CheckinAnswer::new(&arrival);
     tracing::info!(
         session = session_id,
-        seat = arrival.entry.seat_id,
+        seat = seat_id,
         organiser = organiser_id,
         outcome = ?answer.outcome,
         "presented at the door"
     );
-    // The check-in commits on its own, so the audit row follows it.
-    crate::audit::committed(
-        &state.db,
-        Some(organiser_id),
-        "checkin.arrive",
-        format!("seat:{}", arrival.entry.seat_id),
-        None::<&()>,
-        Some(&answer),
-    )
-    .await;
     Ok(web::Json(answer))
 }
 
@@ -358,8 +361,21 @@ async fn undo_check_in(
 ) -> Result<web::Json<UndoAnswer>, Problem> {
     let organiser = auth.require(Role::Checkin)?;
     let (session_id, seat_id) = path.into_inner();
+    let by = Some(organiser.id);
     let undone = run(&state.db, move |conn| {
-        super::undo(conn, session_id, seat_id)
+        db::write_transaction(conn, |conn| -> Result<_, CheckinError> {
+            let undone = super::undo(conn, session_id, seat_id)?;
+            // A seat that was not checked in is left as it was: nothing to record.
+            if undone.undone {
+                audit::recorded(conn, by, |_| -> Result<_, CheckinError> {
+                    let record = Record::new("checkin.undo", format!("seat:{seat_id}"))
+                        .before(&serde_json::json!({ "checked_in": true }))
+                        .after(&serde_json::json!({ "checked_in": false }));
+                    Ok(((), record))
+                })?;
+            }
+            Ok(undone)
+        })
     })
     .await?;
     if undone.undone {
@@ -369,16 +385,6 @@ async fn undo_check_in(
             organiser = organiser.id,
             "check-in undone"
         );
-        // The undo commits on its own, so the audit row follows it.
-        crate::audit::committed(
-            &state.db,
-            Some(organiser.id),
-            "checkin.undo",
-            format!("seat:{seat_id}"),
-            Some(&serde_json::json!({ "checked_in": true })),
-            Some(&serde_json::json!({ "checked_in": false })),
-        )
-        .await;
     }
     Ok(web::Json(UndoAnswer {
         undone: undone.undone,

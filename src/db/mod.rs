@@ -276,11 +276,21 @@ fn versions(applied: &[diesel::migration::MigrationVersion<'_>]) -> Vec<String> 
 /// reading: two writers then queue on the busy timeout instead of one failing with SQLITE_BUSY
 /// when it tries to upgrade a read lock. PostgreSQL needs nothing special: the conditional updates
 /// and row locks inside `f` do the work.
+///
+/// Called inside another write transaction, `f` runs in a savepoint of it: its changes commit
+/// with the outer transaction, and an error rolls back `f`'s changes only. That is how a caller
+/// makes one unit of a domain change and what it records about it (the audit row).
 pub fn write_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
+    if in_transaction(conn) {
+        // The outer transaction holds SQLite's write lock (and this process's writer lock)
+        // already; taking them again would wait on ourselves.
+        <DbConn as Connection>::TransactionManager::begin_transaction(conn)?;
+        return finish(conn, f);
+    }
     let _writer = match conn {
         DbConn::Sqlite(lite) => {
             let guard = SQLITE_WRITER.lock().unwrap_or_else(PoisonError::into_inner);
@@ -303,6 +313,10 @@ where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
+    if in_transaction(conn) {
+        // Inside a caller's transaction, which already sees one state of the database.
+        return f(conn);
+    }
     match conn {
         DbConn::Pg(pg) => AnsiTransactionManager::begin_transaction_sql(
             pg,
@@ -313,6 +327,13 @@ where
         }
     }
     finish(conn, f)
+}
+
+/// Whether `conn` is inside a transaction.
+pub fn in_transaction(conn: &mut DbConn) -> bool {
+    <DbConn as Connection>::TransactionManager::transaction_manager_status_mut(conn)
+        .transaction_depth()
+        .is_ok_and(|depth| depth.is_some())
 }
 
 /// Runs `f` in the transaction just begun: commit on `Ok`, roll back on `Err`.

@@ -277,6 +277,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sign_in_attempts (id) {
+        id -> BigInt,
+        kind -> Text,
+        account -> Nullable<Text>,
+        client -> Nullable<Text>,
+        at -> Timestamp,
+    }
+}
+
 diesel::joinable!(sessions -> events (event_id));
 diesel::joinable!(invoices -> bookings (booking_id));
 diesel::joinable!(payments -> bookings (booking_id));
@@ -307,5 +317,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     stripe_events,
     refunds,
     invoices,
-    audit_log
+    audit_log,
+    sign_in_attempts
 );

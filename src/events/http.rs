@@ -9,8 +9,12 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::{Event, EventChanges, EventError, EventStatus, NewEvent, Slug};
 use crate::api::auth::Authenticated;
 use crate::api::json::DeferredJson;
-use crate::api::problem::responses::{AuthProblems, BodyProblems, Conflict, NotFound, Unavailable};
+use crate::api::problem::responses::{
+    AuthProblems, BodyProblems, Changed, Conflict, NotFound, Unavailable,
+};
+use crate::api::revision::{etag, IfMatch};
 use crate::api::{local_time, nullable, run, AppState, Kind, Problem};
+use crate::audit::{self, Record};
 use crate::organisers::Role;
 use crate::payments::policy::{RefundPolicy, RefundRule};
 use crate::sessions::http::SessionView;
@@ -53,6 +57,9 @@ pub struct EventView {
     pub invoice_prefix: String,
     /// Days to pay an invoice (never past the event's start).
     pub invoice_due_days: i32,
+    /// Goes up with every change an organiser makes; also the `ETag`. Send it back as
+    /// `If-Match` with a change to have it refused if someone changed the event since.
+    pub revision: i32,
 }
 
 impl From<&Event> for EventView {
@@ -77,6 +84,7 @@ impl From<&Event> for EventView {
             invoices_allowed: event.invoices_allowed,
             invoice_prefix: event.invoice_prefix.clone(),
             invoice_due_days: event.invoice_due_days,
+            revision: event.revision,
         }
     }
 }
@@ -276,6 +284,8 @@ impl TryFrom<EventPatch> for EventChanges {
             invoice_due_days: p
                 .invoice_due_days
                 .and_then(|v| f.check("invoice_due_days", due_days(v))),
+            // From the request's `If-Match`, not the body.
+            if_revision: None,
         };
         f.finish().map(|()| changes)
     }
@@ -337,6 +347,13 @@ impl From<EventError> for Problem {
             e @ (EventError::PrefixTaken(_) | EventError::PrefixLocked) => {
                 Problem::new(Kind::Conflict, e.to_string())
             }
+            EventError::Changed { expected, current } => Problem::new(
+                Kind::Changed,
+                format!(
+                    "The event has changed since revision {expected} (it is at {current}); \
+                     read it again and send the change against the current revision"
+                ),
+            ),
             EventError::Invalid(v) => v.into(),
             EventError::Db(e) => e.into(),
         }
@@ -394,30 +411,32 @@ async fn create_event(
 ) -> Result<HttpResponse, Problem> {
     let organiser = auth.require(Role::Admin)?;
     let new = NewEvent::try_from(input.read().await?)?;
-    let event = run(&state.db, move |conn| super::create(conn, &new)).await?;
-    let view = EventView::from(&event);
-    // `create` commits on its own, so the audit row follows it.
-    crate::audit::committed(
-        &state.db,
-        Some(organiser.id),
-        "event.create",
-        format!("event:{}", event.slug),
-        None::<&()>,
-        Some(&view),
-    )
-    .await;
-    Ok(HttpResponse::Created().json(view))
+    let by = Some(organiser.id);
+    let view = run(&state.db, move |conn| {
+        audit::recorded(conn, by, |conn| -> Result<_, EventError> {
+            let view = EventView::from(&super::create(conn, &new)?);
+            let record = Record::new("event.create", format!("event:{}", view.slug)).after(&view);
+            Ok((view, record))
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Created()
+        .insert_header(etag(view.revision))
+        .json(view))
 }
 
 /// Changes an event's details, registration window or status.
 #[utoipa::path(
     tag = "organiser",
     request_body = EventPatch,
-    params(("slug" = String, Path, description = "The event's slug")),
+    params(
+        ("slug" = String, Path, description = "The event's slug"),
+        ("If-Match" = Option<String>, Header, description = "The event's `ETag` (its revision, e.g. \"7\") as last read: the change is refused with 412 if the event has changed since"),
+    ),
     security(("organiser_token" = [])),
     responses(
         (status = 200, description = "Changed", body = EventView),
-        BodyProblems, AuthProblems, NotFound, Conflict, Unavailable,
+        BodyProblems, AuthProblems, NotFound, Conflict, Changed, Unavailable,
     )
 )]
 #[patch("/admin/events/{slug}")]
@@ -425,27 +444,28 @@ async fn update_event(
     state: web::Data<AppState>,
     auth: Authenticated,
     slug: web::Path<String>,
+    if_match: IfMatch,
     input: DeferredJson<EventPatch>,
-) -> Result<web::Json<EventView>, Problem> {
+) -> Result<HttpResponse, Problem> {
     let organiser = auth.require(Role::Admin)?;
-    let changes = EventChanges::try_from(input.read().await?)?;
+    let mut changes = EventChanges::try_from(input.read().await?)?;
+    changes.if_revision = if_match.0;
     let slug = slug.into_inner();
-    let (before, event) = run(&state.db, move |conn| -> Result<_, EventError> {
-        let before = super::find(conn, &slug)?;
-        Ok((before, super::update(conn, &slug, changes)?))
+    let by = Some(organiser.id);
+    let event = run(&state.db, move |conn| {
+        audit::recorded(conn, by, |conn| -> Result<_, EventError> {
+            let before = super::find(conn, &slug)?;
+            let event = super::update(conn, &slug, changes)?;
+            let record = Record::new("event.update", format!("event:{}", event.slug))
+                .before(&EventView::from(&before))
+                .after(&EventView::from(&event));
+            Ok((event, record))
+        })
     })
     .await?;
-    // `update` runs its own write transaction, so the audit row follows it.
-    crate::audit::committed(
-        &state.db,
-        Some(organiser.id),
-        "event.update",
-        format!("event:{}", event.slug),
-        Some(&EventView::from(&before)),
-        Some(&EventView::from(&event)),
-    )
-    .await;
     // Not needed for correctness (bookings check revisions), but saves the next one a retry.
     state.programmes.forget(&event.slug);
-    Ok(web::Json(EventView::from(&event)))
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(event.revision))
+        .json(EventView::from(&event)))
 }

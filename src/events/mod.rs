@@ -193,6 +193,9 @@ pub struct EventChanges {
     pub invoices_allowed: Option<bool>,
     pub invoice_prefix: Option<String>,
     pub invoice_due_days: Option<i32>,
+    /// The revision these changes were made against (an edit form's, an `If-Match`): when the
+    /// event has changed since, nothing changes and [`EventError::Changed`] says so.
+    pub if_revision: Option<i32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +210,9 @@ pub enum EventError {
     PrefixTaken(String),
     #[error("the invoice prefix cannot change once invoices have been issued")]
     PrefixLocked,
+    /// Someone changed the event after the revision the changes were made against.
+    #[error("the event has changed since revision {expected}: it is at {current}")]
+    Changed { expected: i32, current: i32 },
     #[error(transparent)]
     Invalid(#[from] ValidationError),
     #[error(transparent)]
@@ -321,6 +327,14 @@ struct EventChangeset {
 pub fn update(conn: &mut DbConn, slug: &str, changes: EventChanges) -> Result<Event, EventError> {
     db::write_transaction(conn, |conn| {
         let current = find(conn, slug)?;
+        if let Some(expected) = changes.if_revision {
+            if expected != current.revision {
+                return Err(EventError::Changed {
+                    expected,
+                    current: current.revision,
+                });
+            }
+        }
         let opens = changes
             .registration_opens_at
             .unwrap_or(current.registration_opens_at);
@@ -359,12 +373,26 @@ pub fn update(conn: &mut DbConn, slug: &str, changes: EventChanges) -> Result<Ev
             invoice_prefix: changes.invoice_prefix,
             invoice_due_days: changes.invoice_due_days,
         };
-        let updated = diesel::update(events::table.find(current.id))
+        let expected = changes.if_revision;
+        // Conditional on the revision read when one is expected: a change committed since
+        // `current` was read is not overwritten.
+        let mut update = diesel::update(events::table.find(current.id)).into_boxed();
+        if expected.is_some() {
+            update = update.filter(events::revision.eq(current.revision));
+        }
+        let updated = update
             .set((&changeset, events::revision.eq(events::revision + 1)))
             .execute(conn);
         match updated {
             Err(e) if db::is_unique_violation(&e) => {
                 return Err(EventError::PrefixTaken(prefix.unwrap_or_default()))
+            }
+            Ok(0) if expected.is_some() => {
+                let now = by_id(conn, current.id)?;
+                return Err(EventError::Changed {
+                    expected: current.revision,
+                    current: now.revision,
+                });
             }
             other => other?,
         };

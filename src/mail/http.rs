@@ -10,6 +10,7 @@ use super::{calendar, compose};
 use crate::api::auth::Authenticated;
 use crate::api::problem::responses::{AuthProblems, NotFound, Unavailable};
 use crate::api::{run, AppState, Kind, Problem};
+use crate::audit::{self, Record};
 use crate::bookings::{self, BookingError};
 use crate::organisers::Role;
 
@@ -81,18 +82,16 @@ async fn retry_email(
 ) -> Result<web::Json<JobView>, Problem> {
     let organiser = auth.require(Role::Admin)?;
     let id = id.into_inner();
-    let job = run(&state.db, move |conn| outbox::retry(conn, id)).await?;
+    let by = Some(organiser.id);
+    let job = run(&state.db, move |conn| {
+        audit::recorded(conn, by, |conn| -> Result<_, OutboxError> {
+            let job = outbox::retry(conn, id)?;
+            let record = Record::new("email.retry", format!("email:{id}")).after(&job);
+            Ok((job, record))
+        })
+    })
+    .await?;
     tracing::info!(job = id, "email job put back in line");
-    // `retry` commits on its own, so the audit row follows it.
-    crate::audit::committed(
-        &state.db,
-        Some(organiser.id),
-        "email.retry",
-        format!("email:{id}"),
-        None::<&()>,
-        Some(&job),
-    )
-    .await;
     Ok(web::Json(job))
 }
 

@@ -395,15 +395,17 @@ pub fn open_link(
 }
 
 /// Uses the link behind `token`: sets the password (and, for an invitation, the name), ends
-/// every other session of the account, and signs in. The link works once.
+/// every other session of the account, and signs in. The link works once. `password_hash` comes
+/// from [`hash_password`], called before any transaction: hashing takes a while, and a writer
+/// must not wait on it.
 pub fn use_link(
     conn: &mut DbConn,
     token: &str,
     name: Option<&str>,
-    password: &Password,
+    password_hash: &str,
     now: DateTime<Utc>,
 ) -> Result<SignedIn, LinkError> {
-    let hash = hash_password(password)?;
+    let hash = password_hash;
     db::write_transaction(conn, |conn| {
         let link = open_link(conn, token, now)?;
         let used = diesel::update(organiser_links::table.find(link.id))
@@ -427,7 +429,7 @@ pub fn use_link(
         }
         diesel::update(organisers::table.find(organiser.id))
             .set((
-                organisers::password_hash.eq(Some(&hash)),
+                organisers::password_hash.eq(Some(hash)),
                 organisers::name.eq(&organiser.name),
             ))
             .execute(conn)?;

@@ -2,6 +2,7 @@
 //! Signing in to the dashboard is in [`accounts`].
 
 pub mod accounts;
+pub mod sign_in_limits;
 
 use diesel::prelude::*;
 

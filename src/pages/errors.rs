@@ -15,10 +15,12 @@ pub struct PageError {
     pub status: StatusCode,
     pub title: String,
     pub message: String,
-    /// A link onwards: label and address.
-    pub next: Option<(String, String)>,
+    /// A link onwards: label and address (boxed: most errors have none, and errors stay small).
+    pub next: Option<Box<(String, String)>>,
     /// For 429 and 503: when to try again, in seconds.
     pub retry_after: Option<u64>,
+    /// Where to send the browser instead of showing a page (a 303), e.g. to sign in first.
+    pub location: Option<String>,
 }
 
 impl PageError {
@@ -29,11 +31,23 @@ impl PageError {
             message: message.into(),
             next: None,
             retry_after: None,
+            location: None,
         }
     }
 
+    /// Sends the browser to `to` (a path of this site) instead of showing a page: a 303.
+    pub fn see_other(to: impl Into<String>) -> Self {
+        let mut page = Self::new(
+            StatusCode::SEE_OTHER,
+            "See other",
+            "Please follow the link.",
+        );
+        page.location = Some(to.into());
+        page
+    }
+
     pub fn with_next(mut self, label: &str, href: impl Into<String>) -> Self {
-        self.next = Some((label.to_owned(), href.into()));
+        self.next = Some(Box::new((label.to_owned(), href.into())));
         self
     }
 
@@ -100,6 +114,20 @@ impl PageError {
         );
         page.retry_after = Some(5);
         page
+    }
+
+    /// The same failure as the organisers' dashboard says it: without the attendees' advice
+    /// about bookings, and leading back to the dashboard rather than the programme.
+    pub fn for_organisers(mut self) -> Self {
+        if self.status == StatusCode::INTERNAL_SERVER_ERROR {
+            self.message = "Something went wrong on our side, and nothing was changed. Please try \
+                again in a moment; if it keeps happening, the server's log says what failed."
+                .to_owned();
+        }
+        if self.next.as_ref().is_some_and(|next| next.1 == "/") {
+            self = self.with_next("Back to the dashboard", "/organiser");
+        }
+        self
     }
 
     /// The page for an error that is not one of ours (a body too large, a malformed form).
@@ -178,14 +206,17 @@ struct Link<'a> {
 
 /// The page for `error`.
 pub fn render(pages: &Pages, error: &PageError) -> HttpResponse {
+    if let Some(to) = &error.location {
+        return super::redirect(to);
+    }
     let context = ErrorPage {
         title: &error.title,
         message: &error.message,
         status: error.status.as_u16(),
-        next: error
-            .next
-            .as_ref()
-            .map(|(label, href)| Link { label, href }),
+        next: error.next.as_ref().map(|next| Link {
+            label: &next.0,
+            href: &next.1,
+        }),
     };
     let mut builder = HttpResponse::build(error.status);
     builder.insert_header((header::CACHE_CONTROL, "no-store"));

@@ -1,9 +1,11 @@
-//! The rate limit of the forms that book, join waitlists or cancel: so many per minute per
-//! client address (GCRA through `governor`, which allows a burst of that many and then one every
-//! `60 / n` seconds). The address is the connection's peer, or, behind a trusted proxy, the last
-//! `X-Forwarded-For` entry: the one the proxy added (earlier ones are whatever the client sent).
+//! The rate limit of the forms that book, join waitlists or cancel, and of the organiser
+//! sign-in forms: so many per minute per client (GCRA through `governor`, which allows a burst of
+//! that many and then one every `60 / n` seconds), counted in this process's memory. The address
+//! is the connection's peer, or, behind a trusted proxy, the last `X-Forwarded-For` entry: the
+//! one the proxy added (earlier ones are whatever the client sent). Also the page shown when the
+//! organiser sign-in limits kept in the database refuse an attempt.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -13,12 +15,13 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
 use super::PageError;
+use crate::organisers::sign_in_limits::{Client, Limit, Locked};
 
 /// Addresses remembered before old ones are dropped.
 const TIDY_EVERY: u32 = 1024;
 
 pub struct Limiter {
-    limiter: RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock>,
+    limiter: RateLimiter<Client, DefaultKeyedStateStore<Client>, DefaultClock>,
     trust_forwarded_for: bool,
     checks: AtomicU32,
 }
@@ -37,65 +40,65 @@ impl Limiter {
         if self.checks.fetch_add(1, Ordering::Relaxed) % TIDY_EVERY == TIDY_EVERY - 1 {
             self.limiter.retain_recent();
         }
-        let Some(address) = self.client_address(req) else {
+        let Some(client) = self.client(req) else {
             return Ok(());
         };
-        self.limiter.check_key(&address).map_err(|not_until| {
+        self.limiter.check_key(&client).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.limiter.clock().now());
             tracing::warn!("form rate limit reached for a client");
             PageError::too_many(wait.as_secs() + 1)
         })
     }
 
-    /// The key a client is counted under: its address, an IPv6 address by its /64 (one
-    /// household or server has all of those).
-    fn client_address(&self, req: &HttpRequest) -> Option<IpAddr> {
+    /// Who sent `req`, as counted here and by the sign-in limits: its address, an IPv6 address
+    /// by its /64 (see [`Client`]); `None` when the connection has no address.
+    pub fn client(&self, req: &HttpRequest) -> Option<Client> {
         let address = if self.trust_forwarded_for {
             forwarded_for(req).or_else(|| req.peer_addr().map(|a| a.ip()))
         } else {
             req.peer_addr().map(|a| a.ip())
         };
-        address.map(|ip| match ip {
-            IpAddr::V6(v6) => {
-                let [a, b, c, d, ..] = v6.segments();
-                IpAddr::V6(Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
-            }
-            v4 => v4,
-        })
+        address.map(Client::of)
+    }
+}
+
+/// The 429 page of an organiser sign-in or password reset that a limit refused, with
+/// `Retry-After`.
+pub fn paused(locked: &Locked) -> PageError {
+    let seconds = locked.retry_after.as_secs().max(1);
+    let wait = in_words(seconds);
+    let message = match locked.limit {
+        Limit::Account => format!(
+            "There have been too many unsuccessful sign-ins to this account, so it is paused. \
+             Please try again in {wait}, or reset your password."
+        ),
+        Limit::Client => format!(
+            "There have been too many unsuccessful sign-ins from this connection, so it is \
+             paused. Please try again in {wait}."
+        ),
+        Limit::Resets => format!(
+            "Password reset links for this address have been asked for several times in the \
+             last hour, so no more are sent for now. Please use the newest email, or ask again \
+             in {wait}."
+        ),
+    };
+    PageError {
+        message,
+        ..PageError::too_many(seconds)
+    }
+}
+
+/// `seconds` for people: seconds under two minutes, whole minutes (rounded up) above.
+fn in_words(seconds: u64) -> String {
+    if seconds < 120 {
+        format!("{seconds} seconds")
+    } else {
+        format!("{} minutes", seconds.div_ceil(60))
     }
 }
 
 /// The address the proxy in front added: the last entry of the last `X-Forwarded-For` line
 /// (a client may send lines and entries of its own before it), with or without a port.
-/// Sign-in attempts per account (by normalised email), whatever address they come from.
-pub struct AccountLimiter {
-    limiter: RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>,
-    checks: AtomicU32,
-}
-
-impl AccountLimiter {
-    pub fn new(per_minute: NonZeroU32) -> Self {
-        Self {
-            limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
-            checks: AtomicU32::new(0),
-        }
-    }
-
-    /// Counts one attempt for `account`; a 429 page once it has had too many.
-    pub fn check(&self, account: &str) -> Result<(), PageError> {
-        if self.checks.fetch_add(1, Ordering::Relaxed) % TIDY_EVERY == TIDY_EVERY - 1 {
-            self.limiter.retain_recent();
-        }
-        self.limiter
-            .check_key(&account.to_owned())
-            .map_err(|not_until| {
-                let wait = not_until.wait_time_from(self.limiter.clock().now());
-                tracing::warn!("sign-in rate limit reached for an account");
-                PageError::too_many(wait.as_secs() + 1)
-            })
-    }
-}
-
 fn forwarded_for(req: &HttpRequest) -> Option<IpAddr> {
     let last = req
         .headers()
@@ -120,7 +123,7 @@ mod tests {
         let request = request
             .peer_addr("10.0.0.9:50000".parse().expect("address"))
             .to_http_request();
-        limiter.client_address(&request)
+        limiter.client(&request).map(Client::address)
     }
 
     fn ip(text: &str) -> Option<IpAddr> {
@@ -174,5 +177,35 @@ mod tests {
             .peer_addr("10.0.0.10:50000".parse().expect("address"))
             .to_http_request();
         assert!(limiter.check(&other).is_ok());
+    }
+
+    #[test]
+    fn a_paused_sign_in_says_how_long_and_what_to_do() {
+        let locked = |limit, secs| Locked {
+            limit,
+            retry_after: std::time::Duration::from_secs(secs),
+        };
+        let account = paused(&locked(Limit::Account, 899));
+        assert_eq!(account.status.as_u16(), 429);
+        assert_eq!(account.retry_after, Some(899));
+        assert!(
+            account.message.contains("in 15 minutes"),
+            "{}",
+            account.message
+        );
+        assert!(account.message.contains("reset your password"));
+        let client = paused(&locked(Limit::Client, 61));
+        assert!(
+            client.message.contains("in 61 seconds"),
+            "{}",
+            client.message
+        );
+        assert!(client.message.contains("this connection"));
+        let resets = paused(&locked(Limit::Resets, 3600));
+        assert!(
+            resets.message.contains("in 60 minutes"),
+            "{}",
+            resets.message
+        );
     }
 }

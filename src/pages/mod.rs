@@ -40,9 +40,11 @@ use templates::Templates;
 pub struct Pages {
     templates: Templates,
     limiter: limit::Limiter,
-    /// Organiser sign-ins per client address, and per account.
+    /// Organiser sign-in, reset and password forms per client address, in this process's memory
+    /// on purpose: each may cost an argon2 hash, and what it guards is this process's CPU. Failed
+    /// sign-ins and reset requests are limited across every instance by the database
+    /// (`organisers::sign_in_limits`).
     sign_in_limiter: limit::Limiter,
-    account_limiter: limit::AccountLimiter,
     key: TokenKey,
     site_name: String,
     /// `Content-Security-Policy` of every page but the card payment page: this site only.
@@ -99,9 +101,6 @@ impl Pages {
             sign_in_limiter: limit::Limiter::new(
                 std::num::NonZeroU32::new(20).unwrap_or(std::num::NonZeroU32::MIN),
                 pages.trust_forwarded_for,
-            ),
-            account_limiter: limit::AccountLimiter::new(
-                std::num::NonZeroU32::new(5).unwrap_or(std::num::NonZeroU32::MIN),
             ),
             key,
             site_name: pages.site_name.clone(),
@@ -255,6 +254,11 @@ pub fn finish_response(
                 .cloned()
                 .unwrap_or_else(|| PageError::from_status(err.as_response_error().status_code()));
             let (req, _) = res.into_parts();
+            let page = if req.path().starts_with("/organiser") {
+                page.for_organisers()
+            } else {
+                page
+            };
             let response = errors::render(pages, &page);
             ServiceResponse::new(req, response)
         }

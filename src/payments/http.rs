@@ -17,6 +17,7 @@ use crate::api::problem::responses::{
     WebhookProblems,
 };
 use crate::api::{run, AppState, Kind, Problem};
+use crate::audit::{self, Record};
 use crate::bookings::{BookingError, BookingStatus};
 use crate::organisers::Role;
 use crate::validation::{optional_text, Fields, ValidationError};
@@ -270,21 +271,17 @@ async fn invoice_paid(
     let organiser = auth.require(Role::Admin)?;
     let number = number.into_inner();
     let now = state.clock.now();
+    let by = Some(organiser.id);
     let invoice = run(&state.db, move |conn| {
-        super::invoices::mark_paid(conn, &number, now)
+        audit::recorded(conn, by, |conn| -> Result<_, InvoiceError> {
+            let invoice = super::invoices::mark_paid(conn, &number, now)?;
+            let record = Record::new("invoice.paid", format!("invoice:{}", invoice.number))
+                .after(&serde_json::json!({ "state": "paid" }));
+            Ok((invoice, record))
+        })
     })
     .await?;
     tracing::info!(invoice = %invoice.number, "invoice marked paid");
-    // `mark_paid` commits on its own, so the audit row follows it.
-    crate::audit::committed(
-        &state.db,
-        Some(organiser.id),
-        "invoice.paid",
-        format!("invoice:{}", invoice.number),
-        None::<&()>,
-        Some(&serde_json::json!({ "state": "paid" })),
-    )
-    .await;
     Ok(web::Json(InvoiceView::new(
         &invoice,
         format!("/api/v1/admin/invoices/{}", invoice.number),
@@ -482,23 +479,18 @@ async fn organiser_refund(
     let reference = reference.into_inner();
     let amount = input.amount_minor;
     let now = state.clock.now();
-    let subject = format!("booking:{reference}");
-    let asked = serde_json::json!({ "amount_minor": amount, "note": note });
+    let by = Some(organiser.id);
     let (written, refundable) = run(&state.db, move |conn| {
-        super::refunds::by_organiser(conn, &reference, amount, note.as_deref(), now)
+        audit::recorded(conn, by, |conn| -> Result<_, RefundRefusal> {
+            let refunded =
+                super::refunds::by_organiser(conn, &reference, amount, note.as_deref(), now)?;
+            let record = Record::new("booking.refund", format!("booking:{reference}"))
+                .after(&serde_json::json!({ "amount_minor": amount, "note": note }));
+            Ok((refunded, record))
+        })
     })
     .await?;
     tracing::info!(amount, refunds = written, "refund made by an organiser");
-    // The refund commits on its own, so the audit row follows it.
-    crate::audit::committed(
-        &state.db,
-        Some(organiser.id),
-        "booking.refund",
-        subject,
-        None::<&()>,
-        Some(&asked),
-    )
-    .await;
     send_refunds_soon(&state);
     Ok(HttpResponse::Created().json(RefundAnswer {
         refunds: written,

@@ -11,8 +11,12 @@ use super::{
 };
 use crate::api::auth::Authenticated;
 use crate::api::json::DeferredJson;
-use crate::api::problem::responses::{AuthProblems, BodyProblems, Conflict, NotFound, Unavailable};
+use crate::api::problem::responses::{
+    AuthProblems, BodyProblems, Changed, Conflict, NotFound, Unavailable,
+};
+use crate::api::revision::{etag, IfMatch};
 use crate::api::{local_time, nullable, run, AppState, Kind, Problem};
+use crate::audit::{self, Record};
 use crate::events::http::EventView;
 use crate::events::Event;
 use crate::organisers::Role;
@@ -47,6 +51,10 @@ pub struct SessionView {
     /// CPD hours attending counts for on a certificate of attendance, in tenths of an hour
     /// (15 is 1.5 hours); set with `PATCH`.
     pub cpd_tenths: i32,
+    /// Goes up with every change an organiser makes; also the `ETag` of `PATCH` answers. Send
+    /// it back as `If-Match` with a change to have it refused if someone changed the session
+    /// since.
+    pub revision: i32,
 }
 
 impl SessionView {
@@ -67,6 +75,7 @@ impl SessionView {
             price_minor: session.price_minor,
             currency: event.currency.clone(),
             status: session.status,
+            revision: session.revision,
         }
     }
 }
@@ -267,6 +276,8 @@ impl TryFrom<SessionPatch> for SessionChanges {
             status: p.status,
             waitlist_enabled: p.waitlist_enabled,
             cpd_tenths: p.cpd_tenths.and_then(|v| f.check("cpd_tenths", cpd(v))),
+            // From the request's `If-Match`, not the body.
+            if_revision: None,
         };
         f.finish().map(|()| changes)
     }
@@ -287,6 +298,17 @@ impl From<SessionError> for Problem {
                 format!("{taken} seats are taken in \"{title}\"; capacity cannot go down to {requested}"),
             )
             .with_session(id, &title),
+            SessionError::Changed {
+                id,
+                expected,
+                current,
+            } => Problem::new(
+                Kind::Changed,
+                format!(
+                    "Session {id} has changed since revision {expected} (it is at {current}); \
+                     read it again and send the change against the current revision"
+                ),
+            ),
             SessionError::Invalid(v) => v.into(),
             SessionError::Db(e) => e.into(),
         }
@@ -314,33 +336,37 @@ async fn create_session(
     let organiser = auth.require(Role::Admin)?;
     let new = NewSession::try_from(input.read().await?)?;
     let slug = slug.into_inner();
-    let (event, session) = run(&state.db, move |conn| super::create(conn, &slug, &new)).await?;
+    let by = Some(organiser.id);
+    let (event, session) = run(&state.db, move |conn| {
+        audit::recorded(conn, by, |conn| -> Result<_, SessionError> {
+            let (event, session) = super::create(conn, &slug, &new)?;
+            let record = Record::new("session.create", format!("session:{}", session.id))
+                .after(&SessionView::new(&session, &event));
+            Ok(((event, session), record))
+        })
+    })
+    .await?;
     state.programmes.forget(&event.slug);
-    // `create` commits on its own, so the audit row follows it.
-    crate::audit::committed(
-        &state.db,
-        Some(organiser.id),
-        "session.create",
-        format!("session:{}", session.id),
-        None::<&()>,
-        Some(&SessionView::new(&session, &event)),
-    )
-    .await;
-    Ok(HttpResponse::Created().json(SessionWithEvent {
-        session: SessionView::new(&session, &event),
-        event: EventView::from(&event),
-    }))
+    Ok(HttpResponse::Created()
+        .insert_header(etag(session.revision))
+        .json(SessionWithEvent {
+            session: SessionView::new(&session, &event),
+            event: EventView::from(&event),
+        }))
 }
 
 /// Changes any field of a session: details, times, capacity, price, publication or cancellation.
 #[utoipa::path(
     tag = "organiser",
     request_body = SessionPatch,
-    params(("id" = i64, Path, description = "The session's id")),
+    params(
+        ("id" = i64, Path, description = "The session's id"),
+        ("If-Match" = Option<String>, Header, description = "The session's `ETag` (its revision, e.g. \"7\") as last read: the change is refused with 412 if the session has changed since"),
+    ),
     security(("organiser_token" = [])),
     responses(
         (status = 200, description = "Changed", body = SessionWithEvent),
-        BodyProblems, AuthProblems, NotFound, Conflict, Unavailable,
+        BodyProblems, AuthProblems, NotFound, Conflict, Changed, Unavailable,
     )
 )]
 #[patch("/admin/sessions/{id}")]
@@ -348,35 +374,35 @@ async fn update_session(
     state: web::Data<AppState>,
     auth: Authenticated,
     id: web::Path<i64>,
+    if_match: IfMatch,
     input: DeferredJson<SessionPatch>,
-) -> Result<web::Json<SessionWithEvent>, Problem> {
+) -> Result<HttpResponse, Problem> {
     let organiser = auth.require(Role::Admin)?;
-    let changes = SessionChanges::try_from(input.read().await?)?;
+    let mut changes = SessionChanges::try_from(input.read().await?)?;
+    changes.if_revision = if_match.0;
     let id = id.into_inner();
     let issuer = state.issuer.clone();
     let now = state.clock.now();
-    let (before, (event, session)) =
-        run(&state.db, move |conn| -> Result<_, super::SessionError> {
+    let by = Some(organiser.id);
+    let (event, session) = run(&state.db, move |conn| {
+        audit::recorded(conn, by, |conn| -> Result<_, SessionError> {
             let before = super::find(conn, id)?;
-            Ok((before, super::update(conn, id, changes, &issuer, now)?))
+            let (event, session) = super::update(conn, id, changes, &issuer, now)?;
+            let record = Record::new("session.update", format!("session:{id}"))
+                .before(&SessionView::new(&before, &event))
+                .after(&SessionView::new(&session, &event));
+            Ok(((event, session), record))
         })
-        .await?;
-    // `update` runs its own write transaction, so the audit row follows it.
-    crate::audit::committed(
-        &state.db,
-        Some(organiser.id),
-        "session.update",
-        format!("session:{id}"),
-        Some(&SessionView::new(&before, &event)),
-        Some(&SessionView::new(&session, &event)),
-    )
-    .await;
+    })
+    .await?;
     // Not needed for correctness (bookings check revisions), but saves the next one a retry.
     state.programmes.forget(&event.slug);
     // A cancelled session refunds its paid places.
     crate::payments::http::send_refunds_soon(&state);
-    Ok(web::Json(SessionWithEvent {
-        session: SessionView::new(&session, &event),
-        event: EventView::from(&event),
-    }))
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(session.revision))
+        .json(SessionWithEvent {
+            session: SessionView::new(&session, &event),
+            event: EventView::from(&event),
+        }))
 }

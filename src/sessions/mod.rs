@@ -165,6 +165,9 @@ pub struct SessionChanges {
     pub waitlist_enabled: Option<bool>,
     /// CPD hours in tenths, at most [`MAX_CPD_TENTHS`].
     pub cpd_tenths: Option<i32>,
+    /// The revision these changes were made against (an edit form's, an `If-Match`): when the
+    /// session has changed since, nothing changes and [`SessionError::Changed`] says so.
+    pub if_revision: Option<i32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -179,6 +182,13 @@ pub enum SessionError {
         title: String,
         taken: i32,
         requested: i32,
+    },
+    /// Someone changed the session after the revision the changes were made against.
+    #[error("session {id} has changed since revision {expected}: it is at {current}")]
+    Changed {
+        id: i64,
+        expected: i32,
+        current: i32,
     },
     #[error(transparent)]
     Invalid(#[from] ValidationError),
@@ -273,6 +283,16 @@ pub fn update(
     db::write_transaction(conn, |conn| {
         lock(conn, id)?;
         let current = find(conn, id)?;
+        // Under the lock: nobody changes the session between this check and the update.
+        if let Some(expected) = changes.if_revision {
+            if expected != current.revision {
+                return Err(SessionError::Changed {
+                    id,
+                    expected,
+                    current: current.revision,
+                });
+            }
+        }
         check_times(
             changes.starts_at.unwrap_or(current.starts_at),
             changes.ends_at.unwrap_or(current.ends_at),

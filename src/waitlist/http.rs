@@ -13,6 +13,7 @@ use crate::api::idempotency::{self, Guarded};
 use crate::api::json::{ApiJson, OptionalJson};
 use crate::api::problem::responses::{AuthProblems, BodyProblems, NotFound, Unavailable};
 use crate::api::{local_time, run, AppState, Kind, Problem};
+use crate::audit::{self, Record};
 use crate::bookings::http::{AttendeeInput, AttendeeView, BookingCreated, BookingView, EventRef};
 use crate::bookings::Attendee;
 use crate::organisers::Role;
@@ -415,20 +416,17 @@ async fn promote_entry(
     let add_seat = input.0.unwrap_or_default().add_seat;
     let issuer = state.issuer.clone();
     let now = state.clock.now();
+    let by = Some(organiser.id);
     let view = run(&state.db, move |conn| {
-        super::promote(conn, &issuer, session_id, entry_id, add_seat, now)
+        audit::recorded(conn, by, |conn| -> Result<_, WaitlistError> {
+            let entry = super::promote(conn, &issuer, session_id, entry_id, add_seat, now)?;
+            let view = WaitlistView::from(&entry);
+            let record = Record::new("waitlist.promote", format!("waitlist:{entry_id}"))
+                .before(&serde_json::json!({ "session_id": session_id, "add_seat": add_seat }))
+                .after(&view);
+            Ok((view, record))
+        })
     })
     .await?;
-    let view = WaitlistView::from(&view);
-    // `promote` commits on its own, so the audit row follows it.
-    crate::audit::committed(
-        &state.db,
-        Some(organiser.id),
-        "waitlist.promote",
-        format!("waitlist:{entry_id}"),
-        Some(&serde_json::json!({ "session_id": session_id, "add_seat": add_seat })),
-        Some(&view),
-    )
-    .await;
     Ok(web::Json(view))
 }

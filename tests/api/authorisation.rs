@@ -1,6 +1,7 @@
 //! One authorisation matrix over every route that needs an organiser: the admin JSON API (as its
 //! OpenAPI document lists it) and the dashboard pages. Each route answers a missing or too-small
-//! credential before anything else, and such a refused request changes nothing.
+//! credential before anything else (a dashboard form without its token is refused as that first),
+//! and such a refused request changes nothing.
 
 use diesel::prelude::*;
 use masterclass::organisers::Role;
@@ -538,6 +539,19 @@ async fn every_dashboard_route_refuses_the_signed_out_and_too_small_roles(app: T
                 page.status,
                 page.headers.get("location")
             ));
+        }
+        // A post without a valid form token is refused as that first, whoever sends it: the
+        // same answer every time, before the sign-in or the role is looked at.
+        if *method == "POST" {
+            for (who, browser) in [("signed out", &mut stranger), ("checkin", &mut door)] {
+                let page = visit(browser, method, &path, "not-the-token").await;
+                if page.status != 403 || !page.body.contains("This form has expired") {
+                    wrong.push(format!(
+                        "{method} {template} {who} with a stale form: {} (not the expired-form page)",
+                        page.status
+                    ));
+                }
+            }
         }
         for (who, browser, csrf, held) in [
             ("checkin", &mut door, &door_csrf, Role::Checkin),

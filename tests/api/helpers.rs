@@ -708,3 +708,19 @@ impl TestApp {
         );
     }
 }
+
+impl TestApp {
+    /// Another server on this app's database and clock, as a second process behind the same
+    /// load balancer would be, with the test settings changed by `adjust` (as in
+    /// [`TestApp::spawn_with`]). Returns its address; it serves until the test ends.
+    pub async fn another_instance(&self, adjust: impl FnOnce(&mut Settings)) -> String {
+        let mut settings = test_settings(&self.database_url);
+        adjust(&mut settings);
+        let app = Application::build_with_clock(settings, self.clock.clone())
+            .await
+            .expect("the second instance starts");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        address
+    }
+}

@@ -6,9 +6,14 @@ use actix_web::web::{self, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use super::{ended_cookie, require, safe_next, session_cookie, signed_in, Me, SESSION_COOKIE};
+use super::{
+    ended_cookie, safe_next, session_cookie, signed_in, Anyone, AnyonePost, Me, Owner, OwnerPost,
+    Posted, PostedBy, SESSION_COOKIE,
+};
 use crate::api::{run, AppState, Kind, Problem};
-use crate::organisers::accounts::{self, LinkError, LinkKind, Password, SignInError};
+use crate::audit::{self, Record};
+use crate::db::DbError;
+use crate::organisers::accounts::{self, LinkError, LinkKind, Password};
 use crate::organisers::{NewOrganiser, Organiser, OrganiserError, Role};
 use crate::pages::booking::FieldMessage;
 use crate::pages::{csrf, html_page, redirect, FormData, PageError};
@@ -89,38 +94,61 @@ async fn login_form(
     )
 }
 
-fn client(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default()
+/// Who sent `req`, for the log: the key the sign-in limits count it under (behind a trusted
+/// proxy, the address the proxy saw, not the proxy's).
+fn client(state: &AppState, req: &HttpRequest) -> String {
+    state
+        .pages
+        .sign_in_limiter
+        .client(req)
+        .map_or_else(|| "unknown".to_owned(), |c| c.to_string())
 }
 
 async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Form<Vec<(String, String)>>,
+    Posted(form): Posted,
 ) -> Result<HttpResponse, PageError> {
-    let form = FormData(body.into_inner());
-    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
+    use crate::organisers::sign_in_limits::{self, Account, AttemptError, Limits};
+    // Each attempt costs an argon2 hash: this per-process limit guards the process's CPU. Failed
+    // sign-ins are limited per account and per client across every instance by the database.
     state.pages.sign_in_limiter.check(&req)?;
     let email = form.get("email").unwrap_or_default().trim().to_owned();
     let password = form.get("password").unwrap_or_default().to_owned();
     let next = safe_next(form.get("next"));
-    let account = crate::validation::Email::normalize(&email);
+    let shown_email = crate::validation::Email::normalize(&email);
     // Text that is no email address may be a password typed in the wrong field: never logged.
-    let loggable = crate::validation::Email::parse(&email).is_ok();
-    state.pages.account_limiter.check(&account)?;
+    let account = Account::typed(&email);
+    let from = state.pages.sign_in_limiter.client(&req);
+    let limits = Limits::from_settings(&state.settings.sign_in);
     let now = state.clock.now();
     let outcome = run(&state.db, move |conn| -> Result<_, Problem> {
-        match accounts::sign_in(conn, &email, &password, now) {
-            Ok(signed) => Ok(Some(signed)),
-            Err(SignInError::Refused) => Ok(None),
-            Err(SignInError::Db(e)) => Err(e.into()),
+        match sign_in_limits::sign_in(conn, &limits, &email, &password, from, now) {
+            Ok(signed) => Ok(Ok(signed)),
+            Err(AttemptError::Db(e)) => Err(e.into()),
+            Err(refused) => Ok(Err(refused)),
         }
     })
     .await?;
     match outcome {
-        Some(signed) => {
+        Err(AttemptError::Locked(locked)) => {
+            // Who tried, from where, and which limit; never the password.
+            match &account {
+                Some(account) => tracing::warn!(
+                    account = %account,
+                    client = %client(&state, &req),
+                    limit = locked.limit.as_str(),
+                    "organiser sign-in refused unchecked: too many failures"
+                ),
+                None => tracing::warn!(
+                    client = %client(&state, &req),
+                    limit = locked.limit.as_str(),
+                    "organiser sign-in refused unchecked: too many failures; what was typed is not an email address"
+                ),
+            }
+            Err(crate::pages::limit::paused(&locked))
+        }
+        Ok(signed) => {
             tracing::info!(organiser = signed.organiser.id, "organiser signed in");
             let mut answer = redirect(&next);
             let cookie = session_cookie(&state.pages, signed.token, signed.expires_at, now);
@@ -129,15 +157,18 @@ async fn login(
                 .map_err(|_| PageError::internal())?;
             Ok(answer)
         }
-        None => {
+        Err(_) => {
             // Who tried, from where; never the password.
-            if loggable {
-                tracing::warn!(account = %account, client = %client(&req), "organiser sign-in refused");
-            } else {
-                tracing::warn!(
-                    client = %client(&req),
+            match &account {
+                Some(account) => tracing::warn!(
+                    account = %account,
+                    client = %client(&state, &req),
+                    "organiser sign-in refused"
+                ),
+                None => tracing::warn!(
+                    client = %client(&state, &req),
                     "organiser sign-in refused: what was typed is not an email address"
-                );
+                ),
             }
             login_page(
                 &state,
@@ -145,7 +176,7 @@ async fn login(
                 LoginPage {
                     title: "Organiser sign-in",
                     csrf: String::new(),
-                    email: account,
+                    email: shown_email,
                     next,
                     errors: Vec::new(),
                     problem: Some(
@@ -163,10 +194,8 @@ async fn login(
 async fn logout(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Form<Vec<(String, String)>>,
+    _: Posted,
 ) -> Result<HttpResponse, PageError> {
-    let form = FormData(body.into_inner());
-    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
     if let Some(token) = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()) {
         let now = state.clock.now();
         run(&state.db, move |conn| accounts::sign_out(conn, &token, now)).await?;
@@ -206,33 +235,46 @@ async fn forgot_form(
 async fn forgot(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Form<Vec<(String, String)>>,
+    Posted(form): Posted,
 ) -> Result<HttpResponse, PageError> {
-    let form = FormData(body.into_inner());
-    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
+    use crate::organisers::sign_in_limits::{self, Account, Limits, ResetError};
+    // A cheap guard of this process; reset emails per account are limited across every
+    // instance by the database.
     state.pages.sign_in_limiter.check(&req)?;
     let email = form.get("email").unwrap_or_default().trim().to_owned();
     let errors = match crate::validation::Email::parse(&email) {
         Ok(_) => Vec::new(),
         Err(m) => vec![FieldMessage::new("email", &m)],
     };
-    if errors.is_empty() {
-        state
-            .pages
-            .account_limiter
-            .check(&crate::validation::Email::normalize(&email))?;
+    // An address whose normal form is no address can be no organiser's: nothing to send.
+    if let (true, Some(account)) = (errors.is_empty(), Account::typed(&email)) {
         let (key, site, now) = (
             state.issuer.key.clone(),
             state.pages.site_name.clone(),
             state.clock.now(),
         );
-        let asked = email.clone();
-        let link = run(&state.db, move |conn| {
-            accounts::request_reset(conn, &key, &asked, &site, now)
+        let from = state.pages.sign_in_limiter.client(&req);
+        let limits = Limits::from_settings(&state.settings.sign_in);
+        let asked = account.clone();
+        let link = run(&state.db, move |conn| -> Result<_, Problem> {
+            match sign_in_limits::request_reset(conn, &limits, &key, &asked, from, &site, now) {
+                Ok(link) => Ok(Ok(link)),
+                Err(ResetError::Locked(locked)) => Ok(Err(locked)),
+                Err(ResetError::Db(e)) => Err(e.into()),
+            }
         })
         .await?;
-        if link.is_some() {
-            tracing::info!("password reset link emailed");
+        match link {
+            Ok(Some(_)) => tracing::info!("password reset link emailed"),
+            Ok(None) => {}
+            Err(locked) => {
+                tracing::warn!(
+                    account = %account,
+                    client = %client(&state, &req),
+                    "password reset refused: too many asked for this account"
+                );
+                return Err(crate::pages::limit::paused(&locked));
+            }
         }
     }
     let form_token = csrf::form_token(&req, &state.pages);
@@ -333,11 +375,10 @@ fn password_page(
 async fn password(
     state: web::Data<AppState>,
     req: HttpRequest,
+    Posted(form): Posted,
     token: web::Path<String>,
-    body: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let form = FormData(body.into_inner());
-    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
+    // Setting a password costs an argon2 hash: this per-process limit guards the process's CPU.
     state.pages.sign_in_limiter.check(&req)?;
     let token = token.into_inner();
     let now = state.clock.now();
@@ -369,14 +410,20 @@ async fn password(
             );
         }
     };
+    let by = Some(link.organiser.id);
     let used = run(&state.db, move |conn| -> Result<_, Problem> {
-        Ok(accounts::use_link(
-            conn,
-            &token,
-            name.as_deref(),
-            &password,
-            now,
-        ))
+        // Before the transaction: no writer waits on the hashing.
+        let hash = accounts::hash_password(&password)?;
+        Ok(audit::recorded(conn, by, |conn| -> Result<_, LinkError> {
+            let signed = accounts::use_link(conn, &token, name.as_deref(), &hash, now)?;
+            // The emailed link proves the account's owner: its failed sign-ins stop counting.
+            crate::organisers::sign_in_limits::forget_failures(conn, &signed.organiser)?;
+            let record = Record::new(
+                "organiser.password",
+                format!("organiser:{}", signed.organiser.id),
+            );
+            Ok((signed, record))
+        }))
     })
     .await?;
     let signed = match used {
@@ -395,16 +442,6 @@ async fn password(
         Err(e) => return Err(link_refused(e)),
     };
     tracing::info!(organiser = signed.organiser.id, "organiser password set");
-    // The link was used in its own transaction, so the audit row follows it.
-    crate::audit::committed(
-        &state.db,
-        Some(signed.organiser.id),
-        "organiser.password",
-        format!("organiser:{}", signed.organiser.id),
-        None::<&()>,
-        None::<&()>,
-    )
-    .await;
     let mut answer = redirect("/organiser");
     answer
         .add_cookie(&session_cookie(
@@ -424,11 +461,11 @@ struct HomePage {
     me: Me,
 }
 
-async fn home(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, PageError> {
-    let me = match require(&state, &req, Role::Checkin).await? {
-        Ok(me) => me,
-        Err(to_sign_in) => return Ok(to_sign_in),
-    };
+async fn home(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    me: Anyone,
+) -> Result<HttpResponse, PageError> {
     let form = csrf::form_token(&req, &state.pages);
     let page = HomePage {
         title: "Dashboard",
@@ -497,11 +534,11 @@ async fn team_page(
     Ok(html_page(status, html, form.set_cookie))
 }
 
-async fn team(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, PageError> {
-    let me = match require(&state, &req, Role::Owner).await? {
-        Ok(me) => me,
-        Err(to_sign_in) => return Ok(to_sign_in),
-    };
+async fn team(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    me: Owner,
+) -> Result<HttpResponse, PageError> {
     let values = InviteValues {
         role: "admin".to_owned(),
         ..Default::default()
@@ -521,14 +558,8 @@ fn role_named(raw: &str) -> Option<Role> {
 async fn invite(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Form<Vec<(String, String)>>,
+    PostedBy { form, me }: OwnerPost,
 ) -> Result<HttpResponse, PageError> {
-    let form = FormData(body.into_inner());
-    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
-    let me = match require(&state, &req, Role::Owner).await? {
-        Ok(me) => me,
-        Err(to_sign_in) => return Ok(to_sign_in),
-    };
     let text = |name: &str| form.get(name).unwrap_or_default().trim().to_owned();
     let values = InviteValues {
         email: text("email"),
@@ -578,15 +609,27 @@ async fn invite(
         state.clock.now(),
     );
     let inviter = me.clone();
+    let by = Some(me.id);
     let made = run(&state.db, move |conn| -> Result<_, Problem> {
-        Ok(accounts::invite(conn, &key, &inviter, &new, &site, now))
+        Ok(audit::recorded(
+            conn,
+            by,
+            |conn| -> Result<_, OrganiserError> {
+                let (invited, _) = accounts::invite(conn, &key, &inviter, &new, &site, now)?;
+                let record = Record::new("organiser.invite", format!("organiser:{}", invited.id))
+                    .after(&serde_json::json!({
+                        "name": invited.name,
+                        "email": invited.email,
+                        "role": invited.role.as_str(),
+                    }));
+                Ok((invited, record))
+            },
+        ))
     })
     .await?;
     match made {
-        Ok((invited, _)) => {
+        Ok(invited) => {
             tracing::info!(organiser = invited.id, by = me.id, "organiser invited");
-            // `invite` commits on its own, so the audit row follows it.
-            crate::audit::committed(&state.db, Some(me.id), "organiser.invite", format!("organiser:{}", invited.id), None::<&()>, Some(&serde_json::json!({ "name": invited.name, "email": invited.email, "role": invited.role.as_str() }))).await;
             let notice = format!(
                 "{} has been invited as {}; the link is on its way to {}.",
                 invited.name,
@@ -684,11 +727,11 @@ async fn tokens_page(
     Ok(html_page(status, html, form.set_cookie))
 }
 
-async fn tokens(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, PageError> {
-    let me = match require(&state, &req, Role::Checkin).await? {
-        Ok(me) => me,
-        Err(to_sign_in) => return Ok(to_sign_in),
-    };
+async fn tokens(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    me: Anyone,
+) -> Result<HttpResponse, PageError> {
     tokens_page(
         &state,
         &req,
@@ -704,14 +747,8 @@ async fn tokens(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResp
 async fn new_token(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Form<Vec<(String, String)>>,
+    PostedBy { form, me }: AnyonePost,
 ) -> Result<HttpResponse, PageError> {
-    let form = FormData(body.into_inner());
-    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
-    let me = match require(&state, &req, Role::Checkin).await? {
-        Ok(me) => me,
-        Err(to_sign_in) => return Ok(to_sign_in),
-    };
     let raw = form.get("label").unwrap_or_default().to_owned();
     let label = match crate::validation::required_text(&raw, 100) {
         Ok(label) => label,
@@ -730,22 +767,17 @@ async fn new_token(
         }
     };
     let id = me.id;
-    let made = serde_json::json!({ "label": label });
     let issued = run(&state.db, move |conn| {
-        crate::organisers::issue_token(conn, id, &label)
+        audit::recorded(conn, Some(id), |conn| -> Result<_, DbError> {
+            let issued = crate::organisers::issue_token(conn, id, &label)?;
+            // The label only: the token itself is never stored in the clear.
+            let record = Record::new("token.create", format!("organiser:{id}"))
+                .after(&serde_json::json!({ "label": label }));
+            Ok((issued, record))
+        })
     })
     .await?;
     tracing::info!(organiser = me.id, "API token made");
-    // The token is stored on its own, so the audit row follows it (never the token itself).
-    crate::audit::committed(
-        &state.db,
-        Some(me.id),
-        "token.create",
-        format!("organiser:{}", me.id),
-        None::<&()>,
-        Some(&made),
-    )
-    .await;
     tokens_page(
         &state,
         &req,
@@ -760,20 +792,18 @@ async fn new_token(
 
 async fn revoke(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    PostedBy { me, .. }: AnyonePost,
     path: web::Path<String>,
-    body: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let form = FormData(body.into_inner());
-    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
-    let me = match require(&state, &req, Role::Checkin).await? {
-        Ok(me) => me,
-        Err(to_sign_in) => return Ok(to_sign_in),
-    };
     let token_id: i64 = path.parse().map_err(|_| PageError::not_found())?;
     let (id, now) = (me.id, state.clock.now());
     let revoked = run(&state.db, move |conn| {
-        crate::organisers::revoke_token(conn, id, token_id, now)
+        audit::recorded(conn, Some(id), |conn| -> Result<_, DbError> {
+            let revoked = crate::organisers::revoke_token(conn, id, token_id, now)?;
+            // A token that was not in use is left as it was: nothing to record.
+            let record = revoked.then(|| Record::new("token.revoke", format!("token:{token_id}")));
+            Ok((revoked, record))
+        })
     })
     .await?;
     if !revoked {
@@ -783,15 +813,5 @@ async fn revoke(
         )));
     }
     tracing::info!(organiser = me.id, token = token_id, "API token revoked");
-    // The revocation commits on its own, so the audit row follows it.
-    crate::audit::committed(
-        &state.db,
-        Some(me.id),
-        "token.revoke",
-        format!("token:{token_id}"),
-        None::<&()>,
-        None::<&()>,
-    )
-    .await;
     Ok(redirect("/organiser/tokens"))
 }

@@ -7,11 +7,11 @@ use actix_web::web::{self, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use super::{require, Me};
+use super::{Admin, AdminPost, Me, PostedBy};
 use crate::api::{run, AppState, Problem};
+use crate::audit::{self, Record};
 use crate::certificates::{self, Certificate, CertificateError};
 use crate::mail::compose;
-use crate::organisers::Role;
 use crate::pages::{csrf, html_page, redirect, FormData, PageError};
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -100,13 +100,10 @@ struct CertificatePage {
 async fn page(
     state: web::Data<AppState>,
     req: HttpRequest,
+    me: Admin,
     reference: web::Path<String>,
     query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let me = match require(&state, &req, Role::Admin).await? {
-        Ok(me) => me,
-        Err(to_sign_in) => return Ok(to_sign_in),
-    };
     let query = FormData(query.into_inner());
     let (c, refused) = match certificate(&state, reference.into_inner()).await? {
         Ok(c) => (c, None),
@@ -119,7 +116,7 @@ async fn page(
     let page = CertificatePage {
         title: format!("Certificate of attendance: {}", c.reference),
         csrf: form.token,
-        me: Me::from(&me),
+        me: Me::from(&*me),
         reference: c.reference.clone(),
         name: c.name.clone(),
         email: c.email.clone(),
@@ -156,12 +153,9 @@ fn refused_error(why: String, reference: &str) -> PageError {
 
 async fn download(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    _: Admin,
     reference: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    if let Err(to_sign_in) = require(&state, &req, Role::Admin).await? {
-        return Ok(to_sign_in);
-    }
     let reference = reference.into_inner();
     let c = match certificate(&state, reference.clone()).await? {
         Ok(c) => c,
@@ -185,22 +179,22 @@ async fn download(
 
 async fn email(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    PostedBy { me, .. }: AdminPost,
     reference: web::Path<String>,
-    body: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let form = FormData(body.into_inner());
-    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
-    let me = match require(&state, &req, Role::Admin).await? {
-        Ok(me) => me,
-        Err(to_sign_in) => return Ok(to_sign_in),
-    };
     let reference = reference.into_inner();
     let now = state.clock.now();
     let asked = reference.clone();
+    let by = Some(me.id);
     let sent = run(&state.db, move |conn| -> Result<_, Problem> {
-        match certificates::send(conn, &asked, now) {
-            Ok(sent) => Ok(Ok(sent.email)),
+        let sent = audit::recorded(conn, by, |conn| -> Result<_, CertificateError> {
+            let sent = certificates::send(conn, &asked, now)?;
+            let record = Record::new("certificate.email", format!("booking:{asked}"))
+                .after(&serde_json::json!({ "to": sent.email }));
+            Ok(((), record))
+        });
+        match sent {
+            Ok(()) => Ok(Ok(())),
             Err(CertificateError::BookingNotFound(_)) => Ok(Err(None)),
             Err(CertificateError::Db(e)) => Err(e.into()),
             Err(e) => {
@@ -213,18 +207,8 @@ async fn email(
     })
     .await?;
     match sent {
-        Ok(email) => {
+        Ok(()) => {
             tracing::info!(organiser = me.id, booking = %reference, "certificate emailed");
-            // The email is queued in its own transaction, so the audit row follows it.
-            crate::audit::committed(
-                &state.db,
-                Some(me.id),
-                "certificate.email",
-                format!("booking:{reference}"),
-                None::<&()>,
-                Some(&serde_json::json!({ "to": email })),
-            )
-            .await;
             Ok(redirect(&format!(
                 "/organiser/bookings/{reference}/certificate?done=sent"
             )))

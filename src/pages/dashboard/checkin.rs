@@ -14,13 +14,13 @@ use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{require, Me, COOKIE_PATH};
+use super::{Anyone, AnyonePost, Me, PostedBy, COOKIE_PATH};
 use crate::api::{run, AppState, Problem};
+use crate::audit::{self, Record};
 use crate::bookings::SeatState;
 use crate::checkin::{self, Arrival, CheckinError, DoorEntry, Outcome, Presented, Search};
 use crate::events::Event;
 use crate::mail::compose;
-use crate::organisers::Role;
 use crate::pages::booking::FieldMessage;
 use crate::pages::{csrf, html_page, redirect, FormData, PageError};
 use crate::sessions::{Session, SessionStatus};
@@ -77,11 +77,11 @@ struct SessionsPage {
 }
 
 /// The sessions of published events (not cancelled ones), today's first.
-async fn sessions(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, PageError> {
-    let me = match require(&state, &req, Role::Checkin).await? {
-        Ok(me) => me,
-        Err(to_sign_in) => return Ok(to_sign_in),
-    };
+async fn sessions(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    me: Anyone,
+) -> Result<HttpResponse, PageError> {
     let now = state.clock.now();
     let (today, others) = run(&state.db, move |conn| -> Result<_, Problem> {
         let mut today = Vec::new();
@@ -111,7 +111,7 @@ async fn sessions(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     let page = SessionsPage {
         title: "Check-in",
         csrf: form.token,
-        me: Me::from(&me),
+        me: Me::from(&*me),
         today,
         others,
     };
@@ -184,13 +184,10 @@ fn checked_in_text(entry: &DoorEntry, at: DateTime<Utc>, event: &Event) -> Strin
 async fn door(
     state: web::Data<AppState>,
     req: HttpRequest,
+    me: Anyone,
     id: web::Path<i64>,
     query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let me = match require(&state, &req, Role::Checkin).await? {
-        Ok(me) => me,
-        Err(to_sign_in) => return Ok(to_sign_in),
-    };
     let query = FormData(query.into_inner());
     let q = query.get("q").unwrap_or_default().trim().to_owned();
     let said = read_outcome(&state, &req).filter(|s| s.session == *id);
@@ -291,15 +288,9 @@ fn back_to(session_id: i64, q: &str) -> String {
 async fn present(
     state: web::Data<AppState>,
     req: HttpRequest,
+    PostedBy { form, me }: AnyonePost,
     id: web::Path<i64>,
-    body: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let form = FormData(body.into_inner());
-    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
-    let me = match require(&state, &req, Role::Checkin).await? {
-        Ok(me) => me,
-        Err(to_sign_in) => return Ok(to_sign_in),
-    };
     let session_id = id.into_inner();
     let q = form.get("q").unwrap_or_default().trim().to_owned();
     let code = form.get("code").map(|c| c.trim().to_owned());
@@ -337,13 +328,24 @@ async fn present(
     let organiser_id = me.id;
     let by_code = matches!(presented, Presented::Code(_));
     let arrival = run(&state.db, move |conn| -> Result<_, Problem> {
-        Ok(checkin::check_in(
+        Ok(audit::recorded(
             conn,
-            session_id,
-            &presented,
-            &key,
-            organiser_id,
-            now,
+            Some(organiser_id),
+            |conn| -> Result<_, CheckinError> {
+                let arrival =
+                    checkin::check_in(conn, session_id, &presented, &key, organiser_id, now)?;
+                // Only a check-in changes the seat; any other answer has nothing to record.
+                let record = matches!(arrival.outcome, Outcome::CheckedIn).then(|| {
+                    Record::new("checkin.arrive", format!("seat:{}", arrival.entry.seat_id))
+                        .before(&serde_json::json!({ "checked_in": false }))
+                        .after(&serde_json::json!({
+                            "checked_in": true,
+                            "session": session_id,
+                            "reference": arrival.entry.reference,
+                        }))
+                });
+                Ok((arrival, record))
+            },
         ))
     })
     .await?;
@@ -356,22 +358,6 @@ async fn present(
                 outcome = ?arrival.outcome,
                 "presented at the door"
             );
-            if matches!(arrival.outcome, Outcome::CheckedIn) {
-                // The check-in commits on its own, so the audit row follows it.
-                crate::audit::committed(
-                    &state.db,
-                    Some(organiser_id),
-                    "checkin.arrive",
-                    format!("seat:{}", arrival.entry.seat_id),
-                    Some(&serde_json::json!({ "checked_in": false })),
-                    Some(&serde_json::json!({
-                        "checked_in": true,
-                        "session": session_id,
-                        "reference": arrival.entry.reference,
-                    })),
-                )
-                .await;
-            }
             said_of(&arrival)
         }
         Err(CheckinError::UnknownCode) if by_code => Said {
@@ -445,20 +431,24 @@ fn said_of(arrival: &Arrival) -> Said {
 /// Takes back a check-in made by mistake.
 async fn undo(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    PostedBy { form, me }: AnyonePost,
     path: web::Path<(i64, i64)>,
-    body: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let form = FormData(body.into_inner());
-    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
-    let me = match require(&state, &req, Role::Checkin).await? {
-        Ok(me) => me,
-        Err(to_sign_in) => return Ok(to_sign_in),
-    };
     let (session_id, seat_id) = path.into_inner();
     let q = form.get("q").unwrap_or_default().trim().to_owned();
+    let by = Some(me.id);
     let undone = run(&state.db, move |conn| -> Result<_, Problem> {
-        match checkin::undo(conn, session_id, seat_id) {
+        let undone = audit::recorded(conn, by, |conn| -> Result<_, CheckinError> {
+            let undone = checkin::undo(conn, session_id, seat_id)?;
+            // A seat that was not checked in is left as it was: nothing to record.
+            let record = undone.undone.then(|| {
+                Record::new("checkin.undo", format!("seat:{seat_id}"))
+                    .before(&serde_json::json!({ "checked_in": true }))
+                    .after(&serde_json::json!({ "checked_in": false }))
+            });
+            Ok((undone, record))
+        });
+        match undone {
             Ok(undone) => Ok(Some(undone)),
             Err(CheckinError::SeatNotFound(_) | CheckinError::NotInSession { .. }) => Ok(None),
             Err(e) => Err(e.into()),
@@ -474,16 +464,6 @@ async fn undo(
             organiser = me.id,
             "check-in undone"
         );
-        // The undo commits on its own, so the audit row follows it.
-        crate::audit::committed(
-            &state.db,
-            Some(me.id),
-            "checkin.undo",
-            format!("seat:{seat_id}"),
-            Some(&serde_json::json!({ "checked_in": true })),
-            Some(&serde_json::json!({ "checked_in": false })),
-        )
-        .await;
         Said {
             session: session_id,
             ok: true,

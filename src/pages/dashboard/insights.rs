@@ -7,11 +7,10 @@ use actix_web::web::{self, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use super::{require, Me};
+use super::{Admin, Me};
 use crate::api::{run, AppState, Problem};
 use crate::audit::{self, Change, Filter};
 use crate::mail::compose::money;
-use crate::organisers::Role;
 use crate::pages::booking::FieldMessage;
 use crate::pages::{csrf, html_page, FormData, PageError};
 use crate::stats::chart::{self, Series};
@@ -57,12 +56,9 @@ struct AuditRow {
 async fn audit_page(
     state: web::Data<AppState>,
     req: HttpRequest,
+    me: Admin,
     query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let me = match require(&state, &req, Role::Admin).await? {
-        Ok(me) => me,
-        Err(to_sign_in) => return Ok(to_sign_in),
-    };
     let query = FormData(query.into_inner());
     let text = |name: &str| query.get(name).unwrap_or_default().trim().to_owned();
     let (action, subject, organiser) = (text("action"), text("subject"), text("organiser"));
@@ -111,7 +107,7 @@ async fn audit_page(
     let view = AuditPage {
         title: "Audit trail",
         csrf: form.token,
-        me: Me::from(&me),
+        me: Me::from(&*me),
         organisers: names
             .into_iter()
             .map(|(id, name)| Choice {
@@ -219,12 +215,9 @@ const ORANGE: &str = "#b35900";
 async fn stats_page(
     state: web::Data<AppState>,
     req: HttpRequest,
+    me: Admin,
     query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let me = match require(&state, &req, Role::Admin).await? {
-        Ok(me) => me,
-        Err(to_sign_in) => return Ok(to_sign_in),
-    };
     let query = FormData(query.into_inner());
     let wanted = query
         .get("event")
@@ -268,7 +261,7 @@ async fn stats_page(
     let view = StatsPage {
         title: "Statistics",
         csrf: form.token,
-        me: Me::from(&me),
+        me: Me::from(&*me),
         events: all
             .into_iter()
             .rev()

@@ -16,12 +16,17 @@ mod people_bookings;
 mod people_outbox;
 mod programme;
 
+use std::marker::PhantomData;
+use std::ops::Deref;
+
 use actix_web::cookie::{time, Cookie, SameSite};
-use actix_web::web::ServiceConfig;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::dev::Payload;
+use actix_web::web::{self, ServiceConfig};
+use actix_web::{FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
 use serde::Serialize;
 
-use super::{redirect, PageError, Pages};
+use super::{csrf, FormData, PageError, Pages};
 use crate::api::{run, AppState};
 use crate::organisers::{Organiser, Role};
 
@@ -76,32 +81,149 @@ pub async fn signed_in(
     .await?)
 }
 
-/// What a dashboard page needs first: the organiser signed in with at least `role`, or the
-/// answer to send instead (the sign-in page for nobody, a 403 page for too small a role).
-pub async fn require(
-    state: &AppState,
-    req: &HttpRequest,
-    role: Role,
-) -> Result<Result<Organiser, HttpResponse>, PageError> {
-    match signed_in(state, req).await? {
-        None => {
-            let next = req.path();
-            Ok(Err(redirect(&format!(
-                "/organiser/login?next={}",
-                encode(next)
-            ))))
-        }
-        Some(organiser) if organiser.role.allows(role) => Ok(Ok(organiser)),
-        Some(_) => Err(PageError::new(
-            actix_web::http::StatusCode::FORBIDDEN,
-            "Not for your role",
-            format!(
-                "This page needs the {} role or above. Ask an owner if you need it.",
-                role.as_str()
-            ),
-        )
-        .with_next("Back to the dashboard", "/organiser")),
+/// The roles a dashboard handler may ask for, as types for [`SignedIn`].
+pub mod needs {
+    use crate::organisers::Role;
+
+    /// A role a handler needs, at least.
+    pub trait Needs {
+        const ROLE: Role;
     }
+
+    /// Any organiser: the `checkin` role is the smallest.
+    pub struct AnyRole;
+    pub struct AdminRole;
+    pub struct OwnerRole;
+
+    impl Needs for AnyRole {
+        const ROLE: Role = Role::Checkin;
+    }
+    impl Needs for AdminRole {
+        const ROLE: Role = Role::Admin;
+    }
+    impl Needs for OwnerRole {
+        const ROLE: Role = Role::Owner;
+    }
+}
+
+/// The organiser signed in with at least the role `R` needs, from the session cookie. A handler
+/// that takes one runs for such an organiser only: nobody signed in is sent to the sign-in page
+/// (and back here after), a smaller role gets a 403 page saying which role it takes.
+pub struct SignedIn<R>(Organiser, PhantomData<R>);
+
+/// Any organiser signed in.
+pub type Anyone = SignedIn<needs::AnyRole>;
+/// An admin or an owner.
+pub type Admin = SignedIn<needs::AdminRole>;
+/// An owner.
+pub type Owner = SignedIn<needs::OwnerRole>;
+
+impl<R> From<&SignedIn<R>> for Me {
+    fn from(signed: &SignedIn<R>) -> Self {
+        Me::from(&signed.0)
+    }
+}
+
+impl<R> Deref for SignedIn<R> {
+    type Target = Organiser;
+
+    fn deref(&self) -> &Organiser {
+        &self.0
+    }
+}
+
+impl<R: needs::Needs + 'static> FromRequest for SignedIn<R> {
+    type Error = PageError;
+    type Future = LocalBoxFuture<'static, Result<Self, PageError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or_else(PageError::internal)?
+                .clone();
+            match signed_in(&state, &req).await? {
+                None => Err(PageError::see_other(format!(
+                    "/organiser/login?next={}",
+                    encode(req.path())
+                ))),
+                Some(organiser) if organiser.role.allows(R::ROLE) => {
+                    Ok(SignedIn(organiser, PhantomData))
+                }
+                Some(_) => Err(not_for_your_role(R::ROLE)),
+            }
+        })
+    }
+}
+
+/// A posted form whose CSRF token was checked: without a valid one the handler does not run and
+/// nothing changes. For the forms of people not signed in yet; signed-in organisers' forms are
+/// taken with [`PostedBy`].
+pub struct Posted(pub FormData);
+
+impl FromRequest for Posted {
+    type Error = PageError;
+    type Future = LocalBoxFuture<'static, Result<Self, PageError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let body = web::Form::<Vec<(String, String)>>::from_request(&req, payload);
+        Box::pin(async move {
+            let form = FormData(
+                body.await
+                    .map_err(|e| PageError::from_status(e.as_response_error().status_code()))?
+                    .into_inner(),
+            );
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or_else(PageError::internal)?;
+            csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
+            Ok(Posted(form))
+        })
+    }
+}
+
+/// A posted dashboard form and the organiser who sent it: the CSRF token is checked first, then
+/// the sign-in and role, one after the other (as separate extractors they would race, and which
+/// refusal came back would vary).
+pub struct PostedBy<R> {
+    pub form: FormData,
+    pub me: SignedIn<R>,
+}
+
+/// A form sent by any organiser signed in.
+pub type AnyonePost = PostedBy<needs::AnyRole>;
+/// A form sent by an admin or an owner.
+pub type AdminPost = PostedBy<needs::AdminRole>;
+/// A form sent by an owner.
+pub type OwnerPost = PostedBy<needs::OwnerRole>;
+
+impl<R: needs::Needs + 'static> FromRequest for PostedBy<R> {
+    type Error = PageError;
+    type Future = LocalBoxFuture<'static, Result<Self, PageError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let posted = Posted::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let Posted(form) = posted.await?;
+            let me = SignedIn::<R>::extract(&req).await?;
+            Ok(PostedBy { form, me })
+        })
+    }
+}
+
+fn not_for_your_role(role: Role) -> PageError {
+    PageError::new(
+        actix_web::http::StatusCode::FORBIDDEN,
+        "Not for your role",
+        format!(
+            "This page needs the {} role or above. Ask an owner if you need it.",
+            role.as_str()
+        ),
+    )
+    .with_next("Back to the dashboard", "/organiser")
 }
 
 /// The session cookie for a session that ends at `expires_at`.

@@ -9,11 +9,12 @@ use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{require, Me};
+use super::{Admin, AdminPost, Me, PostedBy};
 use crate::api::{run, AppState, Problem};
+use crate::audit::{self, Record};
 use crate::bookings::{self, BookingError, SeatState};
 use crate::events::Event;
-use crate::organisers::{Organiser, Role};
+use crate::organisers::Organiser;
 use crate::pages::booking::{sentence, FieldMessage};
 use crate::pages::{csrf, html_page, redirect, FormData, PageError};
 use crate::sessions::Session;
@@ -117,6 +118,7 @@ struct PeoplePage {
     targets: Vec<Target>,
     errors: Vec<FieldMessage>,
     problem: Option<String>,
+    waive: Option<Waive>,
     notice: Option<&'static str>,
 }
 
@@ -154,6 +156,15 @@ struct Refusal {
     errors: Vec<FieldMessage>,
     problem: Option<String>,
     status: Option<StatusCode>,
+    /// A move refused for the price difference, to offer again with the difference waived.
+    waive: Option<Waive>,
+}
+
+/// The move of `reference`'s seat to session `to` that costs more than the seat was paid at.
+#[derive(Serialize, Clone)]
+struct Waive {
+    reference: String,
+    to: i64,
 }
 
 impl Refusal {
@@ -173,8 +184,8 @@ impl Refusal {
                 field: field.to_owned(),
                 message: message.clone(),
             }],
-            problem: None,
             status: Some(status),
+            ..Self::default()
         })
     }
 }
@@ -292,6 +303,7 @@ async fn people_page(
         targets,
         errors: refusal.errors,
         problem: refusal.problem,
+        waive: refusal.waive,
         notice,
     };
     let html = state.pages.render("dashboard/people/session.html", page)?;
@@ -315,13 +327,10 @@ fn done_notice(done: Option<&str>) -> Option<&'static str> {
 async fn people(
     state: web::Data<AppState>,
     req: HttpRequest,
+    me: Admin,
     path: web::Path<i64>,
     query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let me = match require(&state, &req, Role::Admin).await? {
-        Ok(me) => me,
-        Err(to_sign_in) => return Ok(to_sign_in),
-    };
     let query = FormData(query.into_inner());
     let q = query.get("q").unwrap_or_default().to_owned();
     let notice = done_notice(query.get("done"));
@@ -342,27 +351,12 @@ fn people_path(session_id: i64, done: &str) -> String {
     format!("/organiser/sessions/{session_id}/people?done={done}")
 }
 
-/// The signed-in admin behind a posted form, after its CSRF check.
-async fn admin_form(
-    state: &AppState,
-    req: &HttpRequest,
-    body: web::Form<Vec<(String, String)>>,
-) -> Result<Result<(Organiser, FormData), HttpResponse>, PageError> {
-    let form = FormData(body.into_inner());
-    csrf::check(req, &state.pages, form.get(csrf::FIELD))?;
-    Ok(require(state, req, Role::Admin).await?.map(|me| (me, form)))
-}
-
 async fn promote(
     state: web::Data<AppState>,
     req: HttpRequest,
+    PostedBy { form, me }: AdminPost,
     path: web::Path<i64>,
-    body: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let (me, form) = match admin_form(&state, &req, body).await? {
-        Ok(signed) => signed,
-        Err(to_sign_in) => return Ok(to_sign_in),
-    };
     let session_id = path.into_inner();
     let Some(entry_id) = form.get("entry").and_then(|e| e.parse::<i64>().ok()) else {
         return Err(PageError::new(
@@ -372,9 +366,18 @@ async fn promote(
         ));
     };
     let add_seat = form.get("add_seat") == Some("yes");
-    let (issuer, now) = (state.issuer.clone(), state.clock.now());
+    let (issuer, now, by) = (state.issuer.clone(), state.clock.now(), Some(me.id));
     let outcome = run(&state.db, move |conn| -> Result<_, Problem> {
-        Ok(waitlist::promote(conn, &issuer, session_id, entry_id, add_seat, now).map(|_| ()))
+        Ok(audit::recorded(
+            conn,
+            by,
+            |conn| -> Result<_, WaitlistError> {
+                waitlist::promote(conn, &issuer, session_id, entry_id, add_seat, now)?;
+                let record = Record::new("waitlist.promote", format!("waitlist:{entry_id}"))
+                    .before(&serde_json::json!({ "session_id": session_id, "add_seat": add_seat }));
+                Ok(((), record))
+            },
+        ))
     })
     .await?;
     match outcome {
@@ -386,15 +389,6 @@ async fn promote(
                 by = me.id,
                 "waitlist entry promoted"
             );
-            crate::audit::committed(
-                &state.db,
-                Some(me.id),
-                "waitlist.promote",
-                format!("waitlist:{entry_id}"),
-                Some(&serde_json::json!({ "session_id": session_id, "add_seat": add_seat })),
-                None::<&()>,
-            )
-            .await;
             Ok(redirect(&people_path(session_id, "promoted")))
         }
         Err(WaitlistError::NotFound) => Err(PageError::not_found()),
@@ -408,13 +402,9 @@ async fn promote(
 async fn move_seat(
     state: web::Data<AppState>,
     req: HttpRequest,
+    PostedBy { form, me }: AdminPost,
     path: web::Path<i64>,
-    body: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let (me, form) = match admin_form(&state, &req, body).await? {
-        Ok(signed) => signed,
-        Err(to_sign_in) => return Ok(to_sign_in),
-    };
     let session_id = path.into_inner();
     let reference = form.get("reference").unwrap_or_default().trim().to_owned();
     let field = format!("to-{reference}");
@@ -424,36 +414,56 @@ async fn move_seat(
                 field,
                 message: "Choose the session to move them to.".to_owned(),
             }],
-            problem: None,
             status: Some(StatusCode::UNPROCESSABLE_ENTITY),
+            ..Refusal::default()
         };
         return people_page(&state, &req, &me, session_id, String::new(), None, refusal).await;
     };
-    let (issuer, now) = (state.issuer.clone(), state.clock.now());
+    let waive_difference = form.get("waive_difference") == Some("yes");
+    let (issuer, now, by) = (state.issuer.clone(), state.clock.now(), Some(me.id));
     let moved_ref = reference.clone();
+    let moved = if waive_difference {
+        serde_json::json!({ "session_id": to, "waive_difference": true })
+    } else {
+        serde_json::json!({ "session_id": to })
+    };
     let outcome = run(&state.db, move |conn| -> Result<_, Problem> {
-        Ok(bookings::move_seat(conn, &moved_ref, session_id, to, &issuer, now).map(|_| ()))
+        Ok(audit::recorded(
+            conn,
+            by,
+            |conn| -> Result<_, BookingError> {
+                bookings::move_seat(
+                    conn,
+                    &moved_ref,
+                    session_id,
+                    to,
+                    waive_difference,
+                    &issuer,
+                    now,
+                )?;
+                let record = Record::new("booking.move", format!("booking:{moved_ref}"))
+                    .before(&serde_json::json!({ "session_id": session_id }))
+                    .after(&moved);
+                Ok(((), record))
+            },
+        ))
     })
     .await?;
     match outcome {
         Ok(()) => {
             tracing::info!(%reference, from = session_id, to, by = me.id, "seat moved by an organiser");
-            crate::audit::committed(
-                &state.db,
-                Some(me.id),
-                "booking.move",
-                format!("booking:{reference}"),
-                Some(&serde_json::json!({ "session_id": session_id })),
-                Some(&serde_json::json!({ "session_id": to })),
-            )
-            .await;
             Ok(redirect(&people_path(session_id, "moved")))
         }
         Err(e) => {
+            let dearer = matches!(&e, BookingError::Invalid(v)
+                if v.0.iter().any(|f| f.field == "waive_difference"));
             let mut refusal = Refusal::of(e.into(), &field)?;
             // The move is all or nothing: say that the old seat stays.
             for error in &mut refusal.errors {
                 error.message.push_str(" They keep their seat here.");
+            }
+            if dearer {
+                refusal.waive = Some(Waive { reference, to });
             }
             people_page(&state, &req, &me, session_id, String::new(), None, refusal).await
         }
@@ -477,13 +487,10 @@ struct CancelPage {
 async fn cancel_form(
     state: web::Data<AppState>,
     req: HttpRequest,
+    me: Admin,
     path: web::Path<i64>,
     query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let me = match require(&state, &req, Role::Admin).await? {
-        Ok(me) => me,
-        Err(to_sign_in) => return Ok(to_sign_in),
-    };
     let session_id = path.into_inner();
     let reference = FormData(query.into_inner())
         .get("reference")
@@ -521,36 +528,35 @@ async fn cancel_form(
 async fn cancel(
     state: web::Data<AppState>,
     req: HttpRequest,
+    PostedBy { form, me }: AdminPost,
     path: web::Path<i64>,
-    body: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let (me, form) = match admin_form(&state, &req, body).await? {
-        Ok(signed) => signed,
-        Err(to_sign_in) => return Ok(to_sign_in),
-    };
     let session_id = path.into_inner();
     let reference = form.get("reference").unwrap_or_default().trim().to_owned();
-    let (issuer, now) = (state.issuer.clone(), state.clock.now());
+    let (issuer, now, by) = (state.issuer.clone(), state.clock.now(), Some(me.id));
     let cancelled_ref = reference.clone();
     let outcome = run(&state.db, move |conn| -> Result<_, Problem> {
-        Ok(
-            bookings::cancel_by_reference(conn, &cancelled_ref, Some(&[session_id]), &issuer, now)
-                .map(|_| ()),
-        )
+        Ok(audit::recorded(
+            conn,
+            by,
+            |conn| -> Result<_, BookingError> {
+                bookings::cancel_by_reference(
+                    conn,
+                    &cancelled_ref,
+                    Some(&[session_id]),
+                    &issuer,
+                    now,
+                )?;
+                let record = Record::new("booking.cancel", format!("booking:{cancelled_ref}"))
+                    .before(&serde_json::json!({ "session_ids": [session_id] }));
+                Ok(((), record))
+            },
+        ))
     })
     .await?;
     match outcome {
         Ok(()) => {
             tracing::info!(%reference, session = session_id, by = me.id, "seat cancelled by an organiser");
-            crate::audit::committed(
-                &state.db,
-                Some(me.id),
-                "booking.cancel",
-                format!("booking:{reference}"),
-                Some(&serde_json::json!({ "session_ids": [session_id] })),
-                None::<&()>,
-            )
-            .await;
             crate::payments::http::send_refunds_soon(&state);
             Ok(redirect(&people_path(session_id, "cancelled")))
         }
@@ -564,33 +570,34 @@ async fn cancel(
 async fn resend(
     state: web::Data<AppState>,
     req: HttpRequest,
+    PostedBy { form, me }: AdminPost,
     path: web::Path<i64>,
-    body: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let (me, form) = match admin_form(&state, &req, body).await? {
-        Ok(signed) => signed,
-        Err(to_sign_in) => return Ok(to_sign_in),
-    };
     let session_id = path.into_inner();
     let reference = form.get("reference").unwrap_or_default().trim().to_owned();
-    let resent_ref = reference.clone();
+    let (resent_ref, by) = (reference.clone(), Some(me.id));
     let outcome = run(&state.db, move |conn| -> Result<_, Problem> {
-        Ok(bookings::resend_confirmation(conn, &resent_ref))
+        Ok(audit::recorded(
+            conn,
+            by,
+            |conn| -> Result<_, BookingError> {
+                let resent = bookings::resend_confirmation(conn, &resent_ref)?;
+                // A booking without a confirmed seat gets no email: nothing to record.
+                let record = resent.then(|| {
+                    Record::new(
+                        "booking.resend_confirmation",
+                        format!("booking:{resent_ref}"),
+                    )
+                });
+                Ok((resent, record))
+            },
+        ))
     })
     .await?;
     let field = format!("person-{reference}");
     let refusal = match outcome {
         Ok(true) => {
             tracing::info!(%reference, by = me.id, "booking confirmation resent");
-            crate::audit::committed(
-                &state.db,
-                Some(me.id),
-                "booking.resend_confirmation",
-                format!("booking:{reference}"),
-                None::<&()>,
-                None::<&()>,
-            )
-            .await;
             return Ok(redirect(&people_path(session_id, "resent")));
         }
         Ok(false) => Refusal {
@@ -599,8 +606,8 @@ async fn resend(
                 message: "This booking has no confirmed seat, so there is no confirmation to send."
                     .to_owned(),
             }],
-            problem: None,
             status: Some(StatusCode::CONFLICT),
+            ..Refusal::default()
         },
         Err(e) => Refusal::of(e.into(), &field)?,
     };

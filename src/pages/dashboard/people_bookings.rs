@@ -11,13 +11,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::people::when;
-use super::{require, Me};
+use super::{Admin, AdminPost, Me, PostedBy};
 use crate::api::{run, AppState, Problem};
+use crate::audit::{self, Record};
 use crate::bookings::{self, Booking, BookingError, SeatState};
 use crate::events::Event;
 use crate::mail::compose::money;
 use crate::mail::outbox::{self, JobView};
-use crate::organisers::{Organiser, Role};
+use crate::organisers::Organiser;
 use crate::pages::booking::{sentence, FieldMessage};
 use crate::pages::{csrf, html_page, redirect, FormData, PageError};
 use crate::payments::invoices::{self, Filter, Invoice, InvoiceError};
@@ -90,16 +91,6 @@ fn too_much(room: i64, currency: &str) -> String {
     }
 }
 
-/// The signed-in admin or the answer to send instead.
-macro_rules! admin {
-    ($state:expr, $req:expr) => {
-        match require(&$state, &$req, Role::Admin).await? {
-            Ok(me) => me,
-            Err(to_sign_in) => return Ok(to_sign_in),
-        }
-    };
-}
-
 #[derive(Serialize)]
 struct BookingLine {
     reference: String,
@@ -139,9 +130,9 @@ struct SearchPage {
 async fn search(
     state: web::Data<AppState>,
     req: HttpRequest,
+    me: Admin,
     query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let me = admin!(state, req);
     let q = FormData(query.into_inner())
         .get("q")
         .unwrap_or_default()
@@ -160,7 +151,7 @@ async fn search(
     let page = SearchPage {
         title: "Bookings",
         csrf: form.token,
-        me: Me::from(&me),
+        me: Me::from(&*me),
         searched: !q.is_empty(),
         q,
         results: results.iter().map(booking_line).collect(),
@@ -428,10 +419,10 @@ async fn booking_page(
 async fn booking(
     state: web::Data<AppState>,
     req: HttpRequest,
+    me: Admin,
     reference: web::Path<String>,
     query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let me = admin!(state, req);
     let notice = match FormData(query.into_inner()).get("done") {
         Some("refunded") => Some("The refund is on its way to the card; the attendee is emailed once the payment provider has made it."),
         Some("paid") => Some("The invoice is marked paid."),
@@ -497,12 +488,9 @@ async fn booking_named(state: &AppState, reference: &str) -> Result<Booking, Pag
 async fn refund(
     state: web::Data<AppState>,
     req: HttpRequest,
+    PostedBy { form, me }: AdminPost,
     reference: web::Path<String>,
-    body: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let form = FormData(body.into_inner());
-    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
-    let me = admin!(state, req);
     let reference = reference.into_inner();
     let raw = form.get("amount").unwrap_or_default().trim().to_owned();
     let note_raw = form.get("note").unwrap_or_default().trim().to_owned();
@@ -549,7 +537,7 @@ async fn refund(
         let page = ConfirmPage {
             title: "Refund this amount?",
             csrf: String::new(),
-            me: Me::from(&me),
+            me: Me::from(&*me),
             amount: Some(money(amount, &booking.currency)),
             amount_text: raw,
             note: note_raw,
@@ -559,30 +547,26 @@ async fn refund(
         };
         return confirm_page(&state, &req, page).await;
     }
-    let now = state.clock.now();
+    let (now, by) = (state.clock.now(), Some(me.id));
     let refunded_ref = reference.clone();
+    let asked = serde_json::json!({ "amount_minor": amount, "note": note_raw });
     let outcome = run(&state.db, move |conn| -> Result<_, Problem> {
-        Ok(refunds::by_organiser(
+        Ok(audit::recorded(
             conn,
-            &refunded_ref,
-            amount,
-            note.as_deref(),
-            now,
+            by,
+            |conn| -> Result<_, RefundRefusal> {
+                let refunded =
+                    refunds::by_organiser(conn, &refunded_ref, amount, note.as_deref(), now)?;
+                let record =
+                    Record::new("booking.refund", format!("booking:{refunded_ref}")).after(&asked);
+                Ok((refunded, record))
+            },
         ))
     })
     .await?;
     match outcome {
         Ok((written, _)) => {
             tracing::info!(%reference, amount, refunds = written, by = me.id, "refund made by an organiser");
-            crate::audit::committed(
-                &state.db,
-                Some(me.id),
-                "booking.refund",
-                format!("booking:{reference}"),
-                None::<&()>,
-                Some(&serde_json::json!({ "amount_minor": amount, "note": note_raw })),
-            )
-            .await;
             crate::payments::http::send_refunds_soon(&state);
             Ok(redirect(&booking_path(&reference, "refunded")))
         }
@@ -607,12 +591,9 @@ async fn refund(
 async fn cancel(
     state: web::Data<AppState>,
     req: HttpRequest,
+    PostedBy { form, me }: AdminPost,
     reference: web::Path<String>,
-    body: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let form = FormData(body.into_inner());
-    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
-    let me = admin!(state, req);
     let reference = reference.into_inner();
     let chosen: Vec<i64> = form
         .0
@@ -640,7 +621,7 @@ async fn cancel(
         let page = ConfirmPage {
             title: "Cancel these seats?",
             csrf: String::new(),
-            me: Me::from(&me),
+            me: Me::from(&*me),
             reference: booking.reference,
             name: booking.attendee_name,
             amount: None,
@@ -651,28 +632,25 @@ async fn cancel(
         return confirm_page(&state, &req, page).await;
     }
     let ids: Vec<i64> = seats.iter().map(|(id, _)| *id).collect();
-    let (issuer, now) = (state.issuer.clone(), state.clock.now());
+    let (issuer, now, by) = (state.issuer.clone(), state.clock.now(), Some(me.id));
     let cancelled_ref = reference.clone();
     let asked = serde_json::json!({ "session_ids": ids });
     let outcome = run(&state.db, move |conn| -> Result<_, Problem> {
-        Ok(
-            bookings::cancel_by_reference(conn, &cancelled_ref, Some(&ids), &issuer, now)
-                .map(|_| ()),
-        )
+        Ok(audit::recorded(
+            conn,
+            by,
+            |conn| -> Result<_, BookingError> {
+                bookings::cancel_by_reference(conn, &cancelled_ref, Some(&ids), &issuer, now)?;
+                let record = Record::new("booking.cancel", format!("booking:{cancelled_ref}"))
+                    .before(&asked);
+                Ok(((), record))
+            },
+        ))
     })
     .await?;
     match outcome {
         Ok(()) => {
             tracing::info!(%reference, by = me.id, "seats cancelled by an organiser");
-            crate::audit::committed(
-                &state.db,
-                Some(me.id),
-                "booking.cancel",
-                format!("booking:{reference}"),
-                Some(&asked),
-                None::<&()>,
-            )
-            .await;
             crate::payments::http::send_refunds_soon(&state);
             Ok(redirect(&booking_path(&reference, "cancelled")))
         }
@@ -686,14 +664,11 @@ async fn cancel(
 async fn invoice_paid(
     state: web::Data<AppState>,
     req: HttpRequest,
+    PostedBy { form, me }: AdminPost,
     path: web::Path<(String, String)>,
-    body: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let form = FormData(body.into_inner());
-    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
-    let me = admin!(state, req);
     let (reference, number) = path.into_inner();
-    let now = state.clock.now();
+    let (now, by) = (state.clock.now(), Some(me.id));
     let marked = number.clone();
     let owner = reference.clone();
     let outcome = run(&state.db, move |conn| -> Result<_, Problem> {
@@ -708,22 +683,22 @@ async fn invoice_paid(
             Ok(_) => return Ok(Err(InvoiceError::NotFound(marked))),
             Err(e) => return Ok(Err(e)),
         }
-        Ok(invoices::mark_paid(conn, &marked, now))
+        Ok(audit::recorded(
+            conn,
+            by,
+            |conn| -> Result<_, InvoiceError> {
+                let invoice = invoices::mark_paid(conn, &marked, now)?;
+                let record = Record::new("invoice.paid", format!("invoice:{}", invoice.number))
+                    .after(&serde_json::json!({ "state": "paid" }));
+                Ok((invoice, record))
+            },
+        ))
     })
     .await?;
     let field = format!("invoice-{number}");
     match outcome {
         Ok(invoice) => {
             tracing::info!(invoice = %invoice.number, by = me.id, "invoice marked paid");
-            crate::audit::committed(
-                &state.db,
-                Some(me.id),
-                "invoice.paid",
-                format!("invoice:{}", invoice.number),
-                None::<&()>,
-                Some(&serde_json::json!({ "state": "paid" })),
-            )
-            .await;
             let back = if form.get("back") == Some("overdue") {
                 "/organiser/invoices/overdue?done=paid".to_owned()
             } else {
@@ -771,9 +746,9 @@ struct OverduePage {
 async fn overdue(
     state: web::Data<AppState>,
     req: HttpRequest,
+    me: Admin,
     query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let me = admin!(state, req);
     let notice = match FormData(query.into_inner()).get("done") {
         Some("paid") => Some("The invoice is marked paid."),
         _ => None,
@@ -816,7 +791,7 @@ async fn overdue(
     let page = OverduePage {
         title: "Overdue invoices",
         csrf: form.token,
-        me: Me::from(&me),
+        me: Me::from(&*me),
         invoices,
         notice,
     };
@@ -827,10 +802,9 @@ async fn overdue(
 /// An invoice or credit note as a PDF, as the admin API serves it.
 async fn invoice_pdf(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    _: Admin,
     number: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    let _me = admin!(state, req);
     let number = number.into_inner();
     let shown = number.clone();
     let bytes = run(&state.db, move |conn| -> Result<_, Problem> {

@@ -6,10 +6,10 @@ use actix_web::web::{self, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use super::{require, Me};
+use super::{Admin, AdminPost, Me, PostedBy};
 use crate::api::{run, AppState, Problem};
+use crate::audit::{self, Record};
 use crate::mail::outbox::{self, JobState, JobView, OutboxError};
-use crate::organisers::Role;
 use crate::pages::{csrf, html_page, redirect, FormData, PageError};
 
 /// How many jobs of each state the page lists, newest first.
@@ -57,12 +57,9 @@ fn line(job: JobView) -> JobLine {
 async fn outbox_page(
     state: web::Data<AppState>,
     req: HttpRequest,
+    me: Admin,
     query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let me = match require(&state, &req, Role::Admin).await? {
-        Ok(me) => me,
-        Err(to_sign_in) => return Ok(to_sign_in),
-    };
     let notice = match FormData(query.into_inner()).get("done") {
         Some("retried") => Some("The email is back in line and will be sent in a moment."),
         _ => None,
@@ -78,7 +75,7 @@ async fn outbox_page(
     let page = OutboxPage {
         title: "Outbox",
         csrf: form.token,
-        me: Me::from(&me),
+        me: Me::from(&*me),
         pending: pending.into_iter().map(line).collect(),
         dead: dead.into_iter().map(line).collect(),
         notice,
@@ -89,20 +86,20 @@ async fn outbox_page(
 
 async fn retry(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    PostedBy { me, .. }: AdminPost,
     path: web::Path<String>,
-    body: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let form = FormData(body.into_inner());
-    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
-    let me = match require(&state, &req, Role::Admin).await? {
-        Ok(me) => me,
-        Err(to_sign_in) => return Ok(to_sign_in),
-    };
     let id: i64 = path.parse().map_err(|_| PageError::not_found())?;
+    let by = Some(me.id);
     let outcome = run(&state.db, move |conn| -> Result<_, Problem> {
-        match outbox::retry(conn, id) {
-            Ok(_) => Ok(true),
+        let retried = audit::recorded(conn, by, |conn| -> Result<_, OutboxError> {
+            outbox::retry(conn, id)?;
+            let record = Record::new("email.retry", format!("email:{id}"))
+                .after(&serde_json::json!({ "state": "pending" }));
+            Ok(((), record))
+        });
+        match retried {
+            Ok(()) => Ok(true),
             Err(OutboxError::NotFound(_)) => Ok(false),
             Err(OutboxError::Db(e)) => Err(e.into()),
         }
@@ -117,14 +114,5 @@ async fn retry(
         .with_next("Back to the outbox", "/organiser/outbox"));
     }
     tracing::info!(job = id, by = me.id, "email job put back in line");
-    crate::audit::committed(
-        &state.db,
-        Some(me.id),
-        "email.retry",
-        format!("email:{id}"),
-        None::<&()>,
-        Some(&serde_json::json!({ "state": "pending" })),
-    )
-    .await;
     Ok(redirect("/organiser/outbox?done=retried"))
 }

@@ -13,11 +13,11 @@ use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use super::{require, Me};
+use super::{Admin, AdminPost, Me, PostedBy};
 use crate::api::{run, AppState, Problem};
 use crate::events::http::{EventInput, EventPatch};
 use crate::events::{self, Event, EventChanges, EventError, EventStatus, NewEvent};
-use crate::organisers::{Organiser, Role};
+use crate::organisers::Organiser;
 use crate::pages::booking::{sentence, FieldMessage};
 use crate::pages::{csrf, html_page, redirect, FormData, PageError};
 use crate::payments::policy::RefundRule;
@@ -68,17 +68,6 @@ pub fn routes(cfg: &mut ServiceConfig) {
         );
 }
 
-/// The admin signed in, or the answer to send instead.
-macro_rules! admin {
-    ($state:expr, $req:expr) => {
-        match require(&$state, &$req, Role::Admin).await? {
-            Ok(me) => me,
-            Err(to_sign_in) => return Ok(to_sign_in),
-        }
-    };
-}
-
-// After the macro, which they use.
 mod capacity;
 mod event_pages;
 mod session_pages;
@@ -106,6 +95,48 @@ fn form_field(api: &str) -> &str {
 
 fn message(field: &str, text: impl Into<String>) -> FieldMessage {
     FieldMessage::new(field, &text.into())
+}
+
+/// The message next to a field that someone else changed while the form was open.
+fn overtaken(now: &str) -> String {
+    if now.is_empty() {
+        "someone else changed this while you were editing; it is now empty".to_owned()
+    } else {
+        format!("someone else changed this while you were editing; it is now “{now}”")
+    }
+}
+
+/// What a form page says about what was sent: messages by field, and one for the whole form.
+#[derive(Default)]
+struct Said {
+    errors: Vec<FieldMessage>,
+    problem: Option<&'static str>,
+}
+
+impl From<Vec<FieldMessage>> for Said {
+    fn from(errors: Vec<FieldMessage>) -> Self {
+        Self {
+            errors,
+            problem: None,
+        }
+    }
+}
+
+/// The page's problem when a form was overtaken by someone else's change.
+const OVERTAKEN: &str = "Someone else saved a change while you were editing, so nothing was \
+    saved. Your entries are kept below, and each field they changed says what it is now. Check \
+    them and save again to keep yours.";
+
+/// `text` cut to a length a field message can quote.
+fn shorten(text: &str) -> String {
+    const MAX: usize = 80;
+    let line = text.lines().next().unwrap_or_default();
+    if line.chars().count() <= MAX && line.len() == text.len() {
+        line.to_owned()
+    } else {
+        let cut: String = line.chars().take(MAX).collect();
+        format!("{}…", cut.trim_end())
+    }
 }
 
 /// Adds `more`, except for fields that already have a message.

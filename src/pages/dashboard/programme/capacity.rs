@@ -2,24 +2,27 @@
 //! after a confirmation that says what it touches.
 
 use super::event_pages::{event_page, CapacityAttempt};
-use super::session_pages::{empty_patch, find_session, lower_first, session_refusal};
+use super::session_pages::{change, empty_patch, find_session, lower_first, session_refusal};
 use super::*;
+use crate::audit::Record;
 
 pub(super) async fn change_capacity(
     state: web::Data<AppState>,
     req: HttpRequest,
+    PostedBy { form, me }: AdminPost,
     id: web::Path<i64>,
-    body: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let form = FormData(body.into_inner());
-    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
-    let me = admin!(state, req);
     let (event, current) = find_session(&state, id.into_inner()).await?;
     let value = form.get("capacity").unwrap_or_default().trim().to_owned();
+    let if_revision = form.get("revision").and_then(|r| r.parse().ok());
     let parsed = whole_number(&value).and_then(|v| {
         SessionChanges::try_from(SessionPatch {
             capacity: Some(v),
             ..empty_patch()
+        })
+        .map(|changes| SessionChanges {
+            if_revision,
+            ..changes
         })
         .map_err(|e| {
             messages(&e)
@@ -31,9 +34,10 @@ pub(super) async fn change_capacity(
     });
     let refusal = match parsed {
         Ok(changes) => {
-            let (id, issuer, now) = (current.id, state.issuer.clone(), state.clock.now());
-            let changed = run(&state.db, move |conn| {
-                Ok::<_, Problem>(sessions::update(conn, id, changes, &issuer, now))
+            let changed = change(&state, &me, current.id, changes, |before, after, _| {
+                Record::new("session.capacity", format!("session:{}", after.id))
+                    .before(&serde_json::json!({ "capacity": before.capacity }))
+                    .after(&serde_json::json!({ "capacity": after.capacity }))
             })
             .await?;
             match changed {
@@ -45,20 +49,18 @@ pub(super) async fn change_capacity(
                         capacity = session.capacity,
                         "session capacity changed"
                     );
-                    // `update` runs its own write transaction, so the audit row follows it.
-                    crate::audit::committed(
-                        &state.db,
-                        Some(me.id),
-                        "session.capacity",
-                        format!("session:{}", session.id),
-                        Some(&serde_json::json!({ "capacity": current.capacity })),
-                        Some(&serde_json::json!({ "capacity": session.capacity })),
-                    )
-                    .await;
                     return Ok(redirect(&format!(
                         "/organiser/events/{}?done=capacity#session-{}",
                         event.slug, session.id
                     )));
+                }
+                Err(SessionError::Changed { id, .. }) => {
+                    let (_, now) = find_session(&state, id).await?;
+                    format!(
+                        "someone else changed this session while you were editing; its capacity \
+                         is now {}. Set it again if you still want {value}",
+                        now.capacity
+                    )
                 }
                 Err(e) => session_refusal(e)?
                     .into_iter()
@@ -75,7 +77,7 @@ pub(super) async fn change_capacity(
         &me,
         event.slug.clone(),
         None,
-        Vec::new(),
+        Said::default(),
         None,
         Some(CapacityAttempt {
             id: current.id,
@@ -106,9 +108,9 @@ pub(super) struct CancelPage {
 pub(super) async fn cancel_form(
     state: web::Data<AppState>,
     req: HttpRequest,
+    me: Admin,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
-    let me = admin!(state, req);
     let id = id.into_inner();
     let (event, session, preview) = run(&state.db, move |conn| -> Result<_, Problem> {
         let session = sessions::find(conn, id)?;
@@ -140,37 +142,24 @@ pub(super) async fn cancel_form(
 
 pub(super) async fn cancel_session(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    PostedBy { me, .. }: AdminPost,
     id: web::Path<i64>,
-    body: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let form = FormData(body.into_inner());
-    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
-    let me = admin!(state, req);
-    let (id, issuer, now) = (id.into_inner(), state.issuer.clone(), state.clock.now());
     let changes = SessionChanges {
         status: Some(SessionStatus::Cancelled),
         ..SessionChanges::default()
     };
-    let (before, (event, session)) = run(&state.db, move |conn| -> Result<_, SessionError> {
-        let before = sessions::find(conn, id)?;
-        Ok((before, sessions::update(conn, id, changes, &issuer, now)?))
+    let (event, session) = change(&state, &me, id.into_inner(), changes, |before, after, _| {
+        Record::new("session.cancel", format!("session:{}", after.id))
+            .before(&serde_json::json!({ "status": before.status.as_str() }))
+            .after(&serde_json::json!({ "status": after.status.as_str() }))
     })
-    .await?;
+    .await?
+    .map_err(|e| PageError::from(Problem::from(e)))?;
     state.programmes.forget(&event.slug);
     // Paid places of a cancelled session are refunded.
     crate::payments::http::send_refunds_soon(&state);
     tracing::info!(organiser = me.id, session = session.id, "session cancelled");
-    // `update` runs its own write transaction, so the audit row follows it.
-    crate::audit::committed(
-        &state.db,
-        Some(me.id),
-        "session.cancel",
-        format!("session:{}", session.id),
-        Some(&serde_json::json!({ "status": before.status.as_str() })),
-        Some(&serde_json::json!({ "status": session.status.as_str() })),
-    )
-    .await;
     Ok(redirect(&format!(
         "/organiser/events/{}?done=cancelled",
         event.slug

@@ -2,6 +2,7 @@
 //! publishing, and its sessions with their places at a glance).
 
 use super::*;
+use crate::audit::{self, Record};
 use crate::events::http::EventView;
 
 #[derive(Serialize, Default, Clone)]
@@ -27,6 +28,8 @@ pub(super) struct EventValues {
     invoice_due_days: String,
     allow_clashes: bool,
     published: bool,
+    /// The event's revision the form was filled in against (empty for a new event).
+    revision: String,
 }
 
 impl EventValues {
@@ -74,6 +77,7 @@ impl EventValues {
             invoice_due_days: event.invoice_due_days.to_string(),
             allow_clashes: event.allow_clashes,
             published: event.status == EventStatus::Published,
+            revision: event.revision.to_string(),
         }
     }
 
@@ -99,7 +103,68 @@ impl EventValues {
             invoice_due_days: text("invoice_due_days"),
             allow_clashes: checked(form, "allow_clashes"),
             published: checked(form, "published"),
+            revision: text("revision"),
         }
+    }
+
+    /// Each field whose value saved now differs from what was entered, saying what it is now:
+    /// for an organiser whose form was overtaken by someone else's change.
+    fn overtaken_by(&self, now: &Self) -> Vec<FieldMessage> {
+        let on_off = |on: bool| if on { "ticked" } else { "not ticked" }.to_owned();
+        let steps = |steps: &[RefundStep]| {
+            steps
+                .iter()
+                .filter(|s| !s.days.is_empty() || !s.percent.is_empty())
+                .map(|s| format!("{} % up to {} days before", s.percent, s.days))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let texts = [
+            ("name", &self.name, &now.name),
+            ("venue", &self.venue, &now.venue),
+            ("time_zone", &self.time_zone, &now.time_zone),
+            ("currency", &self.currency, &now.currency),
+            (
+                "registration_opens_at",
+                &self.registration_opens_at,
+                &now.registration_opens_at,
+            ),
+            (
+                "registration_closes_at",
+                &self.registration_closes_at,
+                &now.registration_closes_at,
+            ),
+            ("vat_rate", &self.vat_rate, &now.vat_rate),
+            ("invoice_prefix", &self.invoice_prefix, &now.invoice_prefix),
+            (
+                "invoice_due_days",
+                &self.invoice_due_days,
+                &now.invoice_due_days,
+            ),
+        ];
+        let mut said: Vec<FieldMessage> = texts
+            .into_iter()
+            .filter(|(_, entered, saved)| entered != saved)
+            .map(|(field, _, saved)| message(field, overtaken(&shorten(saved))))
+            .collect();
+        let (entered_steps, saved_steps) = (steps(&self.refund), steps(&now.refund));
+        if entered_steps != saved_steps {
+            said.push(message("refund_days_1", overtaken(&saved_steps)));
+        }
+        for (field, entered, saved) in [
+            (
+                "invoices_allowed",
+                self.invoices_allowed,
+                now.invoices_allowed,
+            ),
+            ("allow_clashes", self.allow_clashes, now.allow_clashes),
+            ("published", self.published, now.published),
+        ] {
+            if entered != saved {
+                said.push(message(field, overtaken(&on_off(saved))));
+            }
+        }
+        said
     }
 
     /// The fields the API types take as they are, and the messages of those that cannot be read.
@@ -201,7 +266,10 @@ impl EventValues {
             invoice_due_days: Some(p.due),
         };
         match EventChanges::try_from(patch) {
-            Ok(changes) if errors.is_empty() => Ok(changes),
+            Ok(changes) if errors.is_empty() => Ok(EventChanges {
+                if_revision: self.revision.parse().ok(),
+                ..changes
+            }),
             Ok(_) => Err(errors),
             Err(e) => {
                 merge(&mut errors, messages(&e));
@@ -342,8 +410,8 @@ pub(super) async fn events_page(
 pub(super) async fn list(
     state: web::Data<AppState>,
     req: HttpRequest,
+    me: Admin,
 ) -> Result<HttpResponse, PageError> {
-    let me = admin!(state, req);
     events_page(
         &state,
         &req,
@@ -358,31 +426,24 @@ pub(super) async fn list(
 pub(super) async fn create_event(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Form<Vec<(String, String)>>,
+    PostedBy { form, me }: AdminPost,
 ) -> Result<HttpResponse, PageError> {
-    let form = FormData(body.into_inner());
-    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
-    let me = admin!(state, req);
     let values = EventValues::read(&form);
     let errors = match values.new_event() {
         Ok(new) => {
+            let by = Some(me.id);
             match run(&state.db, move |conn| {
-                Ok::<_, Problem>(events::create(conn, &new))
+                Ok::<_, Problem>(audit::recorded(conn, by, |conn| -> Result<_, EventError> {
+                    let event = events::create(conn, &new)?;
+                    let record = Record::new("event.create", format!("event:{}", event.slug))
+                        .after(&EventView::from(&event));
+                    Ok((event, record))
+                }))
             })
             .await?
             {
                 Ok(event) => {
                     tracing::info!(organiser = me.id, event = %event.slug, "event created");
-                    // `create` commits on its own, so the audit row follows it.
-                    crate::audit::committed(
-                        &state.db,
-                        Some(me.id),
-                        "event.create",
-                        format!("event:{}", event.slug),
-                        None::<&()>,
-                        Some(&EventView::from(&event)),
-                    )
-                    .await;
                     return Ok(redirect(&format!(
                         "/organiser/events/{}?done=created",
                         event.slug
@@ -418,6 +479,8 @@ pub(super) struct SessionRow {
     waiting: i64,
     left: i32,
     cancelled: bool,
+    /// The revision the capacity form is filled in against.
+    revision: i32,
     /// The capacity form's value, and its refusal.
     capacity_value: String,
     capacity_error: Option<String>,
@@ -440,6 +503,7 @@ pub(super) struct EventPage {
     published: bool,
     values: EventValues,
     errors: Vec<FieldMessage>,
+    problem: Option<&'static str>,
     sessions: Vec<SessionRow>,
     notice: Option<&'static str>,
     refund_rows: usize,
@@ -454,7 +518,7 @@ pub(super) async fn event_page(
     me: &Organiser,
     slug: String,
     values: Option<EventValues>,
-    errors: Vec<FieldMessage>,
+    said: Said,
     notice: Option<&'static str>,
     capacity: Option<CapacityAttempt>,
     status: StatusCode,
@@ -486,6 +550,7 @@ pub(super) async fn event_page(
                 waiting: c.waiting,
                 left: s.seats_left(),
                 cancelled: s.status == SessionStatus::Cancelled,
+                revision: s.revision,
             }
         })
         .collect();
@@ -498,7 +563,8 @@ pub(super) async fn event_page(
         name: event.name.clone(),
         published: event.status == EventStatus::Published,
         values: values.unwrap_or_else(|| EventValues::of(&event)),
-        errors,
+        errors: said.errors,
+        problem: said.problem,
         sessions: rows,
         notice,
         refund_rows: REFUND_ROWS,
@@ -527,10 +593,10 @@ pub(super) fn notice(query: &FormData) -> Option<&'static str> {
 pub(super) async fn event(
     state: web::Data<AppState>,
     req: HttpRequest,
+    me: Admin,
     slug: web::Path<String>,
     query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let me = admin!(state, req);
     let query = FormData(query.into_inner());
     event_page(
         &state,
@@ -538,7 +604,7 @@ pub(super) async fn event(
         &me,
         slug.into_inner(),
         None,
-        Vec::new(),
+        Said::default(),
         notice(&query),
         None,
         StatusCode::OK,
@@ -549,47 +615,63 @@ pub(super) async fn event(
 pub(super) async fn update_event(
     state: web::Data<AppState>,
     req: HttpRequest,
+    PostedBy { form, me }: AdminPost,
     slug: web::Path<String>,
-    body: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let form = FormData(body.into_inner());
-    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
-    let me = admin!(state, req);
     let slug = slug.into_inner();
     let mut values = EventValues::read(&form);
     values.slug = slug.clone();
-    let errors = match values.changes() {
+    let said = match values.changes() {
         Ok(changes) => {
-            let at = slug.clone();
+            let (at, by) = (slug.clone(), Some(me.id));
             match run(&state.db, move |conn| {
-                Ok::<_, Problem>(events::find(conn, &at).and_then(|before| {
-                    events::update(conn, &at, changes).map(|event| (before, event))
+                Ok::<_, Problem>(audit::recorded(conn, by, |conn| -> Result<_, EventError> {
+                    let before = events::find(conn, &at)?;
+                    let event = events::update(conn, &at, changes)?;
+                    let record = Record::new("event.update", format!("event:{}", event.slug))
+                        .before(&EventView::from(&before))
+                        .after(&EventView::from(&event));
+                    Ok((event, record))
                 }))
             })
             .await?
             {
-                Ok((before, event)) => {
+                Ok(event) => {
                     state.programmes.forget(&event.slug);
                     tracing::info!(organiser = me.id, event = %event.slug, "event changed");
-                    // `update` runs its own write transaction, so the audit row follows it.
-                    crate::audit::committed(
-                        &state.db,
-                        Some(me.id),
-                        "event.update",
-                        format!("event:{}", event.slug),
-                        Some(&EventView::from(&before)),
-                        Some(&EventView::from(&event)),
-                    )
-                    .await;
                     return Ok(redirect(&format!(
                         "/organiser/events/{}?done=saved",
                         event.slug
                     )));
                 }
-                Err(e) => event_refusal(e)?,
+                Err(EventError::Changed { .. }) => {
+                    // Shown again against the event as it is now: saving once more keeps what
+                    // this organiser entered, knowingly.
+                    let at = slug.clone();
+                    let now = run(&state.db, move |conn| events::find(conn, &at)).await?;
+                    let saved = EventValues::of(&now);
+                    let errors = values.overtaken_by(&saved);
+                    values.revision = saved.revision;
+                    return event_page(
+                        &state,
+                        &req,
+                        &me,
+                        slug,
+                        Some(values),
+                        Said {
+                            errors,
+                            problem: Some(OVERTAKEN),
+                        },
+                        None,
+                        None,
+                        StatusCode::CONFLICT,
+                    )
+                    .await;
+                }
+                Err(e) => event_refusal(e)?.into(),
             }
         }
-        Err(errors) => errors,
+        Err(errors) => errors.into(),
     };
     event_page(
         &state,
@@ -597,7 +679,7 @@ pub(super) async fn update_event(
         &me,
         slug,
         Some(values),
-        errors,
+        said,
         None,
         None,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -607,13 +689,9 @@ pub(super) async fn update_event(
 
 pub(super) async fn event_status(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    PostedBy { form, me }: AdminPost,
     slug: web::Path<String>,
-    body: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let form = FormData(body.into_inner());
-    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
-    let me = admin!(state, req);
     let status = match form.get("status") {
         Some("published") => EventStatus::Published,
         Some("draft") => EventStatus::Draft,
@@ -625,32 +703,29 @@ pub(super) async fn event_status(
             ))
         }
     };
-    let slug = slug.into_inner();
+    let (slug, by) = (slug.into_inner(), Some(me.id));
     let changes = EventChanges {
         status: Some(status),
         ..EventChanges::default()
     };
-    let (before, event) = run(&state.db, move |conn| -> Result<_, EventError> {
-        let before = events::find(conn, &slug)?;
-        Ok((before, events::update(conn, &slug, changes)?))
+    let action = if status == EventStatus::Published {
+        "event.publish"
+    } else {
+        "event.unpublish"
+    };
+    let event = run(&state.db, move |conn| {
+        audit::recorded(conn, by, |conn| -> Result<_, EventError> {
+            let before = events::find(conn, &slug)?;
+            let event = events::update(conn, &slug, changes)?;
+            let record = Record::new(action, format!("event:{}", event.slug))
+                .before(&serde_json::json!({ "status": before.status.as_str() }))
+                .after(&serde_json::json!({ "status": event.status.as_str() }));
+            Ok((event, record))
+        })
     })
     .await?;
     state.programmes.forget(&event.slug);
     tracing::info!(organiser = me.id, event = %event.slug, status = status.as_str(), "event status changed");
-    // `update` runs its own write transaction, so the audit row follows it.
-    crate::audit::committed(
-        &state.db,
-        Some(me.id),
-        if status == EventStatus::Published {
-            "event.publish"
-        } else {
-            "event.unpublish"
-        },
-        format!("event:{}", event.slug),
-        Some(&serde_json::json!({ "status": before.status.as_str() })),
-        Some(&serde_json::json!({ "status": event.status.as_str() })),
-    )
-    .await;
     let done = if status == EventStatus::Published {
         "published"
     } else {

@@ -1,6 +1,7 @@
 //! The session form, to add a session to an event or change one, and duplicating a session.
 
 use super::*;
+use crate::audit::{self, Record};
 use crate::sessions::http::SessionView;
 
 /// The session form as entered.
@@ -20,6 +21,8 @@ pub(super) struct SessionValues {
     cpd_hours: String,
     waitlist_enabled: bool,
     published: bool,
+    /// The session's revision the form was filled in against (empty for a new session).
+    revision: String,
 }
 
 impl SessionValues {
@@ -37,6 +40,7 @@ impl SessionValues {
             cpd_hours: crate::certificates::hours(s.cpd_tenths),
             waitlist_enabled: s.waitlist_enabled,
             published: s.status == SessionStatus::Published,
+            revision: s.revision.to_string(),
         }
     }
 
@@ -55,7 +59,44 @@ impl SessionValues {
             cpd_hours: text("cpd_hours"),
             waitlist_enabled: checked(form, "waitlist_enabled"),
             published: checked(form, "published"),
+            revision: text("revision"),
         }
+    }
+
+    /// Each field whose value saved now differs from what was entered, saying what it is now:
+    /// for an organiser whose form was overtaken by someone else's change.
+    fn overtaken_by(&self, now: &Self) -> Vec<FieldMessage> {
+        let on_off = |on: bool| if on { "ticked" } else { "not ticked" }.to_owned();
+        let fields = [
+            ("title", &self.title, &now.title),
+            ("abstract", &self.abstract_text, &now.abstract_text),
+            ("speakers", &self.speakers, &now.speakers),
+            ("track", &self.track, &now.track),
+            ("room", &self.room, &now.room),
+            ("starts_at", &self.starts_at, &now.starts_at),
+            ("ends_at", &self.ends_at, &now.ends_at),
+            ("capacity", &self.capacity, &now.capacity),
+            ("price", &self.price, &now.price),
+            ("cpd_hours", &self.cpd_hours, &now.cpd_hours),
+        ];
+        let mut said: Vec<FieldMessage> = fields
+            .into_iter()
+            .filter(|(_, entered, saved)| entered != saved)
+            .map(|(field, _, saved)| message(field, overtaken(&shorten(saved))))
+            .collect();
+        for (field, entered, saved) in [
+            (
+                "waitlist_enabled",
+                self.waitlist_enabled,
+                now.waitlist_enabled,
+            ),
+            ("published", self.published, now.published),
+        ] {
+            if entered != saved {
+                said.push(message(field, overtaken(&on_off(saved))));
+            }
+        }
+        said
     }
 
     fn speaker_list(&self) -> Vec<String> {
@@ -160,7 +201,10 @@ impl SessionValues {
             waitlist_enabled: Some(self.waitlist_enabled),
         };
         match SessionChanges::try_from(patch) {
-            Ok(changes) if errors.is_empty() => Ok(changes),
+            Ok(changes) if errors.is_empty() => Ok(SessionChanges {
+                if_revision: self.revision.parse().ok(),
+                ..changes
+            }),
             Ok(_) => Err(errors),
             Err(e) => {
                 merge(&mut errors, messages(&e));
@@ -225,6 +269,7 @@ pub(super) struct SessionPage {
     cancelled: bool,
     values: SessionValues,
     errors: Vec<FieldMessage>,
+    problem: Option<&'static str>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -235,7 +280,7 @@ pub(super) fn session_page(
     event: &Event,
     current: Option<&Session>,
     values: SessionValues,
-    errors: Vec<FieldMessage>,
+    said: Said,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
     let form = csrf::form_token(req, &state.pages);
@@ -250,7 +295,8 @@ pub(super) fn session_page(
         id: current.map(|s| s.id),
         cancelled: current.is_some_and(|s| s.status == SessionStatus::Cancelled),
         values,
-        errors,
+        errors: said.errors,
+        problem: said.problem,
     };
     let html = state
         .pages
@@ -274,9 +320,9 @@ pub(super) async fn find_session(state: &AppState, id: i64) -> Result<(Event, Se
 pub(super) async fn new_session(
     state: web::Data<AppState>,
     req: HttpRequest,
+    me: Admin,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    let me = admin!(state, req);
     let event = find_event(&state, slug.into_inner()).await?;
     let values = SessionValues {
         capacity: "30".to_owned(),
@@ -292,7 +338,7 @@ pub(super) async fn new_session(
         &event,
         None,
         values,
-        Vec::new(),
+        Said::default(),
         StatusCode::OK,
     )
 }
@@ -300,21 +346,27 @@ pub(super) async fn new_session(
 pub(super) async fn create_session(
     state: web::Data<AppState>,
     req: HttpRequest,
+    PostedBy { form, me }: AdminPost,
     slug: web::Path<String>,
-    body: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let form = FormData(body.into_inner());
-    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
-    let me = admin!(state, req);
     let event = find_event(&state, slug.into_inner()).await?;
     let values = SessionValues::read(&form);
     let errors = match values.new_session(event.time_zone) {
         Ok(new) => {
             let (slug, waitlist) = (event.slug.clone(), values.waitlist_enabled);
-            let (issuer, now) = (state.issuer.clone(), state.clock.now());
+            let (issuer, now, by) = (state.issuer.clone(), state.clock.now(), Some(me.id));
             let made = run(&state.db, move |conn| {
-                Ok::<_, Problem>(create_with_waitlist(
-                    conn, &slug, &new, waitlist, &issuer, now,
+                Ok::<_, Problem>(audit::recorded(
+                    conn,
+                    by,
+                    |conn| -> Result<_, SessionError> {
+                        let (event, session) =
+                            create_with_waitlist(conn, &slug, &new, waitlist, &issuer, now)?;
+                        let record =
+                            Record::new("session.create", format!("session:{}", session.id))
+                                .after(&SessionView::new(&session, &event));
+                        Ok((session, record))
+                    },
                 ))
             })
             .await?;
@@ -322,16 +374,6 @@ pub(super) async fn create_session(
                 Ok(session) => {
                     state.programmes.forget(&event.slug);
                     tracing::info!(organiser = me.id, session = session.id, "session created");
-                    // `create` commits on its own, so the audit row follows it.
-                    crate::audit::committed(
-                        &state.db,
-                        Some(me.id),
-                        "session.create",
-                        format!("session:{}", session.id),
-                        None::<&()>,
-                        Some(&SessionView::new(&session, &event)),
-                    )
-                    .await;
                     return Ok(redirect(&format!(
                         "/organiser/events/{}?done=session-created",
                         event.slug
@@ -349,12 +391,38 @@ pub(super) async fn create_session(
         &event,
         None,
         values,
-        errors,
+        errors.into(),
         StatusCode::UNPROCESSABLE_ENTITY,
     )
 }
 
-/// Creates a session, with its waitlist switched off when asked (new sessions have one).
+/// Changes a session for an organiser, with the audit row `record` makes of it (from the
+/// session before and after) in the same transaction. A refusal comes back for the form.
+pub(super) async fn change(
+    state: &AppState,
+    me: &Organiser,
+    id: i64,
+    changes: SessionChanges,
+    record: fn(&Session, &Session, &Event) -> Record,
+) -> Result<Result<(Event, Session), SessionError>, PageError> {
+    let (issuer, now, by) = (state.issuer.clone(), state.clock.now(), Some(me.id));
+    Ok(run(&state.db, move |conn| {
+        Ok::<_, Problem>(audit::recorded(
+            conn,
+            by,
+            |conn| -> Result<_, SessionError> {
+                let before = sessions::find(conn, id)?;
+                let (event, session) = sessions::update(conn, id, changes, &issuer, now)?;
+                let record = record(&before, &session, &event);
+                Ok(((event, session), record))
+            },
+        ))
+    })
+    .await?)
+}
+
+/// Creates a session, with its waitlist switched off when asked (new sessions have one). Called
+/// inside a write transaction, so the session and its waitlist setting commit together.
 pub(super) fn create_with_waitlist(
     conn: &mut crate::db::DbConn,
     slug: &str,
@@ -362,24 +430,24 @@ pub(super) fn create_with_waitlist(
     waitlist: bool,
     issuer: &crate::bookings::Issuer,
     now: DateTime<Utc>,
-) -> Result<Session, SessionError> {
-    let (_, session) = sessions::create(conn, slug, new)?;
+) -> Result<(Event, Session), SessionError> {
+    let (event, session) = sessions::create(conn, slug, new)?;
     if waitlist == session.waitlist_enabled {
-        return Ok(session);
+        return Ok((event, session));
     }
     let changes = SessionChanges {
         waitlist_enabled: Some(waitlist),
         ..SessionChanges::default()
     };
-    Ok(sessions::update(conn, session.id, changes, issuer, now)?.1)
+    sessions::update(conn, session.id, changes, issuer, now)
 }
 
 pub(super) async fn session(
     state: web::Data<AppState>,
     req: HttpRequest,
+    me: Admin,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
-    let me = admin!(state, req);
     let (event, session) = find_session(&state, id.into_inner()).await?;
     let values = SessionValues::of(&session, event.time_zone);
     session_page(
@@ -389,7 +457,7 @@ pub(super) async fn session(
         &event,
         Some(&session),
         values,
-        Vec::new(),
+        Said::default(),
         StatusCode::OK,
     )
 }
@@ -397,44 +465,53 @@ pub(super) async fn session(
 pub(super) async fn update_session(
     state: web::Data<AppState>,
     req: HttpRequest,
+    PostedBy { form, me }: AdminPost,
     id: web::Path<i64>,
-    body: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let form = FormData(body.into_inner());
-    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
-    let me = admin!(state, req);
     let (event, current) = find_session(&state, id.into_inner()).await?;
-    let values = SessionValues::read(&form);
-    let errors = match values.changes(event.time_zone, &current) {
+    let mut values = SessionValues::read(&form);
+    let said = match values.changes(event.time_zone, &current) {
         Ok(changes) => {
-            let (id, issuer, now) = (current.id, state.issuer.clone(), state.clock.now());
-            let changed = run(&state.db, move |conn| {
-                Ok::<_, Problem>(sessions::update(conn, id, changes, &issuer, now))
+            let changed = change(&state, &me, current.id, changes, |before, after, event| {
+                Record::new("session.update", format!("session:{}", after.id))
+                    .before(&SessionView::new(before, event))
+                    .after(&SessionView::new(after, event))
             })
             .await?;
             match changed {
                 Ok((event, session)) => {
                     state.programmes.forget(&event.slug);
                     tracing::info!(organiser = me.id, session = session.id, "session changed");
-                    // `update` runs its own write transaction, so the audit row follows it.
-                    crate::audit::committed(
-                        &state.db,
-                        Some(me.id),
-                        "session.update",
-                        format!("session:{}", session.id),
-                        Some(&SessionView::new(&current, &event)),
-                        Some(&SessionView::new(&session, &event)),
-                    )
-                    .await;
                     return Ok(redirect(&format!(
                         "/organiser/events/{}?done=session-saved",
                         event.slug
                     )));
                 }
-                Err(e) => session_refusal(e)?,
+                Err(SessionError::Changed { .. }) => {
+                    // Shown again against the session as it is now: saving once more keeps
+                    // what this organiser entered, knowingly.
+                    let (event, now) = find_session(&state, current.id).await?;
+                    let saved = SessionValues::of(&now, event.time_zone);
+                    let errors = values.overtaken_by(&saved);
+                    values.revision = saved.revision;
+                    return session_page(
+                        &state,
+                        &req,
+                        &me,
+                        &event,
+                        Some(&now),
+                        values,
+                        Said {
+                            errors,
+                            problem: Some(OVERTAKEN),
+                        },
+                        StatusCode::CONFLICT,
+                    );
+                }
+                Err(e) => session_refusal(e)?.into(),
             }
         }
-        Err(errors) => errors,
+        Err(errors) => errors.into(),
     };
     session_page(
         &state,
@@ -443,20 +520,16 @@ pub(super) async fn update_session(
         &event,
         Some(&current),
         values,
-        errors,
+        said,
         StatusCode::UNPROCESSABLE_ENTITY,
     )
 }
 
 pub(super) async fn duplicate_session(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    PostedBy { me, .. }: AdminPost,
     id: web::Path<i64>,
-    body: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let form = FormData(body.into_inner());
-    csrf::check(&req, &state.pages, form.get(csrf::FIELD))?;
-    let me = admin!(state, req);
     let (event, original) = find_session(&state, id.into_inner()).await?;
     let copy = NewSession {
         title: original.title.clone(),
@@ -472,9 +545,20 @@ pub(super) async fn duplicate_session(
         cpd_tenths: original.cpd_tenths,
     };
     let (slug, waitlist) = (event.slug.clone(), original.waitlist_enabled);
-    let (issuer, now) = (state.issuer.clone(), state.clock.now());
+    let (issuer, now, by, from) = (
+        state.issuer.clone(),
+        state.clock.now(),
+        Some(me.id),
+        original.id,
+    );
     let made = run(&state.db, move |conn| {
-        create_with_waitlist(conn, &slug, &copy, waitlist, &issuer, now)
+        audit::recorded(conn, by, |conn| -> Result<_, SessionError> {
+            let (event, made) = create_with_waitlist(conn, &slug, &copy, waitlist, &issuer, now)?;
+            let record = Record::new("session.duplicate", format!("session:{}", made.id))
+                .before(&serde_json::json!({ "from": format!("session:{from}") }))
+                .after(&SessionView::new(&made, &event));
+            Ok((made, record))
+        })
     })
     .await?;
     tracing::info!(
@@ -483,16 +567,6 @@ pub(super) async fn duplicate_session(
         session = made.id,
         "session duplicated"
     );
-    // The copy commits on its own, so the audit row follows it.
-    crate::audit::committed(
-        &state.db,
-        Some(me.id),
-        "session.duplicate",
-        format!("session:{}", made.id),
-        Some(&serde_json::json!({ "from": format!("session:{}", original.id) })),
-        Some(&SessionView::new(&made, &event)),
-    )
-    .await;
     state.programmes.forget(&event.slug);
     Ok(redirect(&format!(
         "/organiser/events/{}?done=duplicated",
