@@ -56,16 +56,57 @@ pub struct PageSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignInSettings {
-    /// Failed sign-ins to one account within the window after which it takes no more (not even
-    /// the right password) until the oldest of them is out of the window.
+    /// Failed sign-ins to one account from one client address within the window, after which
+    /// the account takes no more from that address (not even the right password) until the
+    /// oldest of them is out of the window. Other addresses are not held up.
     pub failures_per_account: std::num::NonZeroU32,
+    /// Failed sign-ins to one account from all addresses together within the window, after
+    /// which the account takes no more from any address: a guessing attack spread over many
+    /// addresses. At least `failures_per_account`.
+    pub failures_per_account_everywhere: std::num::NonZeroU32,
     /// Failed sign-ins from one client address (an IPv6 one by its /64) within the window, to
     /// any accounts, after which it may try no more.
     pub failures_per_client: std::num::NonZeroU32,
     /// The window failed sign-ins are counted over.
     pub window_minutes: WindowMinutes,
-    /// Password reset requests for one account in an hour; further ones are refused.
+    /// Password reset requests for one account from one client address in an hour; further
+    /// ones from that address are refused.
     pub resets_per_account: std::num::NonZeroU32,
+    /// Password reset requests for one account from all addresses together in an hour: the
+    /// most reset emails one inbox gets. At least `resets_per_account`.
+    pub resets_per_account_everywhere: std::num::NonZeroU32,
+    /// Password reset requests from one client address in an hour, for any accounts.
+    pub resets_per_client: std::num::NonZeroU32,
+}
+
+impl SignInSettings {
+    /// Refuses an everywhere limit below its per-address one: the per-address limit would then
+    /// never apply, and anyone could lock an account out from anywhere.
+    fn check(&self) -> Result<(), String> {
+        let pairs = [
+            (
+                "failures_per_account_everywhere",
+                self.failures_per_account_everywhere,
+                "failures_per_account",
+                self.failures_per_account,
+            ),
+            (
+                "resets_per_account_everywhere",
+                self.resets_per_account_everywhere,
+                "resets_per_account",
+                self.resets_per_account,
+            ),
+        ];
+        for (everywhere_key, everywhere, per_address_key, per_address) in pairs {
+            if everywhere < per_address {
+                return Err(format!(
+                    "sign_in.{everywhere_key}: {everywhere} is below sign_in.{per_address_key} \
+                     ({per_address})"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A sign-in window: one minute to a day (what the sweeper keeps attempts for).
@@ -370,9 +411,11 @@ impl Settings {
                     .map(|_| "database.url".into()),
             )
             .merge(Env::prefixed("MASTERCLASS__").split("__"));
-        figment
+        let settings: Self = figment
             .extract()
-            .map_err(|e| ConfigError::Invalid(describe(e)))
+            .map_err(|e| ConfigError::Invalid(describe(e)))?;
+        settings.sign_in.check().map_err(ConfigError::Invalid)?;
+        Ok(settings)
     }
 }
 
@@ -412,20 +455,57 @@ mod tests {
     }
 
     #[test]
-    fn sign_in_limits_default_to_ten_and_fifty_in_fifteen_minutes_and_five_resets() {
+    fn sign_in_limits_default_to_ten_per_address_a_hundred_everywhere_and_fifty_per_client() {
         let sign_in = with("").expect("the defaults").sign_in;
         assert_eq!(sign_in.failures_per_account.get(), 10);
+        assert_eq!(sign_in.failures_per_account_everywhere.get(), 100);
         assert_eq!(sign_in.failures_per_client.get(), 50);
         assert_eq!(sign_in.window_minutes.get(), 15);
         assert_eq!(sign_in.resets_per_account.get(), 5);
+        assert_eq!(sign_in.resets_per_account_everywhere.get(), 20);
+        assert_eq!(sign_in.resets_per_client.get(), 20);
+    }
+
+    #[test]
+    fn an_everywhere_limit_below_its_per_address_limit_stops_start_up_naming_both_keys() {
+        for (lines, everywhere, per_address) in [
+            (
+                "failures_per_account = 10\nfailures_per_account_everywhere = 9",
+                "sign_in.failures_per_account_everywhere",
+                "sign_in.failures_per_account",
+            ),
+            (
+                "resets_per_account = 5\nresets_per_account_everywhere = 4",
+                "sign_in.resets_per_account_everywhere",
+                "sign_in.resets_per_account",
+            ),
+        ] {
+            let refused = with(&format!("[sign_in]\n{lines}\n"))
+                .expect_err(lines)
+                .to_string();
+            assert!(refused.contains(everywhere), "{lines}: {refused}");
+            assert!(refused.contains(per_address), "{lines}: {refused}");
+        }
+        let equal =
+            with("[sign_in]\nfailures_per_account = 7\nfailures_per_account_everywhere = 7\n");
+        assert!(equal.is_ok(), "the same number is allowed");
     }
 
     #[test]
     fn a_sign_in_limit_of_zero_or_a_window_past_a_day_stops_start_up_naming_the_key() {
         for (line, key) in [
             ("failures_per_account = 0", "sign_in.failures_per_account"),
+            (
+                "failures_per_account_everywhere = 0",
+                "sign_in.failures_per_account_everywhere",
+            ),
             ("failures_per_client = 0", "sign_in.failures_per_client"),
             ("resets_per_account = 0", "sign_in.resets_per_account"),
+            (
+                "resets_per_account_everywhere = 0",
+                "sign_in.resets_per_account_everywhere",
+            ),
+            ("resets_per_client = 0", "sign_in.resets_per_client"),
             ("window_minutes = 0", "sign_in.window_minutes"),
             ("window_minutes = 1441", "sign_in.window_minutes"),
         ] {

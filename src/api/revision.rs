@@ -31,15 +31,21 @@ fn parse(value: Option<&HeaderValue>) -> Result<Option<i32>, Problem> {
     let refused = || {
         Problem::from(ValidationError::single(
             "If-Match",
-            "must be the ETag of the current revision, e.g. \"7\", or *",
+            "must be one ETag as given, e.g. \"7\", or *",
         ))
     };
     let text = value.to_str().map_err(|_| refused())?.trim();
     if text == "*" {
         return Ok(None);
     }
-    // A weak tag names the same revision: revisions are whole states, never byte ranges.
-    let tag = text.strip_prefix("W/").unwrap_or(text);
+    if text.starts_with("W/") {
+        // If-Match compares strongly, and a weak tag never matches (RFC 9110, 13.1.1).
+        return Err(Problem::new(
+            super::Kind::Changed,
+            "A weak ETag never matches If-Match; send the ETag as it was given, e.g. \"7\"",
+        ));
+    }
+    let tag = text;
     let inner = tag
         .strip_prefix('"')
         .and_then(|t| t.strip_suffix('"'))
@@ -70,7 +76,11 @@ mod tests {
         assert_eq!(parse(None).ok(), Some(None));
         assert_eq!(read("*").ok(), Some(None));
         assert_eq!(read("\"7\"").ok(), Some(Some(7)));
-        assert_eq!(read("W/\"7\"").ok(), Some(Some(7)));
+        assert_eq!(
+            read("W/\"7\"").err().map(|p| p.status().as_u16()),
+            Some(412),
+            "a weak tag never matches"
+        );
         assert_eq!(read("12").ok(), Some(Some(12)));
         for bad in ["\"seven\"", "\"-1\"", "\"7\", \"8\"", ""] {
             assert!(read(bad).is_err(), "{bad}");

@@ -161,7 +161,8 @@ fn cancel_seats(
 /// session's waitlist. The new seat keeps the old one's state (held or confirmed).
 ///
 /// The price: a held seat is not paid yet, so it takes the new session's price and the booking
-/// is paid at its new total. A confirmed seat was paid (or invoiced) at its price and keeps that
+/// is paid at its new total (card payments begun for the old total are given up; with nothing
+/// left to pay, the booking is confirmed). A confirmed seat was paid (or invoiced) at its price and keeps that
 /// price, so payments, invoices and later refunds stay in step with what the attendee was
 /// charged. A dearer session is refused for a confirmed seat unless the organiser waives the
 /// difference (`waive_difference`); for a cheaper one the organiser may refund the difference.
@@ -219,7 +220,7 @@ pub fn move_seat(
                 title: target.title,
             });
         }
-        let state = old.state;
+        let mut state = old.state;
         let price = if state == SeatState::Held {
             target.price_minor
         } else {
@@ -282,6 +283,19 @@ pub fn move_seat(
             other => other?,
         };
         refresh(conn, id, now)?;
+        if state == SeatState::Held {
+            let held = load(conn, id)?;
+            if held.total_minor != booking.total_minor {
+                // Card payments begun for the old total are given up (cancelled at Stripe, and
+                // refunded if paid meanwhile): the booking is paid at its new total.
+                let open = crate::payments::open_payments(conn, id)?;
+                crate::payments::give_up(conn, &open, now)?;
+            }
+            if held.status == BookingStatus::Held && held.total_minor == 0 {
+                confirm_free(conn, id, now)?;
+                state = SeatState::Confirmed;
+            }
+        }
         waitlist::offer_free_seats(conn, from, issuer, now)?;
         let booking = load(conn, id)?;
         notify(conn, &event, &booking, &[from], Template::BookingCancelled)?;
@@ -302,6 +316,27 @@ pub fn move_seat(
         )?;
         Ok((event, booking))
     })
+}
+
+/// Confirms a held booking that has nothing left to pay (a held seat moved to a free session),
+/// as a booking of free sessions is confirmed when it is made.
+fn confirm_free(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> Result<(), DbError> {
+    let stamp = db::stored(now);
+    diesel::update(bookings::table.find(id))
+        .filter(bookings::status.eq(BookingStatus::Held.as_str()))
+        .set((
+            bookings::status.eq(BookingStatus::Confirmed.as_str()),
+            bookings::payment_status.eq(super::PaymentStatus::NotRequired.as_str()),
+            bookings::hold_expires_at.eq(None::<chrono::NaiveDateTime>),
+            bookings::updated_at.eq(stamp),
+        ))
+        .execute(conn)?;
+    diesel::update(seats::table)
+        .filter(seats::booking_id.eq(id))
+        .filter(seats::state.eq(SeatState::Held.as_str()))
+        .set(seats::state.eq(SeatState::Confirmed.as_str()))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Recomputes a booking's total and status from its seats: held while any seat is held,

@@ -320,9 +320,7 @@ async fn check_in(
                     super::check_in(conn, session_id, &presented, &key, organiser_id, now)?;
                 let seat_id = arrival.entry.seat_id;
                 let answer = CheckinAnswer::new(&arrival);
-                let record =
-                    Record::new("checkin.arrive", format!("seat:{seat_id}")).after(&answer);
-                Ok(((seat_id, answer), record))
+                Ok(((seat_id, answer), arrival.audit_record()))
             },
         )
     })

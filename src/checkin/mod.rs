@@ -76,6 +76,22 @@ pub struct Arrival {
     pub event: Event,
 }
 
+impl Arrival {
+    /// What the audit trail keeps of this arrival: a check-in changes the seat; any other
+    /// answer (already in, another session, cancelled) changes nothing and is not recorded.
+    pub fn audit_record(&self) -> Option<crate::audit::Record> {
+        matches!(self.outcome, Outcome::CheckedIn).then(|| {
+            crate::audit::Record::new("checkin.arrive", format!("seat:{}", self.entry.seat_id))
+                .before(&serde_json::json!({ "checked_in": false }))
+                .after(&serde_json::json!({
+                    "checked_in": true,
+                    "session": self.session.id,
+                    "reference": self.entry.reference,
+                }))
+        })
+    }
+}
+
 /// A check-in taken back, or `undone: false` when the seat was not checked in.
 #[derive(Debug, Clone)]
 pub struct Undone {

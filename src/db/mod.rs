@@ -279,7 +279,8 @@ fn versions(applied: &[diesel::migration::MigrationVersion<'_>]) -> Vec<String> 
 ///
 /// Called inside another write transaction, `f` runs in a savepoint of it: its changes commit
 /// with the outer transaction, and an error rolls back `f`'s changes only. That is how a caller
-/// makes one unit of a domain change and what it records about it (the audit row).
+/// makes one unit of a domain change and what it records about it (the audit row). Never call it
+/// inside [`read_snapshot`], which is read-only.
 pub fn write_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
@@ -314,8 +315,9 @@ where
     E: From<diesel::result::Error>,
 {
     if in_transaction(conn) {
-        // Inside a caller's transaction, which already sees one state of the database.
-        return f(conn);
+        // A caller's transaction is no snapshot (READ COMMITTED on PostgreSQL): refused rather
+        // than reporting from a moving state.
+        return Err(diesel::result::Error::AlreadyInTransaction.into());
     }
     match conn {
         DbConn::Pg(pg) => AnsiTransactionManager::begin_transaction_sql(

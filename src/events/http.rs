@@ -454,6 +454,8 @@ async fn update_event(
     let by = Some(organiser.id);
     let event = run(&state.db, move |conn| {
         audit::recorded(conn, by, |conn| -> Result<_, EventError> {
+            // Locked first, so `before` is what the update changes.
+            super::lock(conn, &slug)?;
             let before = super::find(conn, &slug)?;
             let event = super::update(conn, &slug, changes)?;
             let record = Record::new("event.update", format!("event:{}", event.slug))

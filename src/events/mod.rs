@@ -326,6 +326,9 @@ struct EventChangeset {
 #[tracing::instrument(level = "debug", skip(conn, changes))]
 pub fn update(conn: &mut DbConn, slug: &str, changes: EventChanges) -> Result<Event, EventError> {
     db::write_transaction(conn, |conn| {
+        // Under the row's lock, what is read below stays true until the update: an invoice
+        // numbered at the same moment (which locks the row too) is counted by the prefix check.
+        lock(conn, slug)?;
         let current = find(conn, slug)?;
         if let Some(expected) = changes.if_revision {
             if expected != current.revision {
@@ -398,6 +401,19 @@ pub fn update(conn: &mut DbConn, slug: &str, changes: EventChanges) -> Result<Ev
         };
         Ok(by_id(conn, current.id)?)
     })
+}
+
+/// Locks an event's row until the end of the transaction (a no-op update: one statement for
+/// both backends; SQLite's writer lock covers it already). An unknown slug locks nothing.
+pub fn lock(conn: &mut DbConn, slug: &str) -> Result<(), DbError> {
+    // Anything that is not a slug (a path may carry any bytes, even NUL) names no event.
+    if Slug::parse(slug).is_err() {
+        return Ok(());
+    }
+    diesel::update(events::table.filter(events::slug.eq(slug)))
+        .set(events::revision.eq(events::revision))
+        .execute(conn)?;
+    Ok(())
 }
 
 fn has_bookings(conn: &mut DbConn, event_id: i64) -> Result<bool, DbError> {

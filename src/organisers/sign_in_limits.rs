@@ -2,11 +2,34 @@
 //! (`sign_in_attempts`) so that every app instance behind a load balancer enforces the same
 //! ones: N instances give an attacker no more guesses than one.
 //!
+//! Failed sign-ins are limited three ways within the window:
+//! - per account *and* client address (`failures_per_account`): guesses at an account from one
+//!   address lock it for that address only, so nobody can lock the owner out by guessing from
+//!   somewhere else;
+//! - per account from every address together (`failures_per_account_everywhere`, set well
+//!   above the first): this stops guessing spread over many addresses, and locks the owner out
+//!   too while it lasts. Setting a password through an emailed reset link lifts it;
+//! - per client address to any accounts (`failures_per_client`).
+//!
+//! Attempts from no known address count as one address of their own for the first limit, and
+//! the third does not count them.
+//!
+//! Password reset requests are limited the same three ways over an hour, for the same reason:
+//! if resets were counted per account only, anyone could use up the owner's resets from
+//! anywhere. Per account and address (`resets_per_account`), the owner can still ask from
+//! their own address. Per account from every address (`resets_per_account_everywhere`), the
+//! number of emails one inbox gets is still capped, which is what a per-account limit is for.
+//! Per client address (`resets_per_client`), one address cannot send resets to many inboxes.
+//! Even when someone fills the everywhere cap, the owner is not cut off: every link those
+//! requests sent is in the owner's inbox and works until it expires.
+//!
 //! A sign-in is counted as failed *before* its password is checked, in the write transaction
-//! that checks the limits, and the account's failures are cleared when the password turns out
-//! right. Checking and counting are one step under the account's and the client's lock, so
-//! concurrent attempts cannot all slip under a limit; the slow password check runs outside any
-//! transaction. An attempt a limit refuses is neither checked nor counted.
+//! that checks the limits. The right password then clears the account's failures from that
+//! address, but not those from elsewhere, which say nothing about the owner; a password set
+//! through an emailed link clears them all. Checking and counting are one step under the
+//! account's and the client's lock, so concurrent attempts cannot all slip under a limit. The
+//! slow password check runs outside any transaction. An attempt a limit refuses is neither
+//! checked nor counted.
 
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -27,25 +50,29 @@ use crate::validation::Email;
 pub const LONGEST_WINDOW_MINUTES: u32 = 24 * 60;
 /// Password reset requests are counted over an hour.
 const RESET_WINDOW_MINUTES: i64 = 60;
-const SIGN_IN: &str = "sign_in";
-const RESET: &str = "reset";
 
 /// How many failures and reset requests are allowed, and over how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     failures_per_account: u32,
+    failures_per_account_everywhere: u32,
     failures_per_client: u32,
     window: Duration,
     resets_per_account: u32,
+    resets_per_account_everywhere: u32,
+    resets_per_client: u32,
 }
 
 impl Limits {
     pub fn from_settings(settings: &SignInSettings) -> Self {
         Self {
             failures_per_account: settings.failures_per_account.get(),
+            failures_per_account_everywhere: settings.failures_per_account_everywhere.get(),
             failures_per_client: settings.failures_per_client.get(),
             window: Duration::minutes(i64::from(settings.window_minutes.get())),
             resets_per_account: settings.resets_per_account.get(),
+            resets_per_account_everywhere: settings.resets_per_account_everywhere.get(),
+            resets_per_client: settings.resets_per_client.get(),
         }
     }
 }
@@ -107,32 +134,118 @@ impl std::fmt::Display for Client {
     }
 }
 
-/// Which limit refused an attempt.
+/// What is counted: a failed sign-in or a password reset request (the `kind` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Limit {
-    /// Too many failed sign-ins to the account.
-    Account,
-    /// Too many failed sign-ins from the client.
-    Client,
-    /// Too many password reset requests for the account.
-    Resets,
+enum Kind {
+    SignIn,
+    Reset,
 }
 
-impl Limit {
-    pub fn as_str(self) -> &'static str {
+impl Kind {
+    fn as_str(self) -> &'static str {
         match self {
-            Self::Account => "account",
-            Self::Client => "client",
-            Self::Resets => "resets",
+            Self::SignIn => "sign_in",
+            Self::Reset => "reset",
+        }
+    }
+
+    /// The rules an attempt of this kind must pass.
+    fn rules(self) -> [Rule; 3] {
+        match self {
+            Self::SignIn => [
+                Rule::AccountFromClient,
+                Rule::AccountEverywhere,
+                Rule::Client,
+            ],
+            Self::Reset => [
+                Rule::ResetsFromClient,
+                Rule::ResetsEverywhere,
+                Rule::ResetsByClient,
+            ],
+        }
+    }
+
+    fn window(self, limits: &Limits) -> Duration {
+        match self {
+            Self::SignIn => limits.window,
+            Self::Reset => Duration::minutes(RESET_WINDOW_MINUTES),
         }
     }
 }
 
-/// A refusal: which limit, and how long until an attempt would be counted again (when the oldest
-/// attempt it counts leaves the window), in whole seconds.
+/// One limit as counted: which attempts it counts and how many it allows. Finer than the
+/// [`Limit`] a refused person is told about, for the logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Locked {
-    pub limit: Limit,
+pub enum Rule {
+    /// Failed sign-ins to the account from the client (`failures_per_account`).
+    AccountFromClient,
+    /// Failed sign-ins to the account from every client together
+    /// (`failures_per_account_everywhere`).
+    AccountEverywhere,
+    /// Failed sign-ins from the client to any accounts (`failures_per_client`).
+    Client,
+    /// Reset requests for the account from the client (`resets_per_account`).
+    ResetsFromClient,
+    /// Reset requests for the account from every client together
+    /// (`resets_per_account_everywhere`).
+    ResetsEverywhere,
+    /// Reset requests from the client for any accounts (`resets_per_client`).
+    ResetsByClient,
+}
+
+impl Rule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccountFromClient => "account_from_client",
+            Self::AccountEverywhere => "account_everywhere",
+            Self::Client => "client",
+            Self::ResetsFromClient => "resets_from_client",
+            Self::ResetsEverywhere => "resets_everywhere",
+            Self::ResetsByClient => "resets_by_client",
+        }
+    }
+
+    /// How many attempts the rule allows within the window.
+    fn allowed(self, limits: &Limits) -> u32 {
+        match self {
+            Self::AccountFromClient => limits.failures_per_account,
+            Self::AccountEverywhere => limits.failures_per_account_everywhere,
+            Self::Client => limits.failures_per_client,
+            Self::ResetsFromClient => limits.resets_per_account,
+            Self::ResetsEverywhere => limits.resets_per_account_everywhere,
+            Self::ResetsByClient => limits.resets_per_client,
+        }
+    }
+
+    /// The attempts the rule counts for an attempt on `account` from `client`; `None` when it
+    /// has nothing to count by (no account for the account rules, no client address for the
+    /// client rules).
+    fn group<'a>(self, account: Option<&'a str>, client: Option<&'a str>) -> Option<Group<'a>> {
+        match self {
+            Self::AccountFromClient | Self::ResetsFromClient => {
+                account.map(|account| Group::AccountFrom(account, client))
+            }
+            Self::AccountEverywhere | Self::ResetsEverywhere => account.map(Group::Account),
+            Self::Client | Self::ResetsByClient => client.map(Group::Client),
+        }
+    }
+}
+
+/// The attempts one rule counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Group<'a> {
+    /// The account's from one client; `None`: from clients of no known address, as one.
+    AccountFrom(&'a str, Option<&'a str>),
+    /// The account's from every client.
+    Account(&'a str),
+    /// The client's, on any account or none.
+    Client(&'a str),
+}
+
+/// A refusal with the rule behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    pub rule: Rule,
     pub retry_after: std::time::Duration,
 }
 
@@ -142,8 +255,8 @@ pub enum AttemptError {
     #[error("the email address or password is not right")]
     NotRight,
     /// A limit refused the attempt before the password was looked at.
-    #[error("too many attempts ({} limit); try again in {} seconds", .0.limit.as_str(), .0.retry_after.as_secs())]
-    Locked(Locked),
+    #[error("too many attempts ({} limit); try again in {} seconds", .0.rule.as_str(), .0.retry_after.as_secs())]
+    Locked(Refused),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -154,9 +267,15 @@ impl From<diesel::result::Error> for AttemptError {
     }
 }
 
-/// Signs in with `email` and `password` from `client` unless a limit refuses it first; a wrong
-/// password stays counted against the account (when `email` is an address) and the client, the
-/// right one clears the account's failures.
+impl From<Refused> for AttemptError {
+    fn from(refused: Refused) -> Self {
+        Self::Locked(refused)
+    }
+}
+
+/// Signs in with `email` and `password` from `client` unless a limit refuses it first. A wrong
+/// password stays counted against the account (when `email` is an address), the account from
+/// this client, and the client; the right one clears the account's failures from this client.
 pub fn sign_in(
     conn: &mut DbConn,
     limits: &Limits,
@@ -166,10 +285,12 @@ pub fn sign_in(
     now: DateTime<Utc>,
 ) -> Result<SignedIn, AttemptError> {
     let account = Account::typed(email);
-    count_failure(conn, limits, account.as_ref(), client, now)?;
+    check_and_count::<AttemptError>(conn, Kind::SignIn, limits, account.as_ref(), client, now)?;
     match accounts::sign_in(conn, email, password, now) {
         Ok(signed) => {
-            forget_failures(conn, &signed.organiser)?;
+            if let Some(account) = Account::typed(&signed.organiser.email) {
+                forget_failures_from(conn, &account, client)?;
+            }
             Ok(signed)
         }
         Err(SignInError::Refused) => Err(AttemptError::NotRight),
@@ -177,76 +298,44 @@ pub fn sign_in(
     }
 }
 
-/// Counts a sign-in as failed, unless the account or the client has had its fill of failures
-/// within the window: then the refusal with the longer wait.
-fn count_failure(
-    conn: &mut DbConn,
-    limits: &Limits,
-    account: Option<&Account>,
-    client: Option<Client>,
-    now: DateTime<Utc>,
-) -> Result<(), AttemptError> {
-    let since = db::stored(now - limits.window);
-    let client_key = client.map(|c| c.to_string());
-    db::write_transaction(conn, |conn| {
-        let mut keys = Vec::new();
-        keys.extend(account.map(|a| lock_key("account", a.as_str())));
-        keys.extend(client_key.as_deref().map(|c| lock_key("client", c)));
-        serialise(conn, &keys)?;
-        let by_account = match account {
-            Some(account) => sign_in_attempts::table
-                .filter(sign_in_attempts::kind.eq(SIGN_IN))
-                .filter(sign_in_attempts::account.eq(account.as_str()))
-                .filter(sign_in_attempts::at.gt(since))
-                .order(sign_in_attempts::at.desc())
-                .select(sign_in_attempts::at)
-                .offset(nth_newest(limits.failures_per_account))
-                .first::<NaiveDateTime>(conn)
-                .optional()?,
-            None => None,
-        };
-        let by_client = match &client_key {
-            Some(key) => sign_in_attempts::table
-                .filter(sign_in_attempts::kind.eq(SIGN_IN))
-                .filter(sign_in_attempts::client.eq(key))
-                .filter(sign_in_attempts::at.gt(since))
-                .order(sign_in_attempts::at.desc())
-                .select(sign_in_attempts::at)
-                .offset(nth_newest(limits.failures_per_client))
-                .first::<NaiveDateTime>(conn)
-                .optional()?,
-            None => None,
-        };
-        let refusal = refusal(
-            &[(Limit::Account, by_account), (Limit::Client, by_client)],
-            limits.window,
-            now,
-        );
-        if let Some(locked) = refusal {
-            return Err(AttemptError::Locked(locked));
-        }
-        insert(conn, SIGN_IN, account, client_key.as_deref(), now)?;
-        Ok(())
-    })
-}
-
-/// Clears the failed sign-ins of `organiser`'s account (not those of the clients they came
-/// from): after the right password, or a password set through an emailed link.
+/// Clears every failed sign-in of `organiser`'s account, from whichever client (not the failures
+/// of those clients on other accounts): after a password set through an emailed link, which
+/// proves the owner and also lifts a lock on the account from everywhere.
 pub fn forget_failures(conn: &mut DbConn, organiser: &Organiser) -> Result<usize, DbError> {
     let Some(account) = Account::typed(&organiser.email) else {
         return Ok(0);
     };
     Ok(diesel::delete(sign_in_attempts::table)
-        .filter(sign_in_attempts::kind.eq(SIGN_IN))
+        .filter(sign_in_attempts::kind.eq(Kind::SignIn.as_str()))
         .filter(sign_in_attempts::account.eq(account.as_str()))
         .execute(conn)?)
 }
 
+/// Clears the failed sign-ins of `account` from `client` (or from no known address).
+fn forget_failures_from(
+    conn: &mut DbConn,
+    account: &Account,
+    client: Option<Client>,
+) -> QueryResult<usize> {
+    let delete = diesel::delete(sign_in_attempts::table)
+        .filter(sign_in_attempts::kind.eq(Kind::SignIn.as_str()))
+        .filter(sign_in_attempts::account.eq(account.as_str()))
+        .into_boxed();
+    match client {
+        Some(client) => delete
+            .filter(sign_in_attempts::client.eq(client.to_string()))
+            .execute(conn),
+        None => delete
+            .filter(sign_in_attempts::client.is_null())
+            .execute(conn),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ResetError {
-    /// The account has been sent its fill of reset links this hour.
-    #[error("too many password resets asked for; try again in {} seconds", .0.retry_after.as_secs())]
-    Locked(Locked),
+    /// The account, or the client, has been sent its fill of reset links this hour.
+    #[error("too many password resets asked for ({}); try again in {} seconds", .0.rule.as_str(), .0.retry_after.as_secs())]
+    Locked(Refused),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -257,8 +346,15 @@ impl From<diesel::result::Error> for ResetError {
     }
 }
 
+impl From<Refused> for ResetError {
+    fn from(refused: Refused) -> Self {
+        Self::Locked(refused)
+    }
+}
+
 /// Emails a password reset link when `account` is an organiser's (see
-/// [`accounts::request_reset`]), unless the account has been asked for too many this hour. Every
+/// [`accounts::request_reset`]), unless too many have been asked for this hour: for the account
+/// from `client`, for the account from everywhere, or from `client` for any accounts. Every
 /// request counts, for an organiser's address or not, so the answer is the same either way.
 pub fn request_reset(
     conn: &mut DbConn,
@@ -269,26 +365,7 @@ pub fn request_reset(
     site_name: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<i64>, ResetError> {
-    let window = Duration::minutes(RESET_WINDOW_MINUTES);
-    let since = db::stored(now - window);
-    let client_key = client.map(|c| c.to_string());
-    db::write_transaction(conn, |conn| {
-        serialise(conn, &[lock_key("account", account.as_str())])?;
-        let counted = sign_in_attempts::table
-            .filter(sign_in_attempts::kind.eq(RESET))
-            .filter(sign_in_attempts::account.eq(account.as_str()))
-            .filter(sign_in_attempts::at.gt(since))
-            .order(sign_in_attempts::at.desc())
-            .select(sign_in_attempts::at)
-            .offset(nth_newest(limits.resets_per_account))
-            .first::<NaiveDateTime>(conn)
-            .optional()?;
-        if let Some(locked) = refusal(&[(Limit::Resets, counted)], window, now) {
-            return Err(ResetError::Locked(locked));
-        }
-        insert(conn, RESET, Some(account), client_key.as_deref(), now)?;
-        Ok(())
-    })?;
+    check_and_count::<ResetError>(conn, Kind::Reset, limits, Some(account), client, now)?;
     Ok(accounts::request_reset(
         conn,
         key,
@@ -307,17 +384,83 @@ pub fn forget_old(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, DbErro
         .execute(conn)?)
 }
 
+/// Counts an attempt of `kind`, unless one of its rules has had its fill within the window: then
+/// the refusal with the longest wait, and nothing counted.
+fn check_and_count<E>(
+    conn: &mut DbConn,
+    kind: Kind,
+    limits: &Limits,
+    account: Option<&Account>,
+    client: Option<Client>,
+    now: DateTime<Utc>,
+) -> Result<(), E>
+where
+    E: From<diesel::result::Error> + From<Refused>,
+{
+    let window = kind.window(limits);
+    let since = db::stored(now - window);
+    let account = account.map(Account::as_str);
+    let client = client.map(|c| c.to_string());
+    let client = client.as_deref();
+    db::write_transaction(conn, |conn| {
+        serialise(conn, account, client)?;
+        let mut found = Vec::new();
+        for rule in kind.rules() {
+            if let Some(group) = rule.group(account, client) {
+                let filling = filling(conn, kind, group, rule.allowed(limits), since)?;
+                found.push((rule, filling));
+            }
+        }
+        if let Some(refused) = refusal(&found, window, now) {
+            return Err(refused.into());
+        }
+        insert(conn, kind, account, client, now)?;
+        Ok(())
+    })
+}
+
+/// The time of the attempt in `group` that fills a limit of `allowed` (see [`nth_newest`]), if
+/// it is after `since`.
+fn filling(
+    conn: &mut DbConn,
+    kind: Kind,
+    group: Group<'_>,
+    allowed: u32,
+    since: NaiveDateTime,
+) -> QueryResult<Option<NaiveDateTime>> {
+    let counted = sign_in_attempts::table
+        .filter(sign_in_attempts::kind.eq(kind.as_str()))
+        .filter(sign_in_attempts::at.gt(since))
+        .select(sign_in_attempts::at)
+        .into_boxed();
+    let counted = match group {
+        Group::AccountFrom(account, Some(client)) => counted
+            .filter(sign_in_attempts::account.eq(account))
+            .filter(sign_in_attempts::client.eq(client)),
+        Group::AccountFrom(account, None) => counted
+            .filter(sign_in_attempts::account.eq(account))
+            .filter(sign_in_attempts::client.is_null()),
+        Group::Account(account) => counted.filter(sign_in_attempts::account.eq(account)),
+        Group::Client(client) => counted.filter(sign_in_attempts::client.eq(client)),
+    };
+    counted
+        .order(sign_in_attempts::at.desc())
+        .offset(nth_newest(allowed))
+        .first(conn)
+        .optional()
+}
+
 fn insert(
     conn: &mut DbConn,
-    kind: &str,
-    account: Option<&Account>,
+    kind: Kind,
+    account: Option<&str>,
     client: Option<&str>,
     now: DateTime<Utc>,
 ) -> QueryResult<usize> {
     diesel::insert_into(sign_in_attempts::table)
         .values((
-            sign_in_attempts::kind.eq(kind),
-            sign_in_attempts::account.eq(account.map(Account::as_str)),
+            sign_in_attempts::kind.eq(kind.as_str()),
+            sign_in_attempts::account.eq(account),
             sign_in_attempts::client.eq(client),
             sign_in_attempts::at.eq(db::stored(now)),
         ))
@@ -330,22 +473,22 @@ fn nth_newest(limit: u32) -> i64 {
     i64::from(limit.saturating_sub(1))
 }
 
-/// The refusal, if any limit is full: `found` pairs each limit with the time of the attempt that
-/// fills it (see [`nth_newest`]). With several full, the one that lasts longer.
+/// The refusal, if any rule is full: `found` pairs each rule with the time of the attempt that
+/// fills it (see [`nth_newest`]). With several full, the one that lasts longest.
 fn refusal(
-    found: &[(Limit, Option<NaiveDateTime>)],
+    found: &[(Rule, Option<NaiveDateTime>)],
     window: Duration,
     now: DateTime<Utc>,
-) -> Option<Locked> {
+) -> Option<Refused> {
     found
         .iter()
-        .filter_map(|&(limit, at)| {
-            at.map(|at| Locked {
-                limit,
+        .filter_map(|&(rule, at)| {
+            at.map(|at| Refused {
+                rule,
                 retry_after: wait(at, window, now),
             })
         })
-        .max_by_key(|locked| locked.retry_after)
+        .max_by_key(|refused| refused.retry_after)
 }
 
 /// How long until an attempt made at `at` leaves a `window` ending `now`: whole seconds,
@@ -356,22 +499,32 @@ fn wait(at: NaiveDateTime, window: Duration, now: DateTime<Utc>) -> std::time::D
     std::time::Duration::from_secs(millis.div_ceil(1000).max(1))
 }
 
-/// Makes the transaction the only one counting attempts of these keys until it ends.
-/// PostgreSQL: transaction-scoped advisory locks, always taken account first, then client, so
-/// two transactions never wait on each other in a circle. SQLite: the write transaction began
-/// with `BEGIN IMMEDIATE`, so it is the only writer already.
-fn serialise(conn: &mut DbConn, keys: &[i64]) -> QueryResult<()> {
+/// Makes the transaction the only one counting attempts of this account or this client until it
+/// ends. The account's lock covers every rule counting by the account (from one client or from
+/// all), the client's every rule counting by the client. PostgreSQL: transaction-scoped advisory
+/// locks, always the account's first, then the client's, so two transactions never wait on each
+/// other in a circle. SQLite: the write transaction began with `BEGIN IMMEDIATE`, so it is the
+/// only writer already.
+fn serialise(conn: &mut DbConn, account: Option<&str>, client: Option<&str>) -> QueryResult<()> {
     match conn {
         DbConn::Pg(pg) => {
-            for key in keys {
+            for key in lock_keys(account, client) {
                 diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-                    .bind::<BigInt, _>(*key)
+                    .bind::<BigInt, _>(key)
                     .execute(pg)?;
             }
             Ok(())
         }
         DbConn::Sqlite(_) => Ok(()),
     }
+}
+
+/// The advisory locks an attempt takes, in the order it takes them: the account's, then the
+/// client's.
+fn lock_keys(account: Option<&str>, client: Option<&str>) -> Vec<i64> {
+    let account = account.map(|a| lock_key("account", a));
+    let client = client.map(|c| lock_key("client", c));
+    account.into_iter().chain(client).collect()
 }
 
 /// The advisory lock key of an account or client.
@@ -426,12 +579,15 @@ mod tests {
         assert_eq!(nth_newest(10), 9);
         let window = Duration::minutes(15);
         let now = at("2027-03-10T09:15:00Z");
-        assert_eq!(refusal(&[(Limit::Account, None)], window, now), None);
+        assert_eq!(
+            refusal(&[(Rule::AccountFromClient, None)], window, now),
+            None
+        );
         let filled = at("2027-03-10T09:05:00Z").naive_utc();
         assert_eq!(
-            refusal(&[(Limit::Account, Some(filled))], window, now),
-            Some(Locked {
-                limit: Limit::Account,
+            refusal(&[(Rule::AccountFromClient, Some(filled))], window, now),
+            Some(Refused {
+                rule: Rule::AccountFromClient,
                 retry_after: std::time::Duration::from_secs(300),
             })
         );
@@ -450,20 +606,111 @@ mod tests {
     }
 
     #[test]
-    fn with_both_limits_full_the_longer_wait_wins() {
+    fn with_several_limits_full_the_longest_wait_wins() {
         let window = Duration::minutes(15);
         let now = at("2027-03-10T09:15:00Z");
-        let locked = refusal(
+        let refused = refusal(
             &[
-                (Limit::Account, Some(at("2027-03-10T09:01:00Z").naive_utc())),
-                (Limit::Client, Some(at("2027-03-10T09:10:00Z").naive_utc())),
+                (
+                    Rule::AccountFromClient,
+                    Some(at("2027-03-10T09:01:00Z").naive_utc()),
+                ),
+                (Rule::AccountEverywhere, None),
+                (Rule::Client, Some(at("2027-03-10T09:10:00Z").naive_utc())),
             ],
             window,
             now,
         )
         .expect("refused");
-        assert_eq!(locked.limit, Limit::Client);
-        assert_eq!(locked.retry_after.as_secs(), 600);
+        assert_eq!(refused.rule, Rule::Client);
+        assert_eq!(refused.retry_after.as_secs(), 600);
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            failures_per_account: 10,
+            failures_per_account_everywhere: 100,
+            failures_per_client: 50,
+            window: Duration::minutes(15),
+            resets_per_account: 5,
+            resets_per_account_everywhere: 20,
+            resets_per_client: 21,
+        }
+    }
+
+    #[test]
+    fn sign_ins_count_by_account_and_client_by_account_and_by_client() {
+        let limits = limits();
+        let counted = |account, client| {
+            Kind::SignIn.rules().map(|rule| {
+                rule.group(account, client)
+                    .map(|g| (g, rule.allowed(&limits)))
+            })
+        };
+        assert_eq!(
+            counted(Some("ada@example.org"), Some("192.0.2.7")),
+            [
+                Some((Group::AccountFrom("ada@example.org", Some("192.0.2.7")), 10)),
+                Some((Group::Account("ada@example.org"), 100)),
+                Some((Group::Client("192.0.2.7"), 50)),
+            ]
+        );
+        assert_eq!(
+            counted(Some("ada@example.org"), None),
+            [
+                Some((Group::AccountFrom("ada@example.org", None), 10)),
+                Some((Group::Account("ada@example.org"), 100)),
+                None,
+            ],
+            "no known address is a client of its own for the account, and not limited as one"
+        );
+        assert_eq!(
+            counted(None, Some("192.0.2.7")),
+            [None, None, Some((Group::Client("192.0.2.7"), 50))],
+            "what is no email address counts against the client only"
+        );
+    }
+
+    #[test]
+    fn resets_count_the_same_ways_with_their_own_limits_over_an_hour() {
+        let limits = limits();
+        let counted = Kind::Reset.rules().map(|rule| {
+            let group = rule.group(Some("ada@example.org"), Some("192.0.2.7"));
+            (group, rule.allowed(&limits))
+        });
+        assert_eq!(
+            counted,
+            [
+                (
+                    Some(Group::AccountFrom("ada@example.org", Some("192.0.2.7"))),
+                    5
+                ),
+                (Some(Group::Account("ada@example.org")), 20),
+                (Some(Group::Client("192.0.2.7")), 21),
+            ]
+        );
+        assert_eq!(Kind::Reset.window(&limits), Duration::hours(1));
+        assert_eq!(Kind::SignIn.window(&limits), Duration::minutes(15));
+    }
+
+    #[test]
+    fn rules_are_logged_by_name() {
+        assert_eq!(Rule::AccountEverywhere.as_str(), "account_everywhere");
+        assert_eq!(Rule::ResetsByClient.as_str(), "resets_by_client");
+    }
+
+    #[test]
+    fn the_account_lock_is_taken_before_the_client_lock() {
+        let (account, client) = ("ada@example.org", "192.0.2.7");
+        assert_eq!(
+            lock_keys(Some(account), Some(client)),
+            [lock_key("account", account), lock_key("client", client)]
+        );
+        assert_eq!(
+            lock_keys(Some(account), None),
+            [lock_key("account", account)]
+        );
+        assert_eq!(lock_keys(None, Some(client)), [lock_key("client", client)]);
     }
 
     #[test]

@@ -120,8 +120,9 @@ impl PageError {
     /// about bookings, and leading back to the dashboard rather than the programme.
     pub fn for_organisers(mut self) -> Self {
         if self.status == StatusCode::INTERNAL_SERVER_ERROR {
-            self.message = "Something went wrong on our side, and nothing was changed. Please try \
-                again in a moment; if it keeps happening, the server's log says what failed."
+            self.message = "Something went wrong on our side, and this page could not be \
+                shown. Please check on the page you came from whether the change was made before \
+                trying again; if it keeps happening, the server's log says what failed."
                 .to_owned();
         }
         if self.next.as_ref().is_some_and(|next| next.1 == "/") {

@@ -15,7 +15,7 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
 use super::PageError;
-use crate::organisers::sign_in_limits::{Client, Limit, Locked};
+use crate::organisers::sign_in_limits::{Client, Refused, Rule};
 
 /// Addresses remembered before old ones are dropped.
 const TIDY_EVERY: u32 = 1024;
@@ -64,22 +64,27 @@ impl Limiter {
 
 /// The 429 page of an organiser sign-in or password reset that a limit refused, with
 /// `Retry-After`.
-pub fn paused(locked: &Locked) -> PageError {
-    let seconds = locked.retry_after.as_secs().max(1);
+pub fn paused(refused: &Refused) -> PageError {
+    let seconds = refused.retry_after.as_secs().max(1);
     let wait = in_words(seconds);
-    let message = match locked.limit {
-        Limit::Account => format!(
+    let message = match refused.rule {
+        Rule::AccountFromClient | Rule::AccountEverywhere => format!(
             "There have been too many unsuccessful sign-ins to this account, so it is paused. \
              Please try again in {wait}, or reset your password."
         ),
-        Limit::Client => format!(
+        Rule::Client => format!(
             "There have been too many unsuccessful sign-ins from this connection, so it is \
              paused. Please try again in {wait}."
         ),
-        Limit::Resets => format!(
-            "Password reset links for this address have been asked for several times in the \
-             last hour, so no more are sent for now. Please use the newest email, or ask again \
-             in {wait}."
+        Rule::ResetsFromClient | Rule::ResetsEverywhere => format!(
+            "Password reset links for this email address have been asked for several times in \
+             the last hour, so no more are sent for now. Please use the newest email, or ask \
+             again in {wait}."
+        ),
+        Rule::ResetsByClient => format!(
+            "This connection has asked for several password reset links in the last hour, so \
+             no more are sent from it for now. Please use the newest email, or ask again in \
+             {wait}."
         ),
     };
     PageError {
@@ -181,11 +186,11 @@ mod tests {
 
     #[test]
     fn a_paused_sign_in_says_how_long_and_what_to_do() {
-        let locked = |limit, secs| Locked {
-            limit,
+        let locked = |rule, secs| Refused {
+            rule,
             retry_after: std::time::Duration::from_secs(secs),
         };
-        let account = paused(&locked(Limit::Account, 899));
+        let account = paused(&locked(Rule::AccountEverywhere, 899));
         assert_eq!(account.status.as_u16(), 429);
         assert_eq!(account.retry_after, Some(899));
         assert!(
@@ -194,18 +199,24 @@ mod tests {
             account.message
         );
         assert!(account.message.contains("reset your password"));
-        let client = paused(&locked(Limit::Client, 61));
+        let client = paused(&locked(Rule::Client, 61));
         assert!(
             client.message.contains("in 61 seconds"),
             "{}",
             client.message
         );
         assert!(client.message.contains("this connection"));
-        let resets = paused(&locked(Limit::Resets, 3600));
+        let resets = paused(&locked(Rule::ResetsFromClient, 3600));
         assert!(
-            resets.message.contains("in 60 minutes"),
+            resets.message.contains("in 60 minutes") && resets.message.contains("email address"),
             "{}",
             resets.message
+        );
+        let from_here = paused(&locked(Rule::ResetsByClient, 600));
+        assert!(
+            from_here.message.contains("This connection"),
+            "{}",
+            from_here.message
         );
     }
 }

@@ -386,6 +386,8 @@ async fn update_session(
     let by = Some(organiser.id);
     let (event, session) = run(&state.db, move |conn| {
         audit::recorded(conn, by, |conn| -> Result<_, SessionError> {
+            // Locked first, so `before` is what the update changes.
+            super::lock(conn, id)?;
             let before = super::find(conn, id)?;
             let (event, session) = super::update(conn, id, changes, &issuer, now)?;
             let record = Record::new("session.update", format!("session:{id}"))

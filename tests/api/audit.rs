@@ -489,7 +489,7 @@ async fn a_dashboard_form_whose_audit_row_cannot_be_written_changes_nothing(app:
     assert_eq!(raised.status, 500, "{}", raised.body);
     raised.shows(&[
         "Something went wrong",
-        "nothing was changed",
+        "whether the change was made",
         "href=\"/organiser\"",
     ]);
     raised.lacks(&["If you were booking"]);

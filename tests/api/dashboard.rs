@@ -40,25 +40,6 @@ pub(crate) async fn invited(app: &TestApp, email: &str, role: Role) -> String {
     .await
 }
 
-/// The newest link emailed to `email`, as its path.
-async fn newest_link(app: &TestApp, email: &str) -> Option<String> {
-    let key = app.issuer.key.clone();
-    let email = email.to_owned();
-    with_db(app, move |conn| {
-        use masterclass::db::schema::{organiser_links, organisers as table};
-        let id: Option<i64> = organiser_links::table
-            .inner_join(table::table)
-            .filter(table::email.eq(&email))
-            .order(organiser_links::id.desc())
-            .select(organiser_links::id)
-            .first(conn)
-            .optional()
-            .expect("query");
-        id.map(|id| format!("/organiser/password/{}", accounts::link_token(&key, id)))
-    })
-    .await
-}
-
 /// A browser signed in as a new organiser with `role` (named Pat Organiser).
 pub(crate) async fn signed_in(app: &TestApp, email: &str, role: Role) -> Browser {
     signed_in_as(app, email, "Pat Organiser", role).await
@@ -251,7 +232,8 @@ async fn a_forgotten_password_is_reset_by_an_emailed_link_that_expires(app: Test
         0
     );
 
-    let reset = newest_link(&app, "ada@example.org")
+    let reset = app
+        .newest_organiser_link("ada@example.org")
         .await
         .expect("a reset link");
     let form = browser.get(&reset).await;
@@ -289,7 +271,8 @@ async fn a_forgotten_password_is_reset_by_an_emailed_link_that_expires(app: Test
             &[("csrf", form.csrf().as_str()), ("email", "ada@example.org")],
         )
         .await;
-    let late = newest_link(&app, "ada@example.org")
+    let late = app
+        .newest_organiser_link("ada@example.org")
         .await
         .expect("a reset link");
     app.clock.advance(Duration::minutes(61));
@@ -405,7 +388,8 @@ async fn owners_invite_colleagues_and_other_roles_cannot(app: TestApp) {
     assert_eq!(twice.status, 409);
     twice.shows(&["carl@example.org is an organiser already."]);
 
-    let carl = newest_link(&app, "carl@example.org")
+    let carl = app
+        .newest_organiser_link("carl@example.org")
         .await
         .expect("an invitation");
     let mut checker = Browser::of(&app);

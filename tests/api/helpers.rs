@@ -724,3 +724,31 @@ impl TestApp {
         address
     }
 }
+
+impl TestApp {
+    /// The path of the newest invitation or password reset link emailed to the organiser
+    /// `email`, if there is one.
+    pub async fn newest_organiser_link(&self, email: &str) -> Option<String> {
+        let (db, key, email) = (self.db.clone(), self.issuer.key.clone(), email.to_owned());
+        tokio::task::spawn_blocking(move || {
+            use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
+            use masterclass::db::schema::{organiser_links, organisers as organiser_table};
+            let mut pooled = db.conn().expect("connection");
+            let conn: &mut masterclass::db::DbConn = &mut pooled;
+            let id: Option<i64> = organiser_links::table
+                .inner_join(organiser_table::table)
+                .filter(organiser_table::email.eq(&email))
+                .order(organiser_links::id.desc())
+                .select(organiser_links::id)
+                .first(conn)
+                .optional()
+                .expect("the newest link");
+            id.map(|id| {
+                let token = organisers::accounts::link_token(&key, id);
+                format!("/organiser/password/{token}")
+            })
+        })
+        .await
+        .expect("database task")
+    }
+}

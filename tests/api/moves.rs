@@ -14,6 +14,7 @@ on_both_backends!(
     a_confirmed_seat_moves_to_a_dearer_session_only_with_the_difference_waived,
     a_confirmed_seat_keeps_its_price_in_a_cheaper_session,
     a_held_seat_takes_the_new_price_and_is_paid_at_the_new_total,
+    a_held_seat_moved_to_a_free_session_is_confirmed,
     the_dashboard_offers_to_waive_the_difference_when_a_move_costs_more,
 );
 
@@ -237,5 +238,34 @@ async fn the_dashboard_offers_to_waive_the_difference_when_a_move_costs_more(app
         seats(&booking)
     );
     assert_eq!(booking["total_minor"], 14_500);
+    app.assert_no_drift();
+}
+
+async fn a_held_seat_moved_to_a_free_session_is_confirmed(app: TestApp) {
+    let (slug, [standard, _, _]) = priced_event(&app, "held-to-free").await;
+    let free = app.next_day_session(&slug, 10, 0).await;
+    let booked = expect_json(app.book(&slug, "ada@example.org", &[standard]).await, 201).await;
+    let reference = booked["reference"].as_str().expect("reference");
+    let token = booked["manage_token"].as_str().expect("token");
+
+    let moved = move_went_through(
+        &app,
+        reference,
+        json!({"from_session_id": standard, "to_session_id": free}),
+    )
+    .await;
+    assert_eq!(
+        (
+            moved["status"].as_str(),
+            moved["payment_status"].as_str(),
+            moved["total_minor"].as_i64()
+        ),
+        (Some("confirmed"), Some("not_required"), Some(0)),
+        "nothing is left to pay: {moved}"
+    );
+    assert!(seats(&moved).contains(&(free, "confirmed".to_owned(), 0)));
+    // The hold's deadline no longer applies: the sweeper leaves the seat alone.
+    app.advance(chrono::Duration::hours(2)).await;
+    assert_eq!(app.booking(token).await["status"], "confirmed");
     app.assert_no_drift();
 }

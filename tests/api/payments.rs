@@ -211,6 +211,7 @@ crate::on_both_backends_with!(
     a_refund_made_at_stripe_is_counted_and_told,
     a_payment_for_a_cancelled_booking_is_refunded,
     an_intent_no_longer_wanted_is_cancelled_at_stripe,
+    an_intent_for_the_total_before_a_move_is_cancelled_at_stripe,
     cancelled_paid_places_are_refunded_by_the_policy_paid_under,
     a_cancelled_session_refunds_its_paid_places_in_full,
     organisers_refund_any_amount_up_to_what_was_paid,
@@ -512,6 +513,37 @@ async fn an_intent_no_longer_wanted_is_cancelled_at_stripe(p: Paying) {
         again.payments.checked, 0,
         "a cancelled intent is not looked up again"
     );
+}
+
+/// An organiser moves a held seat to a dearer session while its card payment is open: that
+/// intent (for the old total) is cancelled at Stripe, and the next one is for the new total.
+async fn an_intent_for_the_total_before_a_move_is_cancelled_at_stripe(p: Paying) {
+    let (slug, session) = p.programme("moved-intent", 10, 6_000).await;
+    let dearer = p.app.next_day_session(&slug, 10, 9_000).await;
+    let token = p.held(&slug, "mo@example.org", session).await;
+    let intent = p.intent_for(&token).await;
+    let reference = p.app.booking(&token).await["reference"]
+        .as_str()
+        .expect("reference")
+        .to_owned();
+    let moved = expect_json(
+        p.app
+            .admin_post(
+                &format!("/api/v1/admin/bookings/{reference}/move"),
+                &json!({"from_session_id": session, "to_session_id": dearer}),
+            )
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(moved["total_minor"], 9_000);
+
+    let swept = p.app.advance(chrono::Duration::zero()).await;
+    assert_eq!(swept.payments.cancelled, 1);
+    assert_eq!(p.stripe.intent(&intent).await["status"], "canceled");
+    let again = p.start_card(&token).await;
+    assert_ne!(again["payment_intent_id"].as_str(), Some(intent.as_str()));
+    assert_eq!(again["amount_minor"], 9_000, "{again}");
 }
 
 async fn concurrent_deliveries_of_one_success_confirm_once(p: Paying) {

@@ -99,9 +99,16 @@ async fn a_session_patch_against_an_old_revision_is_refused(app: TestApp) {
         200,
     )
     .await;
-    // A header that names no revision is refused as such.
+    // A header that names no revision is refused as such; a weak tag never matches.
     let bad = patch_if_match(&app, &path, "\"soon\"", &json!({"capacity": 16})).await;
     assert_eq!(bad.status(), 422);
+    let now = format!("\"{}\"", app.public_session(&slug, id).await["revision"]);
+    expect_problem(
+        patch_if_match(&app, &path, &format!("W/{now}"), &json!({"capacity": 16})).await,
+        412,
+        "changed-since-read",
+    )
+    .await;
     assert_eq!(app.public_session(&slug, id).await["capacity"], 14);
 }
 
@@ -167,6 +174,12 @@ async fn a_session_form_overtaken_by_another_change_keeps_the_entries_and_says_w
         ("waitlist_enabled", "yes".to_owned()),
         ("published", "yes".to_owned()),
     ];
+    // A revision that cannot be read is refused, not taken as "no check".
+    let mut unreadable = fields.clone();
+    unreadable[1].1 = "seven".to_owned();
+    let page = browser.post(&path, &unreadable).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+
     let refused = browser.post(&path, &fields).await;
     assert_eq!(refused.status, 409, "{}", refused.body);
     refused.shows(&[

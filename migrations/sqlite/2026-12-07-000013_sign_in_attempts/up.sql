@@ -10,6 +10,9 @@ CREATE TABLE sign_in_attempts (
     client TEXT,
     at TIMESTAMP NOT NULL
 );
+-- The limits count an account's attempts from one client, an account's from every client, and a
+-- client's on any account, each newest first within a window.
+CREATE INDEX sign_in_attempts_by_account_and_client ON sign_in_attempts (account, kind, client, at);
 CREATE INDEX sign_in_attempts_by_account ON sign_in_attempts (account, kind, at);
 CREATE INDEX sign_in_attempts_by_client ON sign_in_attempts (client, kind, at);
 CREATE INDEX sign_in_attempts_by_time ON sign_in_attempts (at);

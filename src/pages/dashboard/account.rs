@@ -111,7 +111,7 @@ async fn login(
 ) -> Result<HttpResponse, PageError> {
     use crate::organisers::sign_in_limits::{self, Account, AttemptError, Limits};
     // Each attempt costs an argon2 hash: this per-process limit guards the process's CPU. Failed
-    // sign-ins are limited per account and per client across every instance by the database.
+    // sign-ins are limited across every instance by the database (see `sign_in_limits`).
     state.pages.sign_in_limiter.check(&req)?;
     let email = form.get("email").unwrap_or_default().trim().to_owned();
     let password = form.get("password").unwrap_or_default().to_owned();
@@ -131,22 +131,22 @@ async fn login(
     })
     .await?;
     match outcome {
-        Err(AttemptError::Locked(locked)) => {
+        Err(AttemptError::Locked(refused)) => {
             // Who tried, from where, and which limit; never the password.
             match &account {
                 Some(account) => tracing::warn!(
                     account = %account,
                     client = %client(&state, &req),
-                    limit = locked.limit.as_str(),
+                    limit = refused.rule.as_str(),
                     "organiser sign-in refused unchecked: too many failures"
                 ),
                 None => tracing::warn!(
                     client = %client(&state, &req),
-                    limit = locked.limit.as_str(),
+                    limit = refused.rule.as_str(),
                     "organiser sign-in refused unchecked: too many failures; what was typed is not an email address"
                 ),
             }
-            Err(crate::pages::limit::paused(&locked))
+            Err(crate::pages::limit::paused(&refused))
         }
         Ok(signed) => {
             tracing::info!(organiser = signed.organiser.id, "organiser signed in");
@@ -238,8 +238,8 @@ async fn forgot(
     Posted(form): Posted,
 ) -> Result<HttpResponse, PageError> {
     use crate::organisers::sign_in_limits::{self, Account, Limits, ResetError};
-    // A cheap guard of this process; reset emails per account are limited across every
-    // instance by the database.
+    // A cheap guard of this process; reset emails are limited across every instance by the
+    // database (see `sign_in_limits`).
     state.pages.sign_in_limiter.check(&req)?;
     let email = form.get("email").unwrap_or_default().trim().to_owned();
     let errors = match crate::validation::Email::parse(&email) {
@@ -259,7 +259,7 @@ async fn forgot(
         let link = run(&state.db, move |conn| -> Result<_, Problem> {
             match sign_in_limits::request_reset(conn, &limits, &key, &asked, from, &site, now) {
                 Ok(link) => Ok(Ok(link)),
-                Err(ResetError::Locked(locked)) => Ok(Err(locked)),
+                Err(ResetError::Locked(refused)) => Ok(Err(refused)),
                 Err(ResetError::Db(e)) => Err(e.into()),
             }
         })
@@ -267,13 +267,14 @@ async fn forgot(
         match link {
             Ok(Some(_)) => tracing::info!("password reset link emailed"),
             Ok(None) => {}
-            Err(locked) => {
+            Err(refused) => {
                 tracing::warn!(
                     account = %account,
                     client = %client(&state, &req),
-                    "password reset refused: too many asked for this account"
+                    limit = refused.rule.as_str(),
+                    "password reset refused: too many asked for"
                 );
-                return Err(crate::pages::limit::paused(&locked));
+                return Err(crate::pages::limit::paused(&refused));
             }
         }
     }
@@ -411,9 +412,12 @@ async fn password(
         }
     };
     let by = Some(link.organiser.id);
+    // Hashed before a connection is taken: hashing takes a while, and nobody should wait on it.
+    let hash = web::block(move || accounts::hash_password(&password))
+        .await
+        .map_err(|_| PageError::internal())?
+        .map_err(|e| PageError::from(Problem::from(e)))?;
     let used = run(&state.db, move |conn| -> Result<_, Problem> {
-        // Before the transaction: no writer waits on the hashing.
-        let hash = accounts::hash_password(&password)?;
         Ok(audit::recorded(conn, by, |conn| -> Result<_, LinkError> {
             let signed = accounts::use_link(conn, &token, name.as_deref(), &hash, now)?;
             // The emailed link proves the account's owner: its failed sign-ins stop counting.

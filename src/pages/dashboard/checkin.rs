@@ -334,16 +334,7 @@ async fn present(
             |conn| -> Result<_, CheckinError> {
                 let arrival =
                     checkin::check_in(conn, session_id, &presented, &key, organiser_id, now)?;
-                // Only a check-in changes the seat; any other answer has nothing to record.
-                let record = matches!(arrival.outcome, Outcome::CheckedIn).then(|| {
-                    Record::new("checkin.arrive", format!("seat:{}", arrival.entry.seat_id))
-                        .before(&serde_json::json!({ "checked_in": false }))
-                        .after(&serde_json::json!({
-                            "checked_in": true,
-                            "session": session_id,
-                            "reference": arrival.entry.reference,
-                        }))
-                });
+                let record = arrival.audit_record();
                 Ok((arrival, record))
             },
         ))

@@ -122,6 +122,18 @@ impl From<Vec<FieldMessage>> for Said {
     }
 }
 
+/// The revision a form was opened at: none for a form without one (nothing to check against),
+/// refused when it cannot be read, rather than saving without the check.
+fn form_revision(raw: &str) -> Result<Option<i32>, PageError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    raw.parse::<i32>()
+        .map(Some)
+        .map_err(|_| PageError::from_status(StatusCode::BAD_REQUEST))
+}
+
 /// The page's problem when a form was overtaken by someone else's change.
 const OVERTAKEN: &str = "Someone else saved a change while you were editing, so nothing was \
     saved. Your entries are kept below, and each field they changed says what it is now. Check \

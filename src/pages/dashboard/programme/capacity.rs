@@ -14,7 +14,7 @@ pub(super) async fn change_capacity(
 ) -> Result<HttpResponse, PageError> {
     let (event, current) = find_session(&state, id.into_inner()).await?;
     let value = form.get("capacity").unwrap_or_default().trim().to_owned();
-    let if_revision = form.get("revision").and_then(|r| r.parse().ok());
+    let if_revision = form_revision(form.get("revision").unwrap_or_default())?;
     let parsed = whole_number(&value).and_then(|v| {
         SessionChanges::try_from(SessionPatch {
             capacity: Some(v),

@@ -621,11 +621,13 @@ pub(super) async fn update_event(
     let slug = slug.into_inner();
     let mut values = EventValues::read(&form);
     values.slug = slug.clone();
+    form_revision(&values.revision)?;
     let said = match values.changes() {
         Ok(changes) => {
             let (at, by) = (slug.clone(), Some(me.id));
             match run(&state.db, move |conn| {
                 Ok::<_, Problem>(audit::recorded(conn, by, |conn| -> Result<_, EventError> {
+                    events::lock(conn, &at)?;
                     let before = events::find(conn, &at)?;
                     let event = events::update(conn, &at, changes)?;
                     let record = Record::new("event.update", format!("event:{}", event.slug))
@@ -715,6 +717,7 @@ pub(super) async fn event_status(
     };
     let event = run(&state.db, move |conn| {
         audit::recorded(conn, by, |conn| -> Result<_, EventError> {
+            events::lock(conn, &slug)?;
             let before = events::find(conn, &slug)?;
             let event = events::update(conn, &slug, changes)?;
             let record = Record::new(action, format!("event:{}", event.slug))

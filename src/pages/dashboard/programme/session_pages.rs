@@ -411,6 +411,8 @@ pub(super) async fn change(
             conn,
             by,
             |conn| -> Result<_, SessionError> {
+                // Locked first, so `before` is what the update changes.
+                sessions::lock(conn, id)?;
                 let before = sessions::find(conn, id)?;
                 let (event, session) = sessions::update(conn, id, changes, &issuer, now)?;
                 let record = record(&before, &session, &event);
@@ -470,6 +472,7 @@ pub(super) async fn update_session(
 ) -> Result<HttpResponse, PageError> {
     let (event, current) = find_session(&state, id.into_inner()).await?;
     let mut values = SessionValues::read(&form);
+    form_revision(&values.revision)?;
     let said = match values.changes(event.time_zone, &current) {
         Ok(changes) => {
             let changed = change(&state, &me, current.id, changes, |before, after, event| {
