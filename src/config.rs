@@ -82,7 +82,7 @@ pub struct SignInSettings {
 impl SignInSettings {
     /// Refuses an everywhere limit below its per-address one: the per-address limit would then
     /// never apply, and anyone could lock an account out from anywhere.
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ConfigError> {
         let pairs = [
             (
                 "failures_per_account_everywhere",
@@ -99,10 +99,10 @@ impl SignInSettings {
         ];
         for (everywhere_key, everywhere, per_address_key, per_address) in pairs {
             if everywhere < per_address {
-                return Err(format!(
+                return Err(ConfigError::Invalid(format!(
                     "sign_in.{everywhere_key}: {everywhere} is below sign_in.{per_address_key} \
                      ({per_address})"
-                ));
+                )));
             }
         }
         Ok(())
@@ -414,7 +414,7 @@ impl Settings {
         let settings: Self = figment
             .extract()
             .map_err(|e| ConfigError::Invalid(describe(e)))?;
-        settings.sign_in.check().map_err(ConfigError::Invalid)?;
+        settings.sign_in.check()?;
         Ok(settings)
     }
 }

@@ -131,7 +131,7 @@ fn cancel_seats(
                 cancelled.push(session_id);
             }
         }
-        refresh(conn, id, now)?;
+        let confirmed_now = refresh(conn, id, now)?;
         let (share, reason) = match refund {
             Refund::ByPolicy => (Share::Policy, RefundReason::AttendeeCancelled),
             Refund::InFull => (Share::Full, RefundReason::OrganiserCancelled),
@@ -151,6 +151,9 @@ fn cancel_seats(
                 Template::BookingCancelled,
             )?;
         }
+        if confirmed_now {
+            confirmation(conn, &event, &booking)?;
+        }
         Ok((event, booking))
     }
 }
@@ -161,8 +164,9 @@ fn cancel_seats(
 /// session's waitlist. The new seat keeps the old one's state (held or confirmed).
 ///
 /// The price: a held seat is not paid yet, so it takes the new session's price and the booking
-/// is paid at its new total (card payments begun for the old total are given up; with nothing
-/// left to pay, the booking is confirmed). A confirmed seat was paid (or invoiced) at its price and keeps that
+/// is paid at its new total (card payments begun for the old total are given up, and the
+/// attendee is sent the held places with the new total; with nothing left to pay, the booking
+/// is confirmed). A confirmed seat was paid (or invoiced) at its price and keeps that
 /// price, so payments, invoices and later refunds stay in step with what the attendee was
 /// charged. A dearer session is refused for a confirmed seat unless the organiser waives the
 /// difference (`waive_difference`); for a cheaper one the organiser may refund the difference.
@@ -220,7 +224,7 @@ pub fn move_seat(
                 title: target.title,
             });
         }
-        let mut state = old.state;
+        let state = old.state;
         let price = if state == SeatState::Held {
             target.price_minor
         } else {
@@ -282,66 +286,68 @@ pub fn move_seat(
             }
             other => other?,
         };
-        refresh(conn, id, now)?;
-        if state == SeatState::Held {
-            let held = load(conn, id)?;
-            if held.total_minor != booking.total_minor {
-                // Card payments begun for the old total are given up (cancelled at Stripe, and
-                // refunded if paid meanwhile): the booking is paid at its new total.
-                let open = crate::payments::open_payments(conn, id)?;
-                crate::payments::give_up(conn, &open, now)?;
-            }
-            if held.status == BookingStatus::Held && held.total_minor == 0 {
-                confirm_free(conn, id, now)?;
-                state = SeatState::Confirmed;
-            }
-        }
+        let confirmed_now = refresh(conn, id, now)?;
         waitlist::offer_free_seats(conn, from, issuer, now)?;
         let booking = load(conn, id)?;
         notify(conn, &event, &booking, &[from], Template::BookingCancelled)?;
-        let mut data =
-            crate::mail::compose::booking_mail(&event, &booking.reference, &booking.attendee_name);
-        data.seats = booking
-            .seats
-            .iter()
-            .filter(|s| s.session_id == to && s.state == state)
-            .map(|s| s.mail(&event, state.as_str()))
-            .collect();
-        crate::mail::enqueue(
-            conn,
-            Template::BookingConfirmed,
-            &booking.attendee_email,
-            Some(id),
-            &data,
-        )?;
+        if booking.status == BookingStatus::Held {
+            // Still to be paid (at its new total): the held places, the total and the deadline.
+            let mut data = booking.mail(&event, SeatState::Held);
+            data.hold_until = booking
+                .hold_expires_at
+                .map(|t| crate::mail::compose::moment(t, event.time_zone));
+            crate::mail::enqueue(
+                conn,
+                Template::BookingHeld,
+                &booking.attendee_email,
+                Some(id),
+                &data,
+            )?;
+        } else if confirmed_now {
+            confirmation(conn, &event, &booking)?;
+        } else {
+            let mut data = crate::mail::compose::booking_mail(
+                &event,
+                &booking.reference,
+                &booking.attendee_name,
+            );
+            data.seats = booking
+                .seats
+                .iter()
+                .filter(|s| s.session_id == to && s.state == state)
+                .map(|s| s.mail(&event, state.as_str()))
+                .collect();
+            crate::mail::enqueue(
+                conn,
+                Template::BookingConfirmed,
+                &booking.attendee_email,
+                Some(id),
+                &data,
+            )?;
+        }
         Ok((event, booking))
     })
 }
 
-/// Confirms a held booking that has nothing left to pay (a held seat moved to a free session),
-/// as a booking of free sessions is confirmed when it is made.
-fn confirm_free(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> Result<(), DbError> {
-    let stamp = db::stored(now);
-    diesel::update(bookings::table.find(id))
-        .filter(bookings::status.eq(BookingStatus::Held.as_str()))
-        .set((
-            bookings::status.eq(BookingStatus::Confirmed.as_str()),
-            bookings::payment_status.eq(super::PaymentStatus::NotRequired.as_str()),
-            bookings::hold_expires_at.eq(None::<chrono::NaiveDateTime>),
-            bookings::updated_at.eq(stamp),
-        ))
-        .execute(conn)?;
-    diesel::update(seats::table)
-        .filter(seats::booking_id.eq(id))
-        .filter(seats::state.eq(SeatState::Held.as_str()))
-        .set(seats::state.eq(SeatState::Confirmed.as_str()))
-        .execute(conn)?;
+/// The confirmation of a booking confirmed because nothing was left to pay: every place it has.
+fn confirmation(conn: &mut DbConn, event: &Event, booking: &Booking) -> Result<(), DbError> {
+    crate::mail::enqueue(
+        conn,
+        Template::BookingConfirmed,
+        &booking.attendee_email,
+        Some(booking.id),
+        &booking.mail(event, SeatState::Confirmed),
+    )?;
     Ok(())
 }
 
 /// Recomputes a booking's total and status from its seats: held while any seat is held,
-/// confirmed while any is confirmed, else expired if the hold ran out, else cancelled.
-fn refresh(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> Result<(), DbError> {
+/// confirmed while any is confirmed, else expired if the hold ran out, else cancelled. A held
+/// booking left with nothing to pay (its priced places cancelled or moved to free sessions) is
+/// confirmed, as a booking of free sessions is when made: then `true`, and the caller sends
+/// the confirmation. Card payments begun for another amount are given up (cancelled at Stripe,
+/// refunded if paid meanwhile).
+fn refresh(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> Result<bool, DbError> {
     // The booking's row before its seats are read: two changes to different sessions of one
     // booking (which lock different session rows) then recount one after the other.
     crate::payments::refunds::lock_booking(conn, id)?;
@@ -355,9 +361,17 @@ fn refresh(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> Result<(), DbError
         .filter(|(s, _)| SeatState::ACTIVE.contains(&s.as_str()))
         .map(|(_, price)| price)
         .sum();
-    let status = if has(SeatState::Held) {
+    let confirmed_now = has(SeatState::Held) && total == 0;
+    if confirmed_now {
+        diesel::update(seats::table)
+            .filter(seats::booking_id.eq(id))
+            .filter(seats::state.eq(SeatState::Held.as_str()))
+            .set(seats::state.eq(SeatState::Confirmed.as_str()))
+            .execute(conn)?;
+    }
+    let status = if has(SeatState::Held) && !confirmed_now {
         BookingStatus::Held
-    } else if has(SeatState::Confirmed) {
+    } else if has(SeatState::Confirmed) || confirmed_now {
         BookingStatus::Confirmed
     } else if has(SeatState::Expired) && !has(SeatState::Cancelled) {
         BookingStatus::Expired
@@ -378,6 +392,10 @@ fn refresh(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> Result<(), DbError
         // Nothing left to pay: its card payments are cancelled at Stripe by the reconciler.
         let open = crate::payments::open_payments(conn, id)?;
         crate::payments::give_up(conn, &open, now)?;
+    } else {
+        // Payments begun for an amount that is no longer the total are given up.
+        let stale = crate::payments::open_payments_not_for(conn, id, total)?;
+        crate::payments::give_up(conn, &stale, now)?;
     }
     // Nothing left to pay for an unpaid booking once its priced seats are gone.
     diesel::update(bookings::table.find(id))
@@ -385,7 +403,7 @@ fn refresh(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> Result<(), DbError
         .filter(bookings::total_minor.eq(0))
         .set(bookings::payment_status.eq("not_required"))
         .execute(conn)?;
-    Ok(())
+    Ok(confirmed_now)
 }
 
 /// Cancels every active seat of a session (the organiser cancelled it). Runs inside the
@@ -431,7 +449,7 @@ pub fn cancel_session_seats(
         crate::payments::refunds::lock_booking(conn, *booking_id)?;
     }
     for booking_id in affected {
-        refresh(conn, booking_id, now)?;
+        let confirmed_now = refresh(conn, booking_id, now)?;
         let places: Vec<(DateTime<Utc>, i64, String)> = paid
             .iter()
             .filter(|(b, _, _, _)| *b == booking_id)
@@ -457,6 +475,9 @@ pub fn cancel_session_seats(
             &[session_id],
             Template::SessionCancelled,
         )?;
+        if confirmed_now {
+            confirmation(conn, &event, &booking)?;
+        }
     }
     Ok(changed)
 }

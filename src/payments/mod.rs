@@ -338,6 +338,20 @@ pub(crate) fn open_payments(conn: &mut DbConn, booking_id: i64) -> Result<Vec<i6
         .load(conn)?)
 }
 
+/// A booking's open payments for another amount than `amount` (its total changed since).
+pub(crate) fn open_payments_not_for(
+    conn: &mut DbConn,
+    booking_id: i64,
+    amount: i64,
+) -> Result<Vec<i64>, DbError> {
+    Ok(payments::table
+        .filter(payments::booking_id.eq(booking_id))
+        .filter(payments::state.eq(PaymentState::Open.as_str()))
+        .filter(payments::amount_minor.ne(amount))
+        .select(payments::id)
+        .load(conn)?)
+}
+
 /// Gives up open payments: no longer wanted, they are cancelled at Stripe by the reconciler
 /// (soon), and refunded if paid before that.
 pub(crate) fn give_up(conn: &mut DbConn, ids: &[i64], now: DateTime<Utc>) -> Result<(), DbError> {

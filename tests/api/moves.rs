@@ -1,12 +1,12 @@
 //! An organiser moves a seat to another session: what the seat costs afterwards. A confirmed
 //! seat was paid or invoiced at its price and keeps it; a dearer session needs the difference
 //! waived (in the API and on the dashboard); a held seat is not paid yet and takes the new
-//! session's price.
+//! session's price. A held booking left with nothing to pay is confirmed, not left to expire.
 
 use masterclass::organisers::Role;
 use serde_json::{json, Value};
 
-use crate::dashboard::signed_in;
+use crate::dashboard::{outbox, signed_in};
 use crate::helpers::{expect_invalid, expect_json, merged, TestApp};
 use crate::on_both_backends;
 
@@ -16,6 +16,7 @@ on_both_backends!(
     a_held_seat_takes_the_new_price_and_is_paid_at_the_new_total,
     a_held_seat_moved_to_a_free_session_is_confirmed,
     the_dashboard_offers_to_waive_the_difference_when_a_move_costs_more,
+    a_held_booking_whose_priced_places_are_cancelled_is_confirmed,
 );
 
 /// An event taking invoices with sessions at £145, £195 and £95 (at one time: clashes allowed).
@@ -182,6 +183,14 @@ async fn a_held_seat_takes_the_new_price_and_is_paid_at_the_new_total(app: TestA
         seats(&moved)
     );
     assert_eq!(moved["total_minor"], 19_500);
+    assert_eq!(
+        (
+            outbox(&app, "ada@example.org", "booking_held").await,
+            outbox(&app, "ada@example.org", "booking_confirmed").await
+        ),
+        (2, 0),
+        "told again what is held and what is due, not that it is confirmed"
+    );
 
     let issued = pay_by_invoice(&app, token).await;
     assert_eq!(issued["gross_minor"], 19_500);
@@ -265,6 +274,38 @@ async fn a_held_seat_moved_to_a_free_session_is_confirmed(app: TestApp) {
     );
     assert!(seats(&moved).contains(&(free, "confirmed".to_owned(), 0)));
     // The hold's deadline no longer applies: the sweeper leaves the seat alone.
+    app.advance(chrono::Duration::hours(2)).await;
+    assert_eq!(app.booking(token).await["status"], "confirmed");
+    app.assert_no_drift();
+}
+
+async fn a_held_booking_whose_priced_places_are_cancelled_is_confirmed(app: TestApp) {
+    let (slug, [standard, _, _]) = priced_event(&app, "priced-cancelled").await;
+    let free = app.next_day_session(&slug, 10, 0).await;
+    let booked = expect_json(
+        app.book(&slug, "ada@example.org", &[standard, free]).await,
+        201,
+    )
+    .await;
+    assert_eq!(booked["status"], "held");
+    let token = booked["manage_token"].as_str().expect("token");
+
+    let after = expect_json(
+        app.cancel(token, Some(&json!({"session_ids": [standard]})))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        (after["status"].as_str(), after["total_minor"].as_i64()),
+        (Some("confirmed"), Some(0)),
+        "{after}"
+    );
+    assert!(seats(&after).contains(&(free, "confirmed".to_owned(), 0)));
+    assert_eq!(
+        outbox(&app, "ada@example.org", "booking_confirmed").await,
+        1
+    );
     app.advance(chrono::Duration::hours(2)).await;
     assert_eq!(app.booking(token).await["status"], "confirmed");
     app.assert_no_drift();

@@ -184,8 +184,8 @@ async fn a_session_form_overtaken_by_another_change_keeps_the_entries_and_says_w
     assert_eq!(refused.status, 409, "{}", refused.body);
     refused.shows(&[
         "Someone else saved a change while you were editing, so nothing was saved.",
-        "it is now “Portfolio triage (advanced)”",
-        "it is now “10”",
+        "Title is now saved as “Portfolio triage (advanced)”",
+        "Capacity is now saved as “10”",
         "value=\"25\"",
     ]);
     let newer = refused.field("revision");
@@ -236,7 +236,7 @@ async fn an_event_form_overtaken_by_another_change_saves_nothing(app: TestApp) {
     assert_eq!(refused.status, 409, "{}", refused.body);
     refused.shows(&[
         "Someone else saved a change while you were editing",
-        "it is now “Hall B”",
+        "Venue is now saved as “Hall B”",
     ]);
     let event = app.programme(&slug).await;
     assert_eq!(

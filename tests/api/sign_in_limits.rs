@@ -72,15 +72,29 @@ fn retry_after(page: &Page) -> u64 {
         .expect("a Retry-After in seconds")
 }
 
-/// Every counted attempt: kind, account, client.
+/// Every counted attempt (not the remembered sign-ins): kind, account, client.
 async fn attempts(app: &TestApp) -> Vec<(String, Option<String>, Option<String>)> {
     with_db(app, |conn| {
         use masterclass::db::schema::sign_in_attempts as table;
         table::table
+            .filter(table::kind.ne("known"))
             .order(table::id)
             .select((table::kind, table::account, table::client))
             .load(conn)
             .expect("attempts")
+    })
+    .await
+}
+
+/// The clients of every remembered successful sign-in.
+async fn known_rows(app: &TestApp) -> Vec<Option<String>> {
+    with_db(app, |conn| {
+        use masterclass::db::schema::sign_in_attempts as table;
+        table::table
+            .filter(table::kind.eq("known"))
+            .select(table::client)
+            .load(conn)
+            .expect("known")
     })
     .await
 }
@@ -97,6 +111,7 @@ fn failure(account: &str, client: &str) -> (String, Option<String>, Option<Strin
 crate::on_both_backends_with!(super::app;
     failures_from_one_address_pause_the_account_there_while_the_owner_signs_in_from_another,
     failures_from_many_addresses_pause_the_account_everywhere_until_a_reset,
+    an_address_the_owner_signed_in_from_is_not_paused_by_failures_from_everywhere,
     sign_ins_from_no_known_address_are_counted_as_one_address,
     a_client_failing_on_many_accounts_is_refused_on_all_of_them,
     two_instances_on_one_database_share_the_count,
@@ -189,6 +204,58 @@ async fn failures_from_many_addresses_pause_the_account_everywhere_until_a_reset
         left.iter().all(|(kind, ..)| kind == "reset"),
         "no failed sign-in is left: {left:?}"
     );
+}
+
+/// The owner signs in once from one address; failures from others fill the limit from
+/// everywhere. The owner still signs in from that address (a month later it is no longer
+/// known), while a new address is refused; the limit per account and address still holds there.
+async fn an_address_the_owner_signed_in_from_is_not_paused_by_failures_from_everywhere(
+    app: TestApp,
+) {
+    signed_in(&app, "ada@example.org", Role::Admin).await;
+    let (known, new) = ("198.51.100.20", "198.51.100.21");
+    let first = sign_in_from(&app.address, known, "ada@example.org", PASSWORD).await;
+    assert_eq!(first.status, 303, "{}", first.body);
+    app.clock.advance(Duration::days(2));
+    for client in ["192.0.2.1", "192.0.2.2", "2001:db8:1:1::1"] {
+        for _ in 0..2 {
+            let refused = sign_in_from(&app.address, client, "ada@example.org", "a guess").await;
+            assert_eq!(refused.status, 401, "{}", refused.body);
+        }
+    }
+
+    let owner = sign_in_from(&app.address, known, "ada@example.org", PASSWORD).await;
+    let elsewhere = sign_in_from(&app.address, new, "ada@example.org", PASSWORD).await;
+
+    assert_eq!(owner.status, 303, "{}", owner.body);
+    assert_eq!(retry_after(&elsewhere), 15 * 60);
+    elsewhere.shows(&["too many unsuccessful sign-ins to this account"]);
+    for _ in 0..3 {
+        let refused = sign_in_from(&app.address, known, "ada@example.org", "a slip").await;
+        assert_eq!(refused.status, 401, "{}", refused.body);
+    }
+    let slipped = sign_in_from(&app.address, known, "ada@example.org", PASSWORD).await;
+    assert_eq!(slipped.status, 429, "{}", slipped.body);
+    app.clock.advance(Duration::minutes(15));
+    let again = sign_in_from(&app.address, known, "ada@example.org", PASSWORD).await;
+    assert_eq!(again.status, 303, "{}", again.body);
+    assert_eq!(
+        known_rows(&app).await,
+        [Some(known.to_owned())],
+        "one remembered sign-in per account and address"
+    );
+
+    app.clock.advance(Duration::days(30));
+    for client in ["192.0.2.3", "192.0.2.4", "192.0.2.5"] {
+        for _ in 0..2 {
+            let refused = sign_in_from(&app.address, client, "ada@example.org", "a guess").await;
+            assert_eq!(refused.status, 401, "{}", refused.body);
+        }
+    }
+    let forgotten = sign_in_from(&app.address, known, "ada@example.org", PASSWORD).await;
+    assert_eq!(retry_after(&forgotten), 15 * 60);
+    app.advance(Duration::minutes(1)).await;
+    assert!(known_rows(&app).await.is_empty());
 }
 
 /// Sign-ins whose client address is unknown are one address of their own: three failures pause

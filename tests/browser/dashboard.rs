@@ -65,6 +65,12 @@ async fn an_owner_joins_signs_in_and_invites_a_colleague((app, b): (TestApp, Bro
     b.wait_for_text("You have signed out.").await;
     axe(&b, "organiser sign-in").await;
     screenshots(&b, "organiser-sign-in").await;
+    b.click_link("Forgotten your password?").await;
+    b.wait_for_text("Forgotten password").await;
+    axe(&b, "forgotten password").await;
+    screenshots(&b, "forgotten-password").await;
+    b.goto(&app.url("/organiser/login")).await;
+    b.wait_for_text("Organiser sign-in").await;
     b.fill("Email address", "olive@example.org").await;
     b.fill("Password", "not the password").await;
     b.click_button("Sign in").await;

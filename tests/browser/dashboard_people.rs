@@ -90,6 +90,7 @@ async fn an_admin_looks_after_the_people_of_a_session((app, b): (TestApp, Browse
     b.goto(&app.url("/organiser/invoices/overdue")).await;
     b.wait_for_text("No invoice is overdue.").await;
     axe(&b, "overdue invoices").await;
+    screenshots(&b, "overdue-invoices").await;
 
     b.goto(&app.url("/organiser/outbox")).await;
     b.wait_for_text("Waiting to be sent").await;

@@ -63,7 +63,25 @@ async fn an_admin_creates_an_event_and_manages_its_sessions((app, b): (TestApp, 
     b.goto(&app.url(&format!("/organiser/sessions/{session}")))
         .await;
     b.wait_for_text("Save the session").await;
+    axe(&b, "session form").await;
+    screenshots(&b, "organiser-session").await;
+    // A colleague renames the session while the form is open: saving is refused, the entries
+    // are kept, and the page says what changed; saving again applies them.
+    let renamed = app
+        .patch_session(
+            session,
+            &serde_json::json!({"title": "Portfolio triage (advanced)"}),
+        )
+        .await;
+    assert_eq!(renamed.status(), 200);
     b.fill("Capacity", "25").await;
+    b.click_button("Save the session").await;
+    b.wait_for_text("Someone else saved a change while you were editing")
+        .await;
+    b.wait_for_text("Title is now saved as “Portfolio triage (advanced)”")
+        .await;
+    axe(&b, "session form overtaken").await;
+    screenshots(&b, "organiser-session-overtaken").await;
     b.click_button("Save the session").await;
     b.wait_for_text("The session has been saved.").await;
     axe(&b, "event with a session").await;

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use sha2::{Digest, Sha256};
 
-use super::{Account, Client, Kind, Limits, Refused, Rule};
+use super::{Account, Client, Kind, Limits, Refused, Rule, KNOWN, KNOWN_FOR_DAYS};
 use crate::db::schema::sign_in_attempts;
 use crate::db::{self, DbConn};
 
@@ -23,7 +23,8 @@ pub(super) enum Group<'a> {
 }
 
 /// Counts an attempt of `kind`, unless one of its rules has had its fill within the window: then
-/// the refusal with the longest wait, and nothing counted.
+/// the refusal with the longest wait, and nothing counted. A rule waived for a client known to
+/// the account (see [`known`]) is not checked for one.
 pub(super) fn check_and_count<E>(
     conn: &mut DbConn,
     kind: Kind,
@@ -37,6 +38,7 @@ where
 {
     let window = kind.window(limits);
     let since = db::stored(now - window);
+    let known_since = db::stored(now - Duration::days(KNOWN_FOR_DAYS));
     let account = account.map(Account::as_str);
     let client = client.map(|c| c.to_string());
     let client = client.as_deref();
@@ -45,6 +47,9 @@ where
         let mut found = Vec::new();
         for rule in kind.rules() {
             if let Some(group) = rule.group(account, client) {
+                if rule.waived_for_known_client() && known(conn, account, client, known_since)? {
+                    continue;
+                }
                 let filling = filling(conn, kind, group, rule.allowed(limits), since)?;
                 found.push((rule, filling));
             }
@@ -52,7 +57,7 @@ where
         if let Some(refused) = refusal(&found, window, now) {
             return Err(refused.into());
         }
-        insert(conn, kind, account, client, now)?;
+        insert(conn, kind.as_str(), account, client, now)?;
         Ok(())
     })
 }
@@ -88,16 +93,53 @@ pub(super) fn filling(
         .optional()
 }
 
+/// Whether `account` signed in successfully from `client` after `since`; never for no account
+/// or no known address.
+pub(super) fn known(
+    conn: &mut DbConn,
+    account: Option<&str>,
+    client: Option<&str>,
+    since: NaiveDateTime,
+) -> QueryResult<bool> {
+    let (Some(account), Some(client)) = (account, client) else {
+        return Ok(false);
+    };
+    diesel::select(diesel::dsl::exists(
+        sign_in_attempts::table
+            .filter(sign_in_attempts::kind.eq(KNOWN))
+            .filter(sign_in_attempts::account.eq(account))
+            .filter(sign_in_attempts::client.eq(client))
+            .filter(sign_in_attempts::at.gt(since)),
+    ))
+    .get_result(conn)
+}
+
+/// Remembers that `account` signed in successfully from `client` at `now`, in place of any
+/// earlier sign-in of the account from it. Run under the account's lock (see [`serialise`]).
+pub(super) fn remember(
+    conn: &mut DbConn,
+    account: &str,
+    client: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::delete(sign_in_attempts::table)
+        .filter(sign_in_attempts::kind.eq(KNOWN))
+        .filter(sign_in_attempts::account.eq(account))
+        .filter(sign_in_attempts::client.eq(client))
+        .execute(conn)?;
+    insert(conn, KNOWN, Some(account), Some(client), now)
+}
+
 pub(super) fn insert(
     conn: &mut DbConn,
-    kind: Kind,
+    kind: &str,
     account: Option<&str>,
     client: Option<&str>,
     now: DateTime<Utc>,
 ) -> QueryResult<usize> {
     diesel::insert_into(sign_in_attempts::table)
         .values((
-            sign_in_attempts::kind.eq(kind.as_str()),
+            sign_in_attempts::kind.eq(kind),
             sign_in_attempts::account.eq(account),
             sign_in_attempts::client.eq(client),
             sign_in_attempts::at.eq(db::stored(now)),

@@ -8,11 +8,18 @@
 //!   somewhere else;
 //! - per account from every address together (`failures_per_account_everywhere`, set well
 //!   above the first): this stops guessing spread over many addresses, and locks the owner out
-//!   too while it lasts. Setting a password through an emailed reset link lifts it;
+//!   too while it lasts, except from an address they have signed in from lately (below).
+//!   Setting a password through an emailed reset link lifts it;
 //! - per client address to any accounts (`failures_per_client`).
 //!
 //! Attempts from no known address count as one address of their own for the first limit, and
 //! the third does not count them.
+//!
+//! Each successful sign-in is remembered (a `known` row per account and address, replaced at
+//! the next one). An address that signed in to the account within [`KNOWN_FOR_DAYS`] is exempt
+//! from the second limit for that account, so failures spread over many addresses cannot keep
+//! the owner out from where they usually sign in; the first and third limits still apply to it.
+//! Attempts from no known address are never exempt.
 //!
 //! Password reset requests are limited the same three ways over an hour, for the same reason:
 //! if resets were counted per account only, anyone could use up the owner's resets from
@@ -46,12 +53,17 @@ use crate::validation::Email;
 
 mod counting;
 
-use counting::{check_and_count, Group};
+use counting::{check_and_count, remember, serialise, Group};
 
 /// The longest window a setting may give; the sweeper forgets attempts older than this.
 pub const LONGEST_WINDOW_MINUTES: u32 = 24 * 60;
 /// Password reset requests are counted over an hour.
 const RESET_WINDOW_MINUTES: i64 = 60;
+/// How long an address an account signed in from stays exempt from the account's limit from
+/// every address; the sweeper forgets the sign-in after this.
+pub const KNOWN_FOR_DAYS: i64 = 30;
+/// The `kind` of a remembered successful sign-in.
+const KNOWN: &str = "known";
 
 /// How many failures and reset requests are allowed, and over how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +148,8 @@ impl std::fmt::Display for Client {
     }
 }
 
-/// What is counted: a failed sign-in or a password reset request (the `kind` column).
+/// What is counted: a failed sign-in or a password reset request (the `kind` column; a
+/// remembered successful sign-in is [`KNOWN`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     SignIn,
@@ -206,6 +219,11 @@ impl Rule {
         }
     }
 
+    /// Whether an address that signed in to the account within [`KNOWN_FOR_DAYS`] is exempt.
+    fn waived_for_known_client(self) -> bool {
+        matches!(self, Self::AccountEverywhere)
+    }
+
     /// How many attempts the rule allows within the window.
     fn allowed(self, limits: &Limits) -> u32 {
         match self {
@@ -265,7 +283,8 @@ impl From<Refused> for AttemptError {
 
 /// Signs in with `email` and `password` from `client` unless a limit refuses it first. A wrong
 /// password stays counted against the account (when `email` is an address), the account from
-/// this client, and the client; the right one clears the account's failures from this client.
+/// this client, and the client; the right one clears the account's failures from this client
+/// and remembers the client as known to the account.
 pub fn sign_in(
     conn: &mut DbConn,
     limits: &Limits,
@@ -279,7 +298,7 @@ pub fn sign_in(
     match accounts::sign_in(conn, email, password, now) {
         Ok(signed) => {
             if let Some(account) = Account::typed(&signed.organiser.email) {
-                forget_failures_from(conn, &account, client)?;
+                signed_in_from(conn, &account, client, now)?;
             }
             Ok(signed)
         }
@@ -299,6 +318,25 @@ pub fn forget_failures(conn: &mut DbConn, organiser: &Organiser) -> Result<usize
         .filter(sign_in_attempts::kind.eq(Kind::SignIn.as_str()))
         .filter(sign_in_attempts::account.eq(account.as_str()))
         .execute(conn)?)
+}
+
+/// After a successful sign-in: clears the failed sign-ins of `account` from `client` and, for a
+/// known address, replaces the remembered sign-in of the account from it with one at `now`.
+fn signed_in_from(
+    conn: &mut DbConn,
+    account: &Account,
+    client: Option<Client>,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    let address = client.map(|c| c.to_string());
+    db::write_transaction(conn, |conn| {
+        serialise(conn, Some(account.as_str()), address.as_deref())?;
+        forget_failures_from(conn, account, client)?;
+        if let Some(address) = &address {
+            remember(conn, account.as_str(), address, now)?;
+        }
+        Ok(())
+    })
 }
 
 /// Clears the failed sign-ins of `account` from `client` (or from no known address).
@@ -365,12 +403,19 @@ pub fn request_reset(
     )?)
 }
 
-/// Deletes the attempts no window counts any more (older than the longest a window may be);
-/// returns how many.
+/// Deletes the attempts no window counts any more (older than the longest a window may be)
+/// and the sign-ins remembered more than [`KNOWN_FOR_DAYS`] ago; returns how many.
 pub fn forget_old(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, DbError> {
-    let before = db::stored(now - Duration::minutes(i64::from(LONGEST_WINDOW_MINUTES)));
+    let counted_before = db::stored(now - Duration::minutes(i64::from(LONGEST_WINDOW_MINUTES)));
+    let known_before = db::stored(now - Duration::days(KNOWN_FOR_DAYS));
+    let counted = sign_in_attempts::kind
+        .ne(KNOWN)
+        .and(sign_in_attempts::at.le(counted_before));
+    let known = sign_in_attempts::kind
+        .eq(KNOWN)
+        .and(sign_in_attempts::at.le(known_before));
     Ok(diesel::delete(sign_in_attempts::table)
-        .filter(sign_in_attempts::at.le(before))
+        .filter(counted.or(known))
         .execute(conn)?)
 }
 
@@ -526,6 +571,60 @@ mod tests {
         );
         assert_eq!(Kind::Reset.window(&limits), Duration::hours(1));
         assert_eq!(Kind::SignIn.window(&limits), Duration::minutes(15));
+    }
+
+    #[test]
+    fn only_the_limit_from_everywhere_is_waived_for_a_known_client() {
+        let waived: Vec<Rule> = [Kind::SignIn.rules(), Kind::Reset.rules()]
+            .concat()
+            .into_iter()
+            .filter(|rule| rule.waived_for_known_client())
+            .collect();
+        assert_eq!(waived, [Rule::AccountEverywhere]);
+    }
+
+    #[test]
+    fn known_sign_ins_are_kept_for_thirty_days_and_failures_for_the_longest_window() {
+        let mut conn = DbConn::Sqlite(
+            diesel::sqlite::SqliteConnection::establish(":memory:").expect("in-memory database"),
+        );
+        db::migrate(&mut conn).expect("migrations");
+        let now = at("2027-03-10T09:00:00Z");
+        let (ada, old, recent) = ("ada@example.org", "192.0.2.1", "192.0.2.2");
+        let a_month_ago = now - Duration::days(KNOWN_FOR_DAYS) - Duration::minutes(1);
+        remember(&mut conn, ada, old, a_month_ago).expect("old");
+        remember(&mut conn, ada, recent, now - Duration::days(10)).expect("recent");
+        insert(
+            &mut conn,
+            "sign_in",
+            Some(ada),
+            Some(old),
+            now - Duration::days(2),
+        )
+        .expect("old");
+        insert(&mut conn, "sign_in", Some(ada), Some(recent), now).expect("recent");
+        remember(&mut conn, ada, recent, now - Duration::days(3)).expect("refreshed");
+
+        assert_eq!(forget_old(&mut conn, now).expect("forgotten"), 2);
+
+        let left: Vec<(String, Option<String>)> = sign_in_attempts::table
+            .order(sign_in_attempts::id)
+            .select((sign_in_attempts::kind, sign_in_attempts::client))
+            .load(&mut conn)
+            .expect("left");
+        assert_eq!(
+            left,
+            [
+                ("sign_in".to_owned(), Some(recent.to_owned())),
+                ("known".to_owned(), Some(recent.to_owned())),
+            ]
+        );
+        let since = db::stored(now - Duration::days(KNOWN_FOR_DAYS));
+        let known =
+            |conn: &mut DbConn, client| known(conn, Some(ada), client, since).expect("known");
+        assert!(known(&mut conn, Some(recent)));
+        assert!(!known(&mut conn, Some(old)));
+        assert!(!known(&mut conn, None));
     }
 
     #[test]

@@ -415,7 +415,10 @@ async fn password(
     // Hashed before a connection is taken: hashing takes a while, and nobody should wait on it.
     let hash = web::block(move || accounts::hash_password(&password))
         .await
-        .map_err(|_| PageError::internal())?
+        .map_err(|e| {
+            tracing::error!(error = %e, "password hashing task failed");
+            PageError::internal()
+        })?
         .map_err(|e| PageError::from(Problem::from(e)))?;
     let used = run(&state.db, move |conn| -> Result<_, Problem> {
         Ok(audit::recorded(conn, by, |conn| -> Result<_, LinkError> {

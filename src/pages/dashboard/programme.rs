@@ -97,12 +97,13 @@ fn message(field: &str, text: impl Into<String>) -> FieldMessage {
     FieldMessage::new(field, &text.into())
 }
 
-/// The message next to a field that someone else changed while the form was open.
-fn overtaken(now: &str) -> String {
+/// The message next to a field whose saved value differs from what was entered, after someone
+/// else saved the form's subject meanwhile. It names the field, as the error summary lists it.
+fn overtaken(label: &str, now: &str) -> String {
     if now.is_empty() {
-        "someone else changed this while you were editing; it is now empty".to_owned()
+        format!("{label} is now saved empty")
     } else {
-        format!("someone else changed this while you were editing; it is now “{now}”")
+        format!("{label} is now saved as “{now}”")
     }
 }
 
@@ -122,8 +123,9 @@ impl From<Vec<FieldMessage>> for Said {
     }
 }
 
-/// The revision a form was opened at: none for a form without one (nothing to check against),
-/// refused when it cannot be read, rather than saving without the check.
+/// The revision a form was opened at: none for a form without one (a client that asks for no
+/// check, as an API `PATCH` without `If-Match` does), refused when it cannot be read rather than
+/// saving without the check.
 fn form_revision(raw: &str) -> Result<Option<i32>, PageError> {
     let raw = raw.trim();
     if raw.is_empty() {
@@ -136,8 +138,8 @@ fn form_revision(raw: &str) -> Result<Option<i32>, PageError> {
 
 /// The page's problem when a form was overtaken by someone else's change.
 const OVERTAKEN: &str = "Someone else saved a change while you were editing, so nothing was \
-    saved. Your entries are kept below, and each field they changed says what it is now. Check \
-    them and save again to keep yours.";
+    saved. Your entries are kept below; where they differ from what is saved now, the field \
+    says so. Check them and save again to keep yours.";
 
 /// `text` cut to a length a field message can quote.
 fn shorten(text: &str) -> String {

@@ -120,48 +120,65 @@ impl EventValues {
                 .join("; ")
         };
         let texts = [
-            ("name", &self.name, &now.name),
-            ("venue", &self.venue, &now.venue),
-            ("time_zone", &self.time_zone, &now.time_zone),
-            ("currency", &self.currency, &now.currency),
+            ("name", "Name", &self.name, &now.name),
+            ("venue", "Venue", &self.venue, &now.venue),
+            ("time_zone", "Time zone", &self.time_zone, &now.time_zone),
+            ("currency", "Currency", &self.currency, &now.currency),
             (
                 "registration_opens_at",
+                "Registration opens",
                 &self.registration_opens_at,
                 &now.registration_opens_at,
             ),
             (
                 "registration_closes_at",
+                "Registration closes",
                 &self.registration_closes_at,
                 &now.registration_closes_at,
             ),
-            ("vat_rate", &self.vat_rate, &now.vat_rate),
-            ("invoice_prefix", &self.invoice_prefix, &now.invoice_prefix),
+            ("vat_rate", "VAT rate", &self.vat_rate, &now.vat_rate),
+            (
+                "invoice_prefix",
+                "Invoice prefix",
+                &self.invoice_prefix,
+                &now.invoice_prefix,
+            ),
             (
                 "invoice_due_days",
+                "Days to pay an invoice",
                 &self.invoice_due_days,
                 &now.invoice_due_days,
             ),
         ];
         let mut said: Vec<FieldMessage> = texts
             .into_iter()
-            .filter(|(_, entered, saved)| entered != saved)
-            .map(|(field, _, saved)| message(field, overtaken(&shorten(saved))))
+            .filter(|(_, _, entered, saved)| entered != saved)
+            .map(|(field, label, _, saved)| message(field, overtaken(label, &shorten(saved))))
             .collect();
         let (entered_steps, saved_steps) = (steps(&self.refund), steps(&now.refund));
         if entered_steps != saved_steps {
-            said.push(message("refund_days_1", overtaken(&saved_steps)));
+            said.push(message(
+                "refund_days_1",
+                overtaken("The refund policy", &saved_steps),
+            ));
         }
-        for (field, entered, saved) in [
+        for (field, label, entered, saved) in [
             (
                 "invoices_allowed",
+                "Invoices",
                 self.invoices_allowed,
                 now.invoices_allowed,
             ),
-            ("allow_clashes", self.allow_clashes, now.allow_clashes),
-            ("published", self.published, now.published),
+            (
+                "allow_clashes",
+                "Overlapping sessions",
+                self.allow_clashes,
+                now.allow_clashes,
+            ),
+            ("published", "Published", self.published, now.published),
         ] {
             if entered != saved {
-                said.push(message(field, overtaken(&on_off(saved))));
+                said.push(message(field, overtaken(label, &on_off(saved))));
             }
         }
         said
@@ -248,7 +265,8 @@ impl EventValues {
         }
     }
 
-    fn changes(&self) -> Result<EventChanges, Vec<FieldMessage>> {
+    /// The changes as entered, made against `revision` (the form's, when it carries one).
+    fn changes(&self, revision: Option<i32>) -> Result<EventChanges, Vec<FieldMessage>> {
         let (p, mut errors) = self.parsed();
         let patch = EventPatch {
             name: Some(self.name.clone()),
@@ -267,7 +285,7 @@ impl EventValues {
         };
         match EventChanges::try_from(patch) {
             Ok(changes) if errors.is_empty() => Ok(EventChanges {
-                if_revision: self.revision.parse().ok(),
+                if_revision: revision,
                 ..changes
             }),
             Ok(_) => Err(errors),
@@ -621,8 +639,8 @@ pub(super) async fn update_event(
     let slug = slug.into_inner();
     let mut values = EventValues::read(&form);
     values.slug = slug.clone();
-    form_revision(&values.revision)?;
-    let said = match values.changes() {
+    let revision = form_revision(&values.revision)?;
+    let said = match values.changes(revision) {
         Ok(changes) => {
             let (at, by) = (slug.clone(), Some(me.id));
             match run(&state.db, move |conn| {

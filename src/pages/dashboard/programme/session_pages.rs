@@ -68,32 +68,38 @@ impl SessionValues {
     fn overtaken_by(&self, now: &Self) -> Vec<FieldMessage> {
         let on_off = |on: bool| if on { "ticked" } else { "not ticked" }.to_owned();
         let fields = [
-            ("title", &self.title, &now.title),
-            ("abstract", &self.abstract_text, &now.abstract_text),
-            ("speakers", &self.speakers, &now.speakers),
-            ("track", &self.track, &now.track),
-            ("room", &self.room, &now.room),
-            ("starts_at", &self.starts_at, &now.starts_at),
-            ("ends_at", &self.ends_at, &now.ends_at),
-            ("capacity", &self.capacity, &now.capacity),
-            ("price", &self.price, &now.price),
-            ("cpd_hours", &self.cpd_hours, &now.cpd_hours),
+            ("title", "Title", &self.title, &now.title),
+            (
+                "abstract",
+                "Abstract",
+                &self.abstract_text,
+                &now.abstract_text,
+            ),
+            ("speakers", "Speakers", &self.speakers, &now.speakers),
+            ("track", "Track", &self.track, &now.track),
+            ("room", "Room", &self.room, &now.room),
+            ("starts_at", "Starts", &self.starts_at, &now.starts_at),
+            ("ends_at", "Ends", &self.ends_at, &now.ends_at),
+            ("capacity", "Capacity", &self.capacity, &now.capacity),
+            ("price", "Price", &self.price, &now.price),
+            ("cpd_hours", "CPD hours", &self.cpd_hours, &now.cpd_hours),
         ];
         let mut said: Vec<FieldMessage> = fields
             .into_iter()
-            .filter(|(_, entered, saved)| entered != saved)
-            .map(|(field, _, saved)| message(field, overtaken(&shorten(saved))))
+            .filter(|(_, _, entered, saved)| entered != saved)
+            .map(|(field, label, _, saved)| message(field, overtaken(label, &shorten(saved))))
             .collect();
-        for (field, entered, saved) in [
+        for (field, label, entered, saved) in [
             (
                 "waitlist_enabled",
+                "The waitlist",
                 self.waitlist_enabled,
                 now.waitlist_enabled,
             ),
-            ("published", self.published, now.published),
+            ("published", "Published", self.published, now.published),
         ] {
             if entered != saved {
-                said.push(message(field, overtaken(&on_off(saved))));
+                said.push(message(field, overtaken(label, &on_off(saved))));
             }
         }
         said
@@ -179,7 +185,13 @@ impl SessionValues {
         }
     }
 
-    fn changes(&self, zone: Tz, current: &Session) -> Result<SessionChanges, Vec<FieldMessage>> {
+    /// The changes as entered, made against `revision` (the form's, when it carries one).
+    fn changes(
+        &self,
+        zone: Tz,
+        current: &Session,
+        revision: Option<i32>,
+    ) -> Result<SessionChanges, Vec<FieldMessage>> {
         let (n, mut errors) = self.parsed(zone);
         let patch = SessionPatch {
             title: Some(self.title.clone()),
@@ -202,7 +214,7 @@ impl SessionValues {
         };
         match SessionChanges::try_from(patch) {
             Ok(changes) if errors.is_empty() => Ok(SessionChanges {
-                if_revision: self.revision.parse().ok(),
+                if_revision: revision,
                 ..changes
             }),
             Ok(_) => Err(errors),
@@ -472,8 +484,8 @@ pub(super) async fn update_session(
 ) -> Result<HttpResponse, PageError> {
     let (event, current) = find_session(&state, id.into_inner()).await?;
     let mut values = SessionValues::read(&form);
-    form_revision(&values.revision)?;
-    let said = match values.changes(event.time_zone, &current) {
+    let revision = form_revision(&values.revision)?;
+    let said = match values.changes(event.time_zone, &current, revision) {
         Ok(changes) => {
             let changed = change(&state, &me, current.id, changes, |before, after, event| {
                 Record::new("session.update", format!("session:{}", after.id))
