@@ -293,6 +293,7 @@ pub fn move_seat(
         if booking.status == BookingStatus::Held {
             // Still to be paid (at its new total): the held places, the total and the deadline.
             let mut data = booking.mail(&event, SeatState::Held);
+            data.moved = true;
             data.hold_until = booking
                 .hold_expires_at
                 .map(|t| crate::mail::compose::moment(t, event.time_zone));

@@ -153,6 +153,10 @@ pub struct MailData {
     /// e.g. "14:15 on Wednesday 6 January 2027".
     #[serde(default)]
     pub hold_until: Option<String>,
+    /// For `booking_held`: the booking was changed (an organiser moved a place to another
+    /// session), not made just now.
+    #[serde(default)]
+    pub moved: bool,
     /// The total has been paid (a held booking confirmed by its payment).
     #[serde(default)]
     pub paid: bool,

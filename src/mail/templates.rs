@@ -373,6 +373,7 @@ mod tests {
             total: Some("£240.00".into()),
             change: None,
             hold_until: None,
+            moved: false,
             paid: false,
             payment: None,
             refund: None,
@@ -769,6 +770,24 @@ mod tests {
                 assert!(part.contains(wanted), "{wanted:?} missing from {part}");
             }
         }
+    }
+
+    #[test]
+    fn a_held_booking_changed_by_a_move_says_so_instead_of_thanking_for_booking() {
+        let mut data = held_booking();
+        data.moved = true;
+        let rendered = render(Template::BookingHeld, &data);
+        assert_both_parts_say(
+            &rendered,
+            &[
+                "Your booking has changed: a place was moved to another session",
+                "Total due: £240.00",
+            ],
+        );
+        assert!(!rendered.text.contains("Thank you for booking"));
+        assert!(!rendered.html.contains("Thank you for booking"));
+        let fresh = render(Template::BookingHeld, &held_booking());
+        assert_both_parts_say(&fresh, &["Thank you for booking."]);
     }
 
     #[test]

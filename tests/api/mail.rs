@@ -518,6 +518,7 @@ async fn enqueue_confirmations(app: &TestApp, n: usize) {
                 total: None,
                 change: None,
                 hold_until: None,
+                moved: false,
                 paid: false,
                 payment: None,
                 refund: None,

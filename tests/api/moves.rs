@@ -191,6 +191,23 @@ async fn a_held_seat_takes_the_new_price_and_is_paid_at_the_new_total(app: TestA
         (2, 0),
         "told again what is held and what is due, not that it is confirmed"
     );
+    let newest_held: String = crate::dashboard::with_db(&app, |conn| {
+        use diesel::prelude::*;
+        use masterclass::db::schema::email_jobs;
+        email_jobs::table
+            .filter(email_jobs::template.eq("booking_held"))
+            .order(email_jobs::id.desc())
+            .select(email_jobs::data)
+            .first::<String>(conn)
+            .expect("the held email")
+    })
+    .await;
+    let data: Value = serde_json::from_str(&newest_held).expect("json");
+    assert_eq!(
+        (data["moved"].as_bool(), data["total"].as_str()),
+        (Some(true), Some("£195.00")),
+        "it says the booking changed, with the new total"
+    );
 
     let issued = pay_by_invoice(&app, token).await;
     assert_eq!(issued["gross_minor"], 19_500);
