@@ -6,8 +6,8 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::{Booking, BookingError, BookingRow, Seat, SeatState, SessionAttendee};
-use crate::db::like_literal;
 use crate::db::schema::{bookings, seats, sessions as sessions_table};
+use crate::db::{like_literal, lower, lower_nullable};
 use crate::db::{DbConn, DbError};
 use crate::events::{self, Event};
 use crate::sessions::{self, Session};
@@ -186,19 +186,6 @@ pub fn attendees(
         )
         .collect();
     Ok((event, session, attendees))
-}
-
-diesel::define_sql_function! {
-    /// SQL `lower()`, for searches in any case on both backends (PostgreSQL's `LIKE` minds case).
-    fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text;
-}
-
-diesel::define_sql_function! {
-    /// SQL `lower()` of a column that may be empty.
-    #[sql_name = "lower"]
-    fn lower_nullable(
-        text: diesel::sql_types::Nullable<diesel::sql_types::Text>,
-    ) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
 }
 
 /// Bookings of any event whose reference, attendee name, email or organisation contains

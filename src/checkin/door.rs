@@ -8,16 +8,11 @@ use super::{
     Undone, DOOR_LIST_LIMIT,
 };
 use crate::bookings::SeatState;
-use crate::db::like_literal;
 use crate::db::schema::{bookings, organisers, seats};
 use crate::db::{self, DbConn, DbError};
+use crate::db::{like_literal, lower};
 use crate::tokens::TokenKey;
 use crate::{events, sessions};
-
-diesel::define_sql_function! {
-    /// SQL `lower()`, for searches in any case on both backends (PostgreSQL's `LIKE` minds case).
-    fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text;
-}
 
 /// Marks the seat presented at the door of session `session_id` as attended by `organiser_id`,
 /// once. The update is conditional (confirmed, of this session, not yet checked in), so of two

@@ -399,6 +399,19 @@ pub fn stored(at: chrono::DateTime<Utc>) -> NaiveDateTime {
     at.naive_utc().trunc_subsecs(6)
 }
 
+diesel::define_sql_function! {
+    /// SQL `lower()`, for searches in any case on both backends (PostgreSQL's `LIKE` minds case).
+    fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+diesel::define_sql_function! {
+    /// SQL `lower()` of a column that may be empty.
+    #[sql_name = "lower"]
+    fn lower_nullable(
+        text: diesel::sql_types::Nullable<diesel::sql_types::Text>,
+    ) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+}
+
 /// `text` for a `LIKE … ESCAPE '\'` pattern with its wildcards (`%`, `_`) and the escape
 /// character taken literally, the same on SQLite and PostgreSQL.
 pub fn like_literal(text: &str) -> String {
