@@ -6,8 +6,10 @@ use std::collections::HashMap;
 use diesel::dsl::count_star;
 use diesel::prelude::*;
 
+use crate::bookings::SeatState;
 use crate::db::schema::{seats, sessions, waitlist_entries};
 use crate::db::{DbConn, DbError};
+use crate::waitlist::EntryState;
 
 /// Places in one session by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -25,14 +27,14 @@ pub fn occupancy(conn: &mut DbConn, event_id: i64) -> Result<HashMap<i64, Occupa
     let seat_counts: Vec<(i64, String, i64)> = seats::table
         .inner_join(sessions::table)
         .filter(sessions::event_id.eq(event_id))
-        .filter(seats::state.eq_any(["held", "confirmed"]))
+        .filter(seats::state.eq_any(SeatState::ACTIVE))
         .group_by((seats::session_id, seats::state))
         .select((seats::session_id, seats::state, count_star()))
         .load(conn)?;
     let place_counts: Vec<(i64, String, i64)> = waitlist_entries::table
         .inner_join(sessions::table)
         .filter(sessions::event_id.eq(event_id))
-        .filter(waitlist_entries::state.eq_any(["waiting", "offered"]))
+        .filter(waitlist_entries::state.eq_any(EntryState::ACTIVE))
         .group_by((waitlist_entries::session_id, waitlist_entries::state))
         .select((
             waitlist_entries::session_id,
@@ -41,13 +43,19 @@ pub fn occupancy(conn: &mut DbConn, event_id: i64) -> Result<HashMap<i64, Occupa
         ))
         .load(conn)?;
     let mut by_session: HashMap<i64, Occupancy> = HashMap::new();
-    for (session, state, count) in seat_counts.into_iter().chain(place_counts) {
+    for (session, state, count) in seat_counts {
         let entry = by_session.entry(session).or_default();
-        match state.as_str() {
-            "held" => entry.held = count,
-            "confirmed" => entry.confirmed = count,
-            "offered" => entry.offered = count,
-            "waiting" => entry.waiting = count,
+        match SeatState::from_db(&state) {
+            SeatState::Held => entry.held = count,
+            SeatState::Confirmed => entry.confirmed = count,
+            _ => {}
+        }
+    }
+    for (session, state, count) in place_counts {
+        let entry = by_session.entry(session).or_default();
+        match EntryState::from_db(&state) {
+            EntryState::Offered => entry.offered = count,
+            EntryState::Waiting => entry.waiting = count,
             _ => {}
         }
     }
@@ -67,7 +75,7 @@ pub struct CancelPreview {
 pub fn cancel_preview(conn: &mut DbConn, session_id: i64) -> Result<CancelPreview, DbError> {
     let active: Vec<(i64, String, i64)> = seats::table
         .filter(seats::session_id.eq(session_id))
-        .filter(seats::state.eq_any(["held", "confirmed"]))
+        .filter(seats::state.eq_any(SeatState::ACTIVE))
         .select((seats::booking_id, seats::state, seats::price_minor))
         .load(conn)?;
     let mut bookings: Vec<i64> = active.iter().map(|(b, _, _)| *b).collect();
@@ -75,7 +83,7 @@ pub fn cancel_preview(conn: &mut DbConn, session_id: i64) -> Result<CancelPrevie
     bookings.dedup();
     let waitlisted: i64 = waitlist_entries::table
         .filter(waitlist_entries::session_id.eq(session_id))
-        .filter(waitlist_entries::state.eq_any(["waiting", "offered"]))
+        .filter(waitlist_entries::state.eq_any(EntryState::ACTIVE))
         .count()
         .get_result(conn)?;
     Ok(CancelPreview {
@@ -83,7 +91,7 @@ pub fn cancel_preview(conn: &mut DbConn, session_id: i64) -> Result<CancelPrevie
         bookings: bookings.len() as i64,
         paid_seats: active
             .iter()
-            .filter(|(_, state, price)| state == "confirmed" && *price > 0)
+            .filter(|(_, state, price)| state == SeatState::Confirmed.as_str() && *price > 0)
             .count() as i64,
         waitlisted,
     })

@@ -11,9 +11,12 @@ use chrono_tz::Tz;
 use diesel::prelude::*;
 use serde::Serialize;
 
+use crate::bookings::BookingStatus;
 use crate::db::schema::{bookings, invoices, payments, refunds, sessions, waitlist_entries};
 use crate::db::{DbConn, DbError};
 use crate::events::{self, Event, EventStatus};
+use crate::payments::invoices::InvoiceState;
+use crate::payments::PaymentState;
 
 /// Longest run of days a per-day series covers; older days are left out.
 const MAX_DAYS: usize = 366;
@@ -132,7 +135,7 @@ pub fn for_event(conn: &mut DbConn, event: &Event) -> Result<EventStats, DbError
 
         let made: Vec<NaiveDateTime> = bookings::table
             .filter(bookings::event_id.eq(event.id))
-            .filter(bookings::status.ne("expired"))
+            .filter(bookings::status.ne(BookingStatus::Expired.as_str()))
             .select(bookings::created_at)
             .load(conn)?;
         let bookings_per_day = per_day(&made, event.time_zone);
@@ -140,7 +143,7 @@ pub fn for_event(conn: &mut DbConn, event: &Event) -> Result<EventStats, DbError
         let waiting: Vec<(i64, String)> = waitlist_entries::table
             .inner_join(sessions::table)
             .filter(sessions::event_id.eq(event.id))
-            .filter(waitlist_entries::state.eq_any(["waiting", "offered"]))
+            .filter(waitlist_entries::state.eq_any(crate::waitlist::EntryState::ACTIVE))
             .select((waitlist_entries::session_id, waitlist_entries::state))
             .load(conn)?;
         let waitlists = fills
@@ -155,8 +158,8 @@ pub fn for_event(conn: &mut DbConn, event: &Event) -> Result<EventStats, DbError
                 WaitlistDemand {
                     session_id: s.session_id,
                     title: s.title.clone(),
-                    waiting: count("waiting"),
-                    offered: count("offered"),
+                    waiting: count(crate::waitlist::EntryState::Waiting.as_str()),
+                    offered: count(crate::waitlist::EntryState::Offered.as_str()),
                 }
             })
             .collect();
@@ -175,7 +178,7 @@ fn revenue(conn: &mut DbConn, event: &Event) -> Result<Revenue, DbError> {
     let cards: Vec<(Option<NaiveDateTime>, i64)> = payments::table
         .inner_join(bookings::table)
         .filter(bookings::event_id.eq(event.id))
-        .filter(payments::state.eq("succeeded"))
+        .filter(payments::state.eq(PaymentState::Succeeded.as_str()))
         .select((payments::succeeded_at, payments::amount_minor))
         .load(conn)?;
     let back: Vec<(NaiveDateTime, i64)> = refunds::table
@@ -187,7 +190,7 @@ fn revenue(conn: &mut DbConn, event: &Event) -> Result<Revenue, DbError> {
     let bills: Vec<(i64, String, Option<NaiveDateTime>, i64)> = invoices::table
         .filter(invoices::event_id.eq(event.id))
         .filter(invoices::kind.eq("invoice"))
-        .filter(invoices::state.ne("cancelled"))
+        .filter(invoices::state.ne(InvoiceState::Cancelled.as_str()))
         .select((
             invoices::id,
             invoices::state,
@@ -220,7 +223,7 @@ fn revenue(conn: &mut DbConn, event: &Event) -> Result<Revenue, DbError> {
     // A paid invoice brought in its gross less what had been credited when it was paid.
     let paid_bills: Vec<(NaiveDateTime, i64)> = bills
         .iter()
-        .filter(|(_, state, _, _)| state == "paid")
+        .filter(|(_, state, _, _)| state == InvoiceState::Paid.as_str())
         .filter_map(|(id, _, at, gross)| {
             at.map(|at| (at, (gross - credited(*id, Some(at))).max(0)))
         })

@@ -50,7 +50,7 @@ impl EntryState {
         }
     }
 
-    fn from_db(raw: &str) -> Self {
+    pub(crate) fn from_db(raw: &str) -> Self {
         match raw {
             "waiting" => Self::Waiting,
             "offered" => Self::Offered,
