@@ -134,6 +134,11 @@ impl FormData {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The first value of `name` without surrounding blanks, empty when it was not sent.
+    pub fn text(&self, name: &str) -> String {
+        self.get(name).unwrap_or_default().trim().to_owned()
+    }
+
     /// Every value of `name`, in order.
     pub fn all(&self, name: &str) -> Vec<&str> {
         self.0

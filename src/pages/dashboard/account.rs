@@ -113,7 +113,7 @@ async fn login(
     // Each attempt costs an argon2 hash: this per-process limit guards the process's CPU. Failed
     // sign-ins are limited across every instance by the database (see `sign_in_limits`).
     state.pages.sign_in_limiter.check(&req)?;
-    let email = form.get("email").unwrap_or_default().trim().to_owned();
+    let email = form.text("email");
     let password = form.get("password").unwrap_or_default().to_owned();
     let next = safe_next(form.get("next"));
     let shown_email = crate::validation::Email::normalize(&email);
@@ -241,7 +241,7 @@ async fn forgot(
     // A cheap guard of this process; reset emails are limited across every instance by the
     // database (see `sign_in_limits`).
     state.pages.sign_in_limiter.check(&req)?;
-    let email = form.get("email").unwrap_or_default().trim().to_owned();
+    let email = form.text("email");
     let errors = match crate::validation::Email::parse(&email) {
         Ok(_) => Vec::new(),
         Err(m) => vec![FieldMessage::new("email", &m)],
@@ -567,7 +567,7 @@ async fn invite(
     req: HttpRequest,
     PostedBy { form, me }: OwnerPost,
 ) -> Result<HttpResponse, PageError> {
-    let text = |name: &str| form.get(name).unwrap_or_default().trim().to_owned();
+    let text = |name: &str| form.text(name);
     let values = InviteValues {
         email: text("email"),
         name: text("name"),

@@ -46,7 +46,8 @@ fn refusal(e: &CertificateError, event_zone: Option<chrono_tz::Tz>) -> Option<St
     }
 }
 
-/// The certificate of `reference` at the server's time, or the page error to show instead.
+/// The certificate of `reference` at the server's time; or, when there is none yet, why not
+/// with what there is so far; or the page error to show instead (404 for no such booking).
 async fn certificate(
     state: &AppState,
     reference: String,
@@ -54,8 +55,8 @@ async fn certificate(
     let now = state.clock.now();
     run(&state.db, move |conn| -> Result<_, Problem> {
         match certificates::for_booking(conn, &reference, now) {
-            Ok(c) => Ok(Ok(c)),
-            Err(CertificateError::BookingNotFound(_)) => Ok(Err(None)),
+            Ok(c) => Ok(Some(Ok(c))),
+            Err(CertificateError::BookingNotFound(_)) => Ok(None),
             Err(CertificateError::Db(e)) => Err(e.into()),
             Err(e) => {
                 let read = certificates::read(conn, &reference).map_err(|e| match e {
@@ -63,15 +64,12 @@ async fn certificate(
                     other => Problem::internal(&other),
                 })?;
                 let why = refusal(&e, Some(read.event.time_zone)).unwrap_or_default();
-                Ok(Err(Some((why, read))))
+                Ok(Some(Err((why, read))))
             }
         }
     })
     .await?
-    .map_or_else(
-        |refused| refused.map(Err).ok_or_else(PageError::not_found),
-        |c| Ok(Ok(c)),
-    )
+    .ok_or_else(PageError::not_found)
 }
 
 #[derive(Serialize)]

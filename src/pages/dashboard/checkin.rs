@@ -189,7 +189,7 @@ async fn door(
     query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
     let query = FormData(query.into_inner());
-    let q = query.get("q").unwrap_or_default().trim().to_owned();
+    let q = query.text("q");
     let said = read_outcome(&state, &req).filter(|s| s.session == *id);
     door_page(
         &state,
@@ -292,7 +292,7 @@ async fn present(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
     let session_id = id.into_inner();
-    let q = form.get("q").unwrap_or_default().trim().to_owned();
+    let q = form.text("q");
     let code = form.get("code").map(|c| c.trim().to_owned());
     let presented = match (code, form.get("seat_id")) {
         (_, Some(seat)) => match seat.trim().parse::<i64>() {
@@ -362,11 +362,7 @@ async fn present(
         }
         Err(e) => return Err(Problem::from(e).into()),
     };
-    let mut answer = redirect(&back_to(session_id, &q));
-    answer
-        .add_cookie(&outcome_cookie(&state.pages, seal(&state, &said), false))
-        .map_err(|_| PageError::internal())?;
-    Ok(answer)
+    tell(&state, session_id, &q, &said)
 }
 
 /// What to tell the person at the door.
@@ -426,7 +422,7 @@ async fn undo(
     path: web::Path<(i64, i64)>,
 ) -> Result<HttpResponse, PageError> {
     let (session_id, seat_id) = path.into_inner();
-    let q = form.get("q").unwrap_or_default().trim().to_owned();
+    let q = form.text("q");
     let by = Some(me.id);
     let undone = run(&state.db, move |conn| -> Result<_, Problem> {
         let undone = audit::recorded(conn, by, |conn| -> Result<_, CheckinError> {
@@ -469,9 +465,19 @@ async fn undo(
             detail: "Nothing was changed.".to_owned(),
         }
     };
-    let mut answer = redirect(&back_to(session_id, &q));
+    tell(&state, session_id, &q, &said)
+}
+
+/// Back to the door page (search `q` kept), which shows `said` once.
+fn tell(
+    state: &AppState,
+    session_id: i64,
+    q: &str,
+    said: &Said,
+) -> Result<HttpResponse, PageError> {
+    let mut answer = redirect(&back_to(session_id, q));
     answer
-        .add_cookie(&outcome_cookie(&state.pages, seal(&state, &said), false))
+        .add_cookie(&outcome_cookie(&state.pages, seal(state, said), false))
         .map_err(|_| PageError::internal())?;
     Ok(answer)
 }

@@ -7,13 +7,14 @@ use actix_web::web::{self, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use super::{Admin, Me};
+use super::{encode, Admin, Me};
 use crate::api::{run, AppState, Problem};
 use crate::audit::{self, Change, Filter};
 use crate::mail::compose::money;
 use crate::pages::booking::FieldMessage;
 use crate::pages::{csrf, html_page, FormData, PageError};
 use crate::stats::chart::{self, Series};
+use crate::stats::RevenueDay;
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.route("/organiser/audit", crate::pages::get().to(audit_page))
@@ -60,7 +61,7 @@ async fn audit_page(
     query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
     let query = FormData(query.into_inner());
-    let text = |name: &str| query.get(name).unwrap_or_default().trim().to_owned();
+    let text = |name: &str| query.text(name);
     let (action, subject, organiser) = (text("action"), text("subject"), text("organiser"));
     let mut errors = Vec::new();
     let organiser_id = match organiser.as_str() {
@@ -90,18 +91,17 @@ async fn audit_page(
     })
     .await?;
     let link = |to: i64| {
-        let mut pairs = vec![
+        let number = (to + 1).to_string();
+        let pairs: Vec<(&str, &str)> = [
             ("organiser", organiser.as_str()),
             ("action", action.as_str()),
             ("subject", subject.as_str()),
-        ];
-        let number = (to + 1).to_string();
-        pairs.retain(|(_, v)| !v.is_empty());
-        let mut out = url_query(&pairs);
-        if !out.is_empty() {
-            out.push('&');
-        }
-        format!("/organiser/audit?{out}page={number}")
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .chain([("page", number.as_str())])
+        .collect();
+        format!("/organiser/audit?{}", url_query(&pairs))
     };
     let form = csrf::form_token(&req, &state.pages);
     let view = AuditPage {
@@ -149,18 +149,6 @@ fn url_query(pairs: &[(&str, &str)]) -> String {
         .map(|(k, v)| format!("{k}={}", encode(v)))
         .collect::<Vec<_>>()
         .join("&")
-}
-
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[derive(Serialize)]
@@ -310,30 +298,14 @@ fn figures(event: &crate::events::Event, stats: &crate::stats::EventStats) -> Ev
         .iter()
         .map(|d| d.day.format("%Y-%m-%d").to_string())
         .collect();
-    let received = Series::new(
-        "received",
-        GREEN,
-        revenue.days.iter().map(|d| d.received_minor).collect(),
-    )
-    .with_captions(
-        revenue
-            .days
-            .iter()
-            .map(|d| money(d.received_minor, currency))
-            .collect(),
-    );
-    let refunded = Series::new(
-        "refunded",
-        RED,
-        revenue.days.iter().map(|d| d.refunded_minor).collect(),
-    )
-    .with_captions(
-        revenue
-            .days
-            .iter()
-            .map(|d| money(d.refunded_minor, currency))
-            .collect(),
-    );
+    // A day's amount as a series, each bar captioned with the amount as money.
+    let amounts = |name, colour, amount: fn(&RevenueDay) -> i64| {
+        let values: Vec<i64> = revenue.days.iter().map(amount).collect();
+        let captions = values.iter().map(|&n| money(n, currency)).collect();
+        Series::new(name, colour, values).with_captions(captions)
+    };
+    let received = amounts("received", GREEN, |d| d.received_minor);
+    let refunded = amounts("refunded", RED, |d| d.refunded_minor);
     let waiting = Series::new(
         "waiting",
         ORANGE,

@@ -168,6 +168,15 @@ struct Waive {
 }
 
 impl Refusal {
+    /// `message` next to `field`, answered with `status`.
+    fn at(field: String, message: String, status: StatusCode) -> Self {
+        Self {
+            errors: vec![FieldMessage { field, message }],
+            status: Some(status),
+            ..Self::default()
+        }
+    }
+
     /// A domain refusal as the page shows it: next to `field` when it names one; a failure of
     /// ours (database, unavailable) stays an error page.
     fn of(problem: Problem, field: &str) -> Result<Self, PageError> {
@@ -175,19 +184,32 @@ impl Refusal {
         if !status.is_client_error() {
             return Err(problem.into());
         }
-        let mut message = sentence(problem.detail());
-        if let Some(first) = problem.field_errors().first() {
-            message = sentence(&first.message);
-        }
-        Ok(Self {
-            errors: vec![FieldMessage {
-                field: field.to_owned(),
-                message: message.clone(),
-            }],
-            status: Some(status),
-            ..Self::default()
-        })
+        let message = problem
+            .field_errors()
+            .first()
+            .map(|f| sentence(&f.message))
+            .unwrap_or_else(|| sentence(problem.detail()));
+        Ok(Self::at(field.to_owned(), message, status))
     }
+}
+
+/// Runs `change` and writes its audit record (see [`audit::recorded`]) on the blocking pool, as
+/// organiser `by`: the domain's refusal comes back inside, a failure of ours outside.
+pub(super) async fn run_recorded<T, E, R, F>(
+    state: &AppState,
+    by: i64,
+    change: F,
+) -> Result<Result<T, E>, Problem>
+where
+    F: FnOnce(&mut crate::db::DbConn) -> Result<(T, R), E> + Send + 'static,
+    R: Into<Option<Record>>,
+    E: From<diesel::result::Error> + Send + 'static,
+    T: Send + 'static,
+{
+    run(&state.db, move |conn| -> Result<_, Problem> {
+        Ok(audit::recorded(conn, Some(by), change))
+    })
+    .await
 }
 
 async fn people_page(
@@ -314,6 +336,17 @@ async fn people_page(
     ))
 }
 
+/// The people page again after a refused action, with the refusal shown.
+async fn refused_page(
+    state: &AppState,
+    req: &HttpRequest,
+    me: &Organiser,
+    session_id: i64,
+    refusal: Refusal,
+) -> Result<HttpResponse, PageError> {
+    people_page(state, req, me, session_id, String::new(), None, refusal).await
+}
+
 fn done_notice(done: Option<&str>) -> Option<&'static str> {
     match done? {
         "promoted" => Some("Moved to the front of the waitlist. If a seat is free they have been offered it and told by email."),
@@ -366,18 +399,12 @@ async fn promote(
         ));
     };
     let add_seat = form.get("add_seat") == Some("yes");
-    let (issuer, now, by) = (state.issuer.clone(), state.clock.now(), Some(me.id));
-    let outcome = run(&state.db, move |conn| -> Result<_, Problem> {
-        Ok(audit::recorded(
-            conn,
-            by,
-            |conn| -> Result<_, WaitlistError> {
-                waitlist::promote(conn, &issuer, session_id, entry_id, add_seat, now)?;
-                let record = Record::new("waitlist.promote", format!("waitlist:{entry_id}"))
-                    .before(&serde_json::json!({ "session_id": session_id, "add_seat": add_seat }));
-                Ok(((), record))
-            },
-        ))
+    let (issuer, now) = (state.issuer.clone(), state.clock.now());
+    let outcome = run_recorded(&state, me.id, move |conn| -> Result<_, WaitlistError> {
+        waitlist::promote(conn, &issuer, session_id, entry_id, add_seat, now)?;
+        let record = Record::new("waitlist.promote", format!("waitlist:{entry_id}"))
+            .before(&serde_json::json!({ "session_id": session_id, "add_seat": add_seat }));
+        Ok(((), record))
     })
     .await?;
     match outcome {
@@ -394,7 +421,7 @@ async fn promote(
         Err(WaitlistError::NotFound) => Err(PageError::not_found()),
         Err(e) => {
             let refusal = Refusal::of(e.into(), &format!("entry-{entry_id}"))?;
-            people_page(&state, &req, &me, session_id, String::new(), None, refusal).await
+            refused_page(&state, &req, &me, session_id, refusal).await
         }
     }
 }
@@ -406,47 +433,38 @@ async fn move_seat(
     path: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
     let session_id = path.into_inner();
-    let reference = form.get("reference").unwrap_or_default().trim().to_owned();
+    let reference = form.text("reference");
     let field = format!("to-{reference}");
     let Some(to) = form.get("to").and_then(|t| t.parse::<i64>().ok()) else {
-        let refusal = Refusal {
-            errors: vec![FieldMessage {
-                field,
-                message: "Choose the session to move them to.".to_owned(),
-            }],
-            status: Some(StatusCode::UNPROCESSABLE_ENTITY),
-            ..Refusal::default()
-        };
-        return people_page(&state, &req, &me, session_id, String::new(), None, refusal).await;
+        let refusal = Refusal::at(
+            field,
+            "Choose the session to move them to.".to_owned(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+        return refused_page(&state, &req, &me, session_id, refusal).await;
     };
     let waive_difference = form.get("waive_difference") == Some("yes");
-    let (issuer, now, by) = (state.issuer.clone(), state.clock.now(), Some(me.id));
+    let (issuer, now) = (state.issuer.clone(), state.clock.now());
     let moved_ref = reference.clone();
     let moved = if waive_difference {
         serde_json::json!({ "session_id": to, "waive_difference": true })
     } else {
         serde_json::json!({ "session_id": to })
     };
-    let outcome = run(&state.db, move |conn| -> Result<_, Problem> {
-        Ok(audit::recorded(
+    let outcome = run_recorded(&state, me.id, move |conn| -> Result<_, BookingError> {
+        bookings::move_seat(
             conn,
-            by,
-            |conn| -> Result<_, BookingError> {
-                bookings::move_seat(
-                    conn,
-                    &moved_ref,
-                    session_id,
-                    to,
-                    waive_difference,
-                    &issuer,
-                    now,
-                )?;
-                let record = Record::new("booking.move", format!("booking:{moved_ref}"))
-                    .before(&serde_json::json!({ "session_id": session_id }))
-                    .after(&moved);
-                Ok(((), record))
-            },
-        ))
+            &moved_ref,
+            session_id,
+            to,
+            waive_difference,
+            &issuer,
+            now,
+        )?;
+        let record = Record::new("booking.move", format!("booking:{moved_ref}"))
+            .before(&serde_json::json!({ "session_id": session_id }))
+            .after(&moved);
+        Ok(((), record))
     })
     .await?;
     match outcome {
@@ -465,7 +483,7 @@ async fn move_seat(
             if dearer {
                 refusal.waive = Some(Waive { reference, to });
             }
-            people_page(&state, &req, &me, session_id, String::new(), None, refusal).await
+            refused_page(&state, &req, &me, session_id, refusal).await
         }
     }
 }
@@ -532,26 +550,14 @@ async fn cancel(
     path: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
     let session_id = path.into_inner();
-    let reference = form.get("reference").unwrap_or_default().trim().to_owned();
-    let (issuer, now, by) = (state.issuer.clone(), state.clock.now(), Some(me.id));
+    let reference = form.text("reference");
+    let (issuer, now) = (state.issuer.clone(), state.clock.now());
     let cancelled_ref = reference.clone();
-    let outcome = run(&state.db, move |conn| -> Result<_, Problem> {
-        Ok(audit::recorded(
-            conn,
-            by,
-            |conn| -> Result<_, BookingError> {
-                bookings::cancel_by_reference(
-                    conn,
-                    &cancelled_ref,
-                    Some(&[session_id]),
-                    &issuer,
-                    now,
-                )?;
-                let record = Record::new("booking.cancel", format!("booking:{cancelled_ref}"))
-                    .before(&serde_json::json!({ "session_ids": [session_id] }));
-                Ok(((), record))
-            },
-        ))
+    let outcome = run_recorded(&state, me.id, move |conn| -> Result<_, BookingError> {
+        bookings::cancel_by_reference(conn, &cancelled_ref, Some(&[session_id]), &issuer, now)?;
+        let record = Record::new("booking.cancel", format!("booking:{cancelled_ref}"))
+            .before(&serde_json::json!({ "session_ids": [session_id] }));
+        Ok(((), record))
     })
     .await?;
     match outcome {
@@ -562,7 +568,7 @@ async fn cancel(
         }
         Err(e) => {
             let refusal = Refusal::of(e.into(), &format!("person-{reference}"))?;
-            people_page(&state, &req, &me, session_id, String::new(), None, refusal).await
+            refused_page(&state, &req, &me, session_id, refusal).await
         }
     }
 }
@@ -574,24 +580,18 @@ async fn resend(
     path: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
     let session_id = path.into_inner();
-    let reference = form.get("reference").unwrap_or_default().trim().to_owned();
-    let (resent_ref, by) = (reference.clone(), Some(me.id));
-    let outcome = run(&state.db, move |conn| -> Result<_, Problem> {
-        Ok(audit::recorded(
-            conn,
-            by,
-            |conn| -> Result<_, BookingError> {
-                let resent = bookings::resend_confirmation(conn, &resent_ref)?;
-                // A booking without a confirmed seat gets no email: nothing to record.
-                let record = resent.then(|| {
-                    Record::new(
-                        "booking.resend_confirmation",
-                        format!("booking:{resent_ref}"),
-                    )
-                });
-                Ok((resent, record))
-            },
-        ))
+    let reference = form.text("reference");
+    let resent_ref = reference.clone();
+    let outcome = run_recorded(&state, me.id, move |conn| -> Result<_, BookingError> {
+        let resent = bookings::resend_confirmation(conn, &resent_ref)?;
+        // A booking without a confirmed seat gets no email: nothing to record.
+        let record = resent.then(|| {
+            Record::new(
+                "booking.resend_confirmation",
+                format!("booking:{resent_ref}"),
+            )
+        });
+        Ok((resent, record))
     })
     .await?;
     let field = format!("person-{reference}");
@@ -600,16 +600,12 @@ async fn resend(
             tracing::info!(%reference, by = me.id, "booking confirmation resent");
             return Ok(redirect(&people_path(session_id, "resent")));
         }
-        Ok(false) => Refusal {
-            errors: vec![FieldMessage {
-                field,
-                message: "This booking has no confirmed seat, so there is no confirmation to send."
-                    .to_owned(),
-            }],
-            status: Some(StatusCode::CONFLICT),
-            ..Refusal::default()
-        },
+        Ok(false) => Refusal::at(
+            field,
+            "This booking has no confirmed seat, so there is no confirmation to send.".to_owned(),
+            StatusCode::CONFLICT,
+        ),
         Err(e) => Refusal::of(e.into(), &field)?,
     };
-    people_page(&state, &req, &me, session_id, String::new(), None, refusal).await
+    refused_page(&state, &req, &me, session_id, refusal).await
 }

@@ -2,7 +2,7 @@
 //! its seats, card payments, invoices and credit notes, refunds and emails; refunding an
 //! amount, marking an invoice paid, cancelling seats; and the overdue invoices of every event.
 
-use std::collections::HashMap;
+use std::collections::hash_map::{Entry, HashMap};
 
 use actix_web::http::StatusCode;
 use actix_web::web::{self, ServiceConfig};
@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::people::when;
+use super::people::{run_recorded, when};
 use super::{Admin, AdminPost, Me, PostedBy};
 use crate::api::{run, AppState, Problem};
 use crate::audit::{self, Record};
@@ -312,6 +312,14 @@ fn refusal(problem: Problem, field: &str) -> Result<Shown, PageError> {
     Ok(Shown::refused(field, message, status))
 }
 
+fn no_such_invoice() -> PageError {
+    PageError::new(
+        StatusCode::NOT_FOUND,
+        "No such invoice",
+        "There is no invoice with this number.",
+    )
+}
+
 fn no_such_booking() -> PageError {
     PageError::new(
         StatusCode::NOT_FOUND,
@@ -492,32 +500,29 @@ async fn refund(
     reference: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
     let reference = reference.into_inner();
-    let raw = form.get("amount").unwrap_or_default().trim().to_owned();
-    let note_raw = form.get("note").unwrap_or_default().trim().to_owned();
+    let raw = form.text("amount");
+    let note_raw = form.text("note");
+    // A refused refund shows the form again with what was typed.
     let keep = |mut shown: Shown| {
         shown.amount = raw.clone();
         shown.note = note_raw.clone();
         shown
     };
+    let invalid = |field, message| {
+        keep(Shown::refused(
+            field,
+            message,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ))
+    };
     let amount = match parse_amount(&raw) {
         Ok(amount) => amount,
-        Err(m) => {
-            let shown = keep(Shown::refused(
-                "amount",
-                m,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            ));
-            return booking_page(&state, &req, &me, reference, shown).await;
-        }
+        Err(m) => return booking_page(&state, &req, &me, reference, invalid("amount", m)).await,
     };
     let note = match crate::validation::optional_text(Some(&note_raw), 500) {
         Ok(note) => note,
         Err(m) => {
-            let shown = keep(Shown::refused(
-                "note",
-                sentence(&m),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            ));
+            let shown = invalid("note", sentence(&m));
             return booking_page(&state, &req, &me, reference, shown).await;
         }
     };
@@ -526,12 +531,7 @@ async fn refund(
         let id = booking.id;
         let room = run(&state.db, move |conn| refunds::refundable(conn, id)).await?;
         if amount > room {
-            let message = too_much(room, &booking.currency);
-            let shown = keep(Shown::refused(
-                "amount",
-                message,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            ));
+            let shown = invalid("amount", too_much(room, &booking.currency));
             return booking_page(&state, &req, &me, reference, shown).await;
         }
         let page = ConfirmPage {
@@ -547,21 +547,13 @@ async fn refund(
         };
         return confirm_page(&state, &req, page).await;
     }
-    let (now, by) = (state.clock.now(), Some(me.id));
+    let now = state.clock.now();
     let refunded_ref = reference.clone();
     let asked = serde_json::json!({ "amount_minor": amount, "note": note_raw });
-    let outcome = run(&state.db, move |conn| -> Result<_, Problem> {
-        Ok(audit::recorded(
-            conn,
-            by,
-            |conn| -> Result<_, RefundRefusal> {
-                let refunded =
-                    refunds::by_organiser(conn, &refunded_ref, amount, note.as_deref(), now)?;
-                let record =
-                    Record::new("booking.refund", format!("booking:{refunded_ref}")).after(&asked);
-                Ok((refunded, record))
-            },
-        ))
+    let outcome = run_recorded(&state, me.id, move |conn| -> Result<_, RefundRefusal> {
+        let refunded = refunds::by_organiser(conn, &refunded_ref, amount, note.as_deref(), now)?;
+        let record = Record::new("booking.refund", format!("booking:{refunded_ref}")).after(&asked);
+        Ok((refunded, record))
     })
     .await?;
     match outcome {
@@ -572,12 +564,7 @@ async fn refund(
         }
         Err(RefundRefusal::TooMuch(room)) => {
             let booking = booking_named(&state, &reference).await?;
-            let message = too_much(room, &booking.currency);
-            let shown = keep(Shown::refused(
-                "amount",
-                message,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            ));
+            let shown = invalid("amount", too_much(room, &booking.currency));
             booking_page(&state, &req, &me, reference, shown).await
         }
         Err(RefundRefusal::Booking(BookingError::NotFound)) => Err(no_such_booking()),
@@ -632,20 +619,14 @@ async fn cancel(
         return confirm_page(&state, &req, page).await;
     }
     let ids: Vec<i64> = seats.iter().map(|(id, _)| *id).collect();
-    let (issuer, now, by) = (state.issuer.clone(), state.clock.now(), Some(me.id));
+    let (issuer, now) = (state.issuer.clone(), state.clock.now());
     let cancelled_ref = reference.clone();
     let asked = serde_json::json!({ "session_ids": ids });
-    let outcome = run(&state.db, move |conn| -> Result<_, Problem> {
-        Ok(audit::recorded(
-            conn,
-            by,
-            |conn| -> Result<_, BookingError> {
-                bookings::cancel_by_reference(conn, &cancelled_ref, Some(&ids), &issuer, now)?;
-                let record = Record::new("booking.cancel", format!("booking:{cancelled_ref}"))
-                    .before(&asked);
-                Ok(((), record))
-            },
-        ))
+    let outcome = run_recorded(&state, me.id, move |conn| -> Result<_, BookingError> {
+        bookings::cancel_by_reference(conn, &cancelled_ref, Some(&ids), &issuer, now)?;
+        let record =
+            Record::new("booking.cancel", format!("booking:{cancelled_ref}")).before(&asked);
+        Ok(((), record))
     })
     .await?;
     match outcome {
@@ -706,11 +687,7 @@ async fn invoice_paid(
             };
             Ok(redirect(&back))
         }
-        Err(InvoiceError::NotFound(_)) => Err(PageError::new(
-            StatusCode::NOT_FOUND,
-            "No such invoice",
-            "There is no invoice with this number.",
-        )),
+        Err(InvoiceError::NotFound(_)) => Err(no_such_invoice()),
         Err(InvoiceError::NotUnpaid { number, state: is }) => {
             let shown = Shown::refused(
                 &field,
@@ -756,21 +733,16 @@ async fn overdue(
     let now = state.clock.now();
     let found = run(&state.db, move |conn| -> Result<_, Problem> {
         let mut found = Vec::new();
+        // A booking with several overdue invoices is read once.
+        let mut references: HashMap<i64, String> = HashMap::new();
         for event in crate::events::list(conn, true)? {
-            let list = invoices::for_event(conn, event.id, Filter::Overdue, now)?;
-            let mut references = HashMap::new();
-            for invoice in &list {
-                if let std::collections::hash_map::Entry::Vacant(slot) =
-                    references.entry(invoice.booking_id)
-                {
-                    slot.insert(bookings::load(conn, invoice.booking_id)?.reference);
-                }
-            }
-            for invoice in list {
-                let reference = references
-                    .get(&invoice.booking_id)
-                    .cloned()
-                    .unwrap_or_default();
+            for invoice in invoices::for_event(conn, event.id, Filter::Overdue, now)? {
+                let reference = match references.entry(invoice.booking_id) {
+                    Entry::Occupied(known) => known.get().clone(),
+                    Entry::Vacant(slot) => slot
+                        .insert(bookings::load(conn, invoice.booking_id)?.reference)
+                        .clone(),
+                };
                 found.push((event.clone(), reference, invoice));
             }
         }
@@ -818,13 +790,7 @@ async fn invoice_pdf(
         Ok(Some(invoices::pdf(&invoice, &event, &booking.reference)))
     })
     .await?
-    .ok_or_else(|| {
-        PageError::new(
-            StatusCode::NOT_FOUND,
-            "No such invoice",
-            "There is no invoice with this number.",
-        )
-    })?;
+    .ok_or_else(no_such_invoice)?;
     Ok(HttpResponse::Ok()
         .content_type("application/pdf")
         .insert_header(("cache-control", "no-store"))

@@ -107,6 +107,49 @@ fn overtaken(label: &str, now: &str) -> String {
     }
 }
 
+/// A message for each text field whose saved value differs from the one entered, in order.
+/// Each field is (form field, label, entered, saved).
+fn overtaken_texts<'a>(
+    fields: impl IntoIterator<Item = (&'a str, &'a str, &'a String, &'a String)>,
+) -> Vec<FieldMessage> {
+    fields
+        .into_iter()
+        .filter(|(_, _, entered, saved)| entered != saved)
+        .map(|(field, label, _, saved)| message(field, overtaken(label, &shorten(saved))))
+        .collect()
+}
+
+/// A message for each tick box whose saved state differs from the one entered, in order.
+/// Each box is (form field, label, entered, saved).
+fn overtaken_ticks<'a>(
+    boxes: impl IntoIterator<Item = (&'a str, &'a str, bool, bool)>,
+) -> Vec<FieldMessage> {
+    boxes
+        .into_iter()
+        .filter(|(_, _, entered, saved)| entered != saved)
+        .map(|(field, label, _, saved)| {
+            let now = if saved { "ticked" } else { "not ticked" };
+            message(field, overtaken(label, now))
+        })
+        .collect()
+}
+
+/// The API type read from a form, or the messages to show: those of the fields the form could
+/// not read (`errors`) and those of the API's rules, one per field.
+fn accepted<T>(
+    read: Result<T, ValidationError>,
+    mut errors: Vec<FieldMessage>,
+) -> Result<T, Vec<FieldMessage>> {
+    match read {
+        Ok(value) if errors.is_empty() => Ok(value),
+        Ok(_) => Err(errors),
+        Err(e) => {
+            merge(&mut errors, messages(&e));
+            Err(errors)
+        }
+    }
+}
+
 /// What a form page says about what was sent: messages by field, and one for the whole form.
 #[derive(Default)]
 struct Said {

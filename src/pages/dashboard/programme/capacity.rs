@@ -2,7 +2,7 @@
 //! after a confirmation that says what it touches.
 
 use super::event_pages::{event_page, CapacityAttempt};
-use super::session_pages::{change, empty_patch, find_session, lower_first, session_refusal};
+use super::session_pages::{change, find_session, session_refusal};
 use super::*;
 use crate::audit::Record;
 
@@ -13,7 +13,7 @@ pub(super) async fn change_capacity(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
     let (event, current) = find_session(&state, id.into_inner()).await?;
-    let value = form.get("capacity").unwrap_or_default().trim().to_owned();
+    let value = form.text("capacity");
     let if_revision = form_revision(form.get("revision").unwrap_or_default())?;
     let parsed = whole_number(&value).and_then(|v| {
         SessionChanges::try_from(SessionPatch {
@@ -24,13 +24,7 @@ pub(super) async fn change_capacity(
             if_revision,
             ..changes
         })
-        .map_err(|e| {
-            messages(&e)
-                .into_iter()
-                .map(|m| m.message)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
+        .map_err(|e| joined(messages(&e)))
     });
     let refusal = match parsed {
         Ok(changes) => {
@@ -62,11 +56,7 @@ pub(super) async fn change_capacity(
                         now.capacity
                     )
                 }
-                Err(e) => session_refusal(e)?
-                    .into_iter()
-                    .map(|m| m.message)
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                Err(e) => joined(session_refusal(e)?),
             }
         }
         Err(m) => sentence(&m),
@@ -87,6 +77,42 @@ pub(super) async fn change_capacity(
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await
+}
+
+/// Field messages as one text, for the single message next to a capacity.
+fn joined(messages: Vec<FieldMessage>) -> String {
+    messages
+        .into_iter()
+        .map(|m| m.message)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `text` with its first letter in lower case, to follow a colon.
+fn lower_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// A session patch that changes nothing.
+fn empty_patch() -> SessionPatch {
+    SessionPatch {
+        title: None,
+        abstract_text: None,
+        speakers: None,
+        track: None,
+        room: None,
+        starts_at: None,
+        ends_at: None,
+        capacity: None,
+        price_minor: None,
+        status: None,
+        waitlist_enabled: None,
+        cpd_tenths: None,
+    }
 }
 
 #[derive(Serialize)]

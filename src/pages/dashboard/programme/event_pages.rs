@@ -82,7 +82,7 @@ impl EventValues {
     }
 
     fn read(form: &FormData) -> Self {
-        let text = |name: &str| form.get(name).unwrap_or_default().trim().to_owned();
+        let text = |name: &str| form.text(name);
         Self {
             slug: text("slug"),
             name: text("name"),
@@ -110,7 +110,6 @@ impl EventValues {
     /// Each field whose value saved now differs from what was entered, saying what it is now:
     /// for an organiser whose form was overtaken by someone else's change.
     fn overtaken_by(&self, now: &Self) -> Vec<FieldMessage> {
-        let on_off = |on: bool| if on { "ticked" } else { "not ticked" }.to_owned();
         let steps = |steps: &[RefundStep]| {
             steps
                 .iter()
@@ -119,7 +118,7 @@ impl EventValues {
                 .collect::<Vec<_>>()
                 .join("; ")
         };
-        let texts = [
+        let mut said = overtaken_texts([
             ("name", "Name", &self.name, &now.name),
             ("venue", "Venue", &self.venue, &now.venue),
             ("time_zone", "Time zone", &self.time_zone, &now.time_zone),
@@ -149,12 +148,7 @@ impl EventValues {
                 &self.invoice_due_days,
                 &now.invoice_due_days,
             ),
-        ];
-        let mut said: Vec<FieldMessage> = texts
-            .into_iter()
-            .filter(|(_, _, entered, saved)| entered != saved)
-            .map(|(field, label, _, saved)| message(field, overtaken(label, &shorten(saved))))
-            .collect();
+        ]);
         let (entered_steps, saved_steps) = (steps(&self.refund), steps(&now.refund));
         if entered_steps != saved_steps {
             said.push(message(
@@ -162,7 +156,7 @@ impl EventValues {
                 overtaken("The refund policy", &saved_steps),
             ));
         }
-        for (field, label, entered, saved) in [
+        said.extend(overtaken_ticks([
             (
                 "invoices_allowed",
                 "Invoices",
@@ -176,11 +170,7 @@ impl EventValues {
                 now.allow_clashes,
             ),
             ("published", "Published", self.published, now.published),
-        ] {
-            if entered != saved {
-                said.push(message(field, overtaken(label, &on_off(saved))));
-            }
-        }
+        ]));
         said
     }
 
@@ -238,7 +228,7 @@ impl EventValues {
     }
 
     fn new_event(&self) -> Result<NewEvent, Vec<FieldMessage>> {
-        let (p, mut errors) = self.parsed();
+        let (p, errors) = self.parsed();
         let input = EventInput {
             slug: self.slug.clone(),
             name: self.name.clone(),
@@ -255,19 +245,12 @@ impl EventValues {
             invoice_prefix: (!self.invoice_prefix.is_empty()).then(|| self.invoice_prefix.clone()),
             invoice_due_days: Some(p.due),
         };
-        match NewEvent::try_from(input) {
-            Ok(new) if errors.is_empty() => Ok(new),
-            Ok(_) => Err(errors),
-            Err(e) => {
-                merge(&mut errors, messages(&e));
-                Err(errors)
-            }
-        }
+        accepted(NewEvent::try_from(input), errors)
     }
 
     /// The changes as entered, made against `revision` (the form's, when it carries one).
     fn changes(&self, revision: Option<i32>) -> Result<EventChanges, Vec<FieldMessage>> {
-        let (p, mut errors) = self.parsed();
+        let (p, errors) = self.parsed();
         let patch = EventPatch {
             name: Some(self.name.clone()),
             venue: Some(self.venue.clone()),
@@ -283,17 +266,11 @@ impl EventValues {
             invoice_prefix: (!self.invoice_prefix.is_empty()).then(|| self.invoice_prefix.clone()),
             invoice_due_days: Some(p.due),
         };
-        match EventChanges::try_from(patch) {
-            Ok(changes) if errors.is_empty() => Ok(EventChanges {
-                if_revision: revision,
-                ..changes
-            }),
-            Ok(_) => Err(errors),
-            Err(e) => {
-                merge(&mut errors, messages(&e));
-                Err(errors)
-            }
-        }
+        let changes = accepted(EventChanges::try_from(patch), errors)?;
+        Ok(EventChanges {
+            if_revision: revision,
+            ..changes
+        })
     }
 
     fn status(&self) -> EventStatus {
@@ -350,17 +327,17 @@ pub(super) struct EventsPage {
     refund_rows: usize,
 }
 
-pub(super) fn day(at: DateTime<Utc>, zone: Tz) -> String {
+fn day(at: DateTime<Utc>, zone: Tz) -> String {
     at.with_timezone(&zone).format("%-d %b %Y").to_string()
 }
 
-pub(super) fn moment(at: DateTime<Utc>, zone: Tz) -> String {
+fn moment(at: DateTime<Utc>, zone: Tz) -> String {
     at.with_timezone(&zone)
         .format("%-d %b %Y %H:%M")
         .to_string()
 }
 
-pub(super) fn window(event: &Event) -> String {
+fn window(event: &Event) -> String {
     let zone = event.time_zone;
     match (event.registration_opens_at, event.registration_closes_at) {
         (None, None) => "Always open once published".to_owned(),
@@ -712,9 +689,9 @@ pub(super) async fn event_status(
     PostedBy { form, me }: AdminPost,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    let status = match form.get("status") {
-        Some("published") => EventStatus::Published,
-        Some("draft") => EventStatus::Draft,
+    let (status, action, done) = match form.get("status") {
+        Some("published") => (EventStatus::Published, "event.publish", "published"),
+        Some("draft") => (EventStatus::Draft, "event.unpublish", "unpublished"),
         _ => {
             return Err(PageError::new(
                 StatusCode::BAD_REQUEST,
@@ -727,11 +704,6 @@ pub(super) async fn event_status(
     let changes = EventChanges {
         status: Some(status),
         ..EventChanges::default()
-    };
-    let action = if status == EventStatus::Published {
-        "event.publish"
-    } else {
-        "event.unpublish"
     };
     let event = run(&state.db, move |conn| {
         audit::recorded(conn, by, |conn| -> Result<_, EventError> {
@@ -747,11 +719,6 @@ pub(super) async fn event_status(
     .await?;
     state.programmes.forget(&event.slug);
     tracing::info!(organiser = me.id, event = %event.slug, status = status.as_str(), "event status changed");
-    let done = if status == EventStatus::Published {
-        "published"
-    } else {
-        "unpublished"
-    };
     Ok(redirect(&format!(
         "/organiser/events/{}?done={done}",
         event.slug

@@ -45,7 +45,7 @@ impl SessionValues {
     }
 
     fn read(form: &FormData) -> Self {
-        let text = |name: &str| form.get(name).unwrap_or_default().trim().to_owned();
+        let text = |name: &str| form.text(name);
         Self {
             title: text("title"),
             abstract_text: text("abstract"),
@@ -66,8 +66,7 @@ impl SessionValues {
     /// Each field whose value saved now differs from what was entered, saying what it is now:
     /// for an organiser whose form was overtaken by someone else's change.
     fn overtaken_by(&self, now: &Self) -> Vec<FieldMessage> {
-        let on_off = |on: bool| if on { "ticked" } else { "not ticked" }.to_owned();
-        let fields = [
+        let mut said = overtaken_texts([
             ("title", "Title", &self.title, &now.title),
             (
                 "abstract",
@@ -83,13 +82,8 @@ impl SessionValues {
             ("capacity", "Capacity", &self.capacity, &now.capacity),
             ("price", "Price", &self.price, &now.price),
             ("cpd_hours", "CPD hours", &self.cpd_hours, &now.cpd_hours),
-        ];
-        let mut said: Vec<FieldMessage> = fields
-            .into_iter()
-            .filter(|(_, _, entered, saved)| entered != saved)
-            .map(|(field, label, _, saved)| message(field, overtaken(label, &shorten(saved))))
-            .collect();
-        for (field, label, entered, saved) in [
+        ]);
+        said.extend(overtaken_ticks([
             (
                 "waitlist_enabled",
                 "The waitlist",
@@ -97,12 +91,16 @@ impl SessionValues {
                 now.waitlist_enabled,
             ),
             ("published", "Published", self.published, now.published),
-        ] {
-            if entered != saved {
-                said.push(message(field, overtaken(label, &on_off(saved))));
-            }
-        }
+        ]));
         said
+    }
+
+    fn status(&self) -> SessionStatus {
+        if self.published {
+            SessionStatus::Published
+        } else {
+            SessionStatus::Draft
+        }
     }
 
     fn speaker_list(&self) -> Vec<String> {
@@ -156,7 +154,7 @@ impl SessionValues {
     }
 
     fn new_session(&self, zone: Tz) -> Result<NewSession, Vec<FieldMessage>> {
-        let (n, mut errors) = self.parsed(zone);
+        let (n, errors) = self.parsed(zone);
         let placeholder = Utc::now().fixed_offset();
         let input = SessionInput {
             title: self.title.clone(),
@@ -169,20 +167,9 @@ impl SessionValues {
             capacity: n.capacity.unwrap_or(0),
             price_minor: n.price.unwrap_or(0),
             cpd_tenths: n.cpd_tenths.unwrap_or(0),
-            status: Some(if self.published {
-                SessionStatus::Published
-            } else {
-                SessionStatus::Draft
-            }),
+            status: Some(self.status()),
         };
-        match NewSession::try_from(input) {
-            Ok(new) if errors.is_empty() => Ok(new),
-            Ok(_) => Err(errors),
-            Err(e) => {
-                merge(&mut errors, messages(&e));
-                Err(errors)
-            }
-        }
+        accepted(NewSession::try_from(input), errors)
     }
 
     /// The changes as entered, made against `revision` (the form's, when it carries one).
@@ -192,7 +179,7 @@ impl SessionValues {
         current: &Session,
         revision: Option<i32>,
     ) -> Result<SessionChanges, Vec<FieldMessage>> {
-        let (n, mut errors) = self.parsed(zone);
+        let (n, errors) = self.parsed(zone);
         let patch = SessionPatch {
             title: Some(self.title.clone()),
             abstract_text: Some(self.abstract_text.clone()),
@@ -205,24 +192,14 @@ impl SessionValues {
             price_minor: n.price,
             cpd_tenths: n.cpd_tenths,
             // A cancelled session stays cancelled.
-            status: (current.status != SessionStatus::Cancelled).then_some(if self.published {
-                SessionStatus::Published
-            } else {
-                SessionStatus::Draft
-            }),
+            status: (current.status != SessionStatus::Cancelled).then_some(self.status()),
             waitlist_enabled: Some(self.waitlist_enabled),
         };
-        match SessionChanges::try_from(patch) {
-            Ok(changes) if errors.is_empty() => Ok(SessionChanges {
-                if_revision: revision,
-                ..changes
-            }),
-            Ok(_) => Err(errors),
-            Err(e) => {
-                merge(&mut errors, messages(&e));
-                Err(errors)
-            }
-        }
+        let changes = accepted(SessionChanges::try_from(patch), errors)?;
+        Ok(SessionChanges {
+            if_revision: revision,
+            ..changes
+        })
     }
 }
 
@@ -587,33 +564,6 @@ pub(super) async fn duplicate_session(
         "/organiser/events/{}?done=duplicated",
         event.slug
     )))
-}
-
-/// Changes only a session's capacity, from the event page's table.
-pub(super) fn lower_first(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
-
-/// A session patch that changes nothing.
-pub(super) fn empty_patch() -> SessionPatch {
-    SessionPatch {
-        title: None,
-        abstract_text: None,
-        speakers: None,
-        track: None,
-        room: None,
-        starts_at: None,
-        ends_at: None,
-        capacity: None,
-        price_minor: None,
-        status: None,
-        waitlist_enabled: None,
-        cpd_tenths: None,
-    }
 }
 
 #[cfg(test)]
