@@ -4,42 +4,16 @@
 
 use std::time::Duration;
 
-use diesel::prelude::*;
 use futures_util::future::join_all;
 use mail_parser::{MessageParser, MimeHeaders};
 use masterclass::checkin::token;
-use masterclass::db::schema::seats;
 use masterclass::organisers::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::{expect_invalid, expect_json, expect_problem, TestApp};
+use crate::helpers::{code_of, expect_invalid, expect_json, expect_problem, seat_id, TestApp};
 use crate::mail::{drain, mailer};
 use crate::on_both_backends;
 use crate::smtp::{self, SmtpServer};
-
-/// The id of `email`'s newest seat in `session_id`, whatever its state.
-async fn seat_id(app: &TestApp, session_id: i64, email: &str) -> i64 {
-    let db = app.db.clone();
-    let email = email.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut conn = db.conn().expect("connection");
-        seats::table
-            .filter(seats::session_id.eq(session_id))
-            .filter(seats::attendee_email.eq(email))
-            .order(seats::id.desc())
-            .select(seats::id)
-            .first::<i64>(&mut *conn)
-            .expect("a seat")
-    })
-    .await
-    .expect("query task")
-}
-
-/// The check-in code of `email`'s seat in `session_id`, as their ticket shows it.
-async fn code_of(app: &TestApp, session_id: i64, email: &str) -> String {
-    let seat = seat_id(app, session_id, email).await;
-    token::code(&app.issuer.key, seat, session_id)
-}
 
 fn checkin_path(session_id: i64) -> String {
     format!("/api/v1/admin/sessions/{session_id}/checkin")

@@ -5,41 +5,17 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use mail_parser::{MessageParser, MimeHeaders};
-use masterclass::checkin::token;
 use masterclass::db::schema::{bookings, seats, sessions};
 use masterclass::organisers::Role;
 
 use crate::dashboard::signed_in_as;
-use crate::helpers::{expect_json, Backend, TestApp};
+use crate::helpers::{code_of, expect_json, seat_id, Backend, TestApp};
 use crate::mail::{drain, mailer};
 use crate::pages::{Browser, Page};
 use crate::smtp::{self, SmtpServer};
 
 async fn app(backend: Backend) -> Option<TestApp> {
     TestApp::spawn(backend).await
-}
-
-/// The id of `email`'s newest seat in `session_id`.
-async fn seat_id(app: &TestApp, session_id: i64, email: &str) -> i64 {
-    let db = app.db.clone();
-    let email = email.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut conn = db.conn().expect("connection");
-        seats::table
-            .filter(seats::session_id.eq(session_id))
-            .filter(seats::attendee_email.eq(email))
-            .order(seats::id.desc())
-            .select(seats::id)
-            .first::<i64>(&mut *conn)
-            .expect("a seat")
-    })
-    .await
-    .expect("query task")
-}
-
-async fn code_of(app: &TestApp, session_id: i64, email: &str) -> String {
-    let seat = seat_id(app, session_id, email).await;
-    token::code(&app.issuer.key, seat, session_id)
 }
 
 fn door(session_id: i64) -> String {

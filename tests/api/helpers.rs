@@ -752,3 +752,29 @@ impl TestApp {
         .expect("database task")
     }
 }
+
+/// The id of `email`'s newest seat in `session_id`, whatever its state.
+pub async fn seat_id(app: &TestApp, session_id: i64, email: &str) -> i64 {
+    use diesel::{ExpressionMethods, QueryDsl};
+    use masterclass::db::schema::seats;
+    let db = app.db.clone();
+    let email = email.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = db.conn().expect("connection");
+        seats::table
+            .filter(seats::session_id.eq(session_id))
+            .filter(seats::attendee_email.eq(email))
+            .order(seats::id.desc())
+            .select(seats::id)
+            .first::<i64>(&mut *conn)
+            .expect("a seat")
+    })
+    .await
+    .expect("query task")
+}
+
+/// The check-in code of `email`'s seat in `session_id`, as their ticket shows it.
+pub async fn code_of(app: &TestApp, session_id: i64, email: &str) -> String {
+    let seat = seat_id(app, session_id, email).await;
+    masterclass::checkin::token::code(&app.issuer.key, seat, session_id)
+}

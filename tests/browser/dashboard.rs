@@ -1,28 +1,13 @@
 //! The organisers' dashboard in the browser: accepting an invitation, signing in, the team and
 //! API tokens, each page checked with axe-core and photographed.
 
-use masterclass::organisers::{self, accounts, NewOrganiser, Role};
+use masterclass::organisers::Role;
 
 use crate::axe::axe;
 use crate::harness::Browser;
-use crate::helpers::TestApp;
+use crate::helpers::{code_of, TestApp};
+use crate::organisers::{invitation, join};
 use crate::screenshots::screenshots;
-
-/// An owner's invitation link, as its email gives it.
-async fn invitation(app: &TestApp) -> String {
-    let (db, key, now) = (app.db.clone(), app.issuer.key.clone(), app.clock.now());
-    let path = tokio::task::spawn_blocking(move || {
-        let mut conn = db.conn().expect("connection");
-        let new = NewOrganiser::parse("olive@example.org", "Olive", Role::Owner).expect("valid");
-        let owner = organisers::insert(&mut conn, &new).expect("organiser");
-        let link =
-            accounts::invite_link(&mut conn, &key, &owner, "PMO Masterclasses", now).expect("link");
-        format!("/organiser/password/{}", accounts::link_token(&key, link))
-    })
-    .await
-    .expect("database task");
-    app.url(&path)
-}
 
 crate::on_both_backends_with!(crate::harness::spawn;
     an_owner_joins_signs_in_and_invites_a_colleague,
@@ -30,7 +15,8 @@ crate::on_both_backends_with!(crate::harness::spawn;
 );
 
 async fn an_owner_joins_signs_in_and_invites_a_colleague((app, b): (TestApp, Browser)) {
-    b.goto(&invitation(&app).await).await;
+    b.goto(&invitation(&app, "olive@example.org", "Olive", Role::Owner).await)
+        .await;
     b.wait_for_text("Join the organisers").await;
     axe(&b, "organiser invitation").await;
     screenshots(&b, "organiser-invitation").await;
@@ -86,13 +72,8 @@ async fn an_owner_joins_signs_in_and_invites_a_colleague((app, b): (TestApp, Bro
 /// download a certificate once the session is over.
 async fn an_admin_runs_the_day_from_the_dashboard((app, b): (TestApp, Browser)) {
     let slug = app.published_event("ops-day").await;
-    b.goto(&invitation(&app).await).await;
-    b.fill("Your name", "Olive Owner").await;
-    b.fill("New password", "correct horse battery staple").await;
-    b.fill("New password again", "correct horse battery staple")
-        .await;
-    b.click_button("Save and sign in").await;
-    b.wait_for_text("Signed in as Olive Owner").await;
+    let link = invitation(&app, "olive@example.org", "Olive", Role::Owner).await;
+    join(&b, &link, "Olive Owner").await;
 
     // Build a session of one seat.
     b.goto(&app.url(&format!("/organiser/events/{slug}/sessions/new")))
@@ -147,32 +128,29 @@ async fn an_admin_runs_the_day_from_the_dashboard((app, b): (TestApp, Browser)) 
         .await
         .expect("json");
     assert_eq!(place["state"], "offered");
+    // The offer goes out by email, in the same transaction as the capacity change.
+    let db = app.db.clone();
+    let offers = tokio::task::spawn_blocking(move || {
+        use diesel::prelude::*;
+        use masterclass::db::schema::email_jobs;
+        let mut conn = db.conn().expect("connection");
+        email_jobs::table
+            .filter(email_jobs::recipient.eq("ada@example.org"))
+            .filter(email_jobs::template.eq("waitlist_offer"))
+            .count()
+            .get_result::<i64>(&mut conn)
+            .expect("count")
+    })
+    .await
+    .expect("database task");
+    assert_eq!(offers, 1, "Ada's offer email is in the outbox");
 
     // Grace at the door, by the code on her ticket.
     let seat = grace["seats"][0]["session_id"]
         .as_i64()
         .expect("seat session");
     assert_eq!(seat, session);
-    let seat_id = {
-        let (db, reference) = (
-            app.db.clone(),
-            grace["reference"].as_str().unwrap_or_default().to_owned(),
-        );
-        tokio::task::spawn_blocking(move || {
-            use diesel::prelude::*;
-            use masterclass::db::schema::{bookings, seats};
-            let mut conn = db.conn().expect("connection");
-            seats::table
-                .inner_join(bookings::table)
-                .filter(bookings::reference.eq(&reference))
-                .select(seats::id)
-                .first::<i64>(&mut *conn)
-                .expect("the seat")
-        })
-        .await
-        .expect("database task")
-    };
-    let code = masterclass::checkin::token::code(&app.issuer.key, seat_id, session);
+    let code = code_of(&app, session, "grace@example.org").await;
     b.goto(&app.url(&format!("/organiser/sessions/{session}/checkin")))
         .await;
     b.fill("Check-in code", &code).await;

@@ -2,29 +2,14 @@
 //! cancel confirmation, the booking search and page, overdue invoices and the outbox, each page
 //! checked with axe-core and photographed.
 
-use masterclass::organisers::{self, accounts, NewOrganiser, Role};
+use masterclass::organisers::Role;
 use serde_json::json;
 
 use crate::axe::axe;
 use crate::harness::Browser;
 use crate::helpers::TestApp;
+use crate::organisers::{invitation, join};
 use crate::screenshots::screenshots;
-
-/// An admin's invitation link, as its email gives it.
-async fn invitation(app: &TestApp) -> String {
-    let (db, key, now) = (app.db.clone(), app.issuer.key.clone(), app.clock.now());
-    let path = tokio::task::spawn_blocking(move || {
-        let mut conn = db.conn().expect("connection");
-        let new = NewOrganiser::parse("ada.admin@example.org", "Ada", Role::Admin).expect("valid");
-        let admin = organisers::insert(&mut conn, &new).expect("organiser");
-        let link =
-            accounts::invite_link(&mut conn, &key, &admin, "PMO Masterclasses", now).expect("link");
-        format!("/organiser/password/{}", accounts::link_token(&key, link))
-    })
-    .await
-    .expect("database task");
-    app.url(&path)
-}
 
 crate::on_both_backends_with!(crate::harness::spawn; an_admin_looks_after_the_people_of_a_session);
 
@@ -43,14 +28,8 @@ async fn an_admin_looks_after_the_people_of_a_session((app, b): (TestApp, Browse
         .await;
     assert_eq!(joined.status(), 201);
 
-    b.goto(&invitation(&app).await).await;
-    b.wait_for_text("Join the organisers").await;
-    b.fill("Your name", "Ada Admin").await;
-    b.fill("New password", "correct horse battery staple").await;
-    b.fill("New password again", "correct horse battery staple")
-        .await;
-    b.click_button("Save and sign in").await;
-    b.wait_for_text("Signed in as Ada Admin").await;
+    let link = invitation(&app, "ada.admin@example.org", "Ada", Role::Admin).await;
+    join(&b, &link, "Ada Admin").await;
 
     b.goto(&app.url(&format!("/organiser/sessions/{session}/people")))
         .await;

@@ -2,41 +2,19 @@
 //! session, the session form and the cancel confirmation, each checked with axe-core and
 //! photographed.
 
-use masterclass::organisers::{self, accounts, NewOrganiser, Role};
+use masterclass::organisers::Role;
 
 use crate::axe::axe;
 use crate::harness::Browser;
 use crate::helpers::TestApp;
+use crate::organisers::{invitation, join};
 use crate::screenshots::screenshots;
-
-const PASSWORD: &str = "correct horse battery staple";
-
-/// An admin's invitation link, as its email gives it.
-async fn invitation(app: &TestApp) -> String {
-    let (db, key, now) = (app.db.clone(), app.issuer.key.clone(), app.clock.now());
-    let path = tokio::task::spawn_blocking(move || {
-        let mut conn = db.conn().expect("connection");
-        let new = NewOrganiser::parse("ada@example.org", "Ada", Role::Admin).expect("valid");
-        let admin = organisers::insert(&mut conn, &new).expect("organiser");
-        let link =
-            accounts::invite_link(&mut conn, &key, &admin, "PMO Masterclasses", now).expect("link");
-        format!("/organiser/password/{}", accounts::link_token(&key, link))
-    })
-    .await
-    .expect("database task");
-    app.url(&path)
-}
 
 crate::on_both_backends_with!(crate::harness::spawn; an_admin_creates_an_event_and_manages_its_sessions);
 
 async fn an_admin_creates_an_event_and_manages_its_sessions((app, b): (TestApp, Browser)) {
-    b.goto(&invitation(&app).await).await;
-    b.wait_for_text("Join the organisers").await;
-    b.fill("Your name", "Ada Admin").await;
-    b.fill("New password", PASSWORD).await;
-    b.fill("New password again", PASSWORD).await;
-    b.click_button("Save and sign in").await;
-    b.wait_for_text("Signed in as Ada Admin").await;
+    let link = invitation(&app, "ada@example.org", "Ada", Role::Admin).await;
+    join(&b, &link, "Ada Admin").await;
 
     b.click_link("Events").await;
     b.wait_for_text("Create an event").await;

@@ -20,6 +20,7 @@ mod stripe;
 mod axe;
 mod forms;
 mod harness;
+mod organisers;
 mod screenshots;
 mod tools;
 mod webdriver;
